@@ -1,0 +1,3 @@
+from simsparse.cli import main
+
+raise SystemExit(main())

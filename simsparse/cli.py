@@ -1,0 +1,257 @@
+"""Command line: parse arguments, call `api`, render. Exit codes: 0 ok, 2 bad input, 1 internal.
+
+Errors caused by input print one line on stderr (what is wrong, how to fix it); `--debug`
+shows the traceback. Data goes to stdout; progress bars to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from simsparse import __version__, api, report
+from simsparse.errors import SimSparseError
+
+FORMATS = ("table", "json", "csv")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
+    p.add_argument("--format", choices=choices, default="table", help="output format (default table)")
+
+
+def _common_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workload", help="workload name (see `simsparse workloads`) or YAML path")
+    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "int8"), help="default: the arch's own")
+    p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
+    _fmt(p)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="simsparse", description="Trained DST masks -> FLOPs, memory traffic and latency on sparse hardware.")
+    parser.add_argument("--version", action="version", version=f"simsparse {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("inspect", help="load a checkpoint and report the structure of its masks")
+    p.add_argument("checkpoint")
+    _fmt(p, ("table", "json"))
+
+    p = sub.add_parser("evaluate", help="estimate FLOPs, traffic and latency of masks on an architecture")
+    p.add_argument("--mask", help="checkpoint of trained masks")
+    p.add_argument("--gemm", help="a single GEMM M,N,K (m activation rows, n outputs, k reduction)")
+    p.add_argument("--pattern", help="synthetic pattern: dense, N:M, fanin=K, density=D, channels=D")
+    p.add_argument("--arch", required=True, help="arch name (see `simsparse archs`) or YAML path")
+    p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a spec field by dotted path (repeatable)")
+    p.add_argument("--seed", type=int, default=0, help="seed of synthetic masks")
+    p.add_argument("--out", help="also write report.json and report.csv into this folder")
+    _common_eval(p)
+
+    p = sub.add_parser("compare", help="several checkpoints x several architectures")
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--arch", nargs="+", required=True)
+    p.add_argument("--plot", help="folder for a speedup plot (PNG)")
+    _common_eval(p)
+
+    p = sub.add_parser("train", help="train a sparse model with a DST method and write a checkpoint")
+    p.add_argument("--method", required=True)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--sparsity", type=float, required=True)
+    p.add_argument("--nm", help="N:M target for N:M methods, e.g. 1:8")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--steps", type=int)
+    g.add_argument("--epochs", type=float)
+    p.add_argument("--recipe", help="recipe YAML overriding the method's defaults")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--distribution", choices=("uniform", "erk"))
+    p.add_argument("--no-ablation", action="store_true", help="SRigL without neuron ablation")
+    p.add_argument("--world-size", type=int, default=1, help="DDP processes (gloo, CPU)")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("measure", help="time real kernels on this machine (or CUDA)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--gemm", help="M,N,K with M = batch rows")
+    p.add_argument("--pattern", help="mask pattern for --gemm")
+    p.add_argument("--suite", help="named suite of cases (e.g. srigl)")
+    p.add_argument("--kernel", help="kernel name (default: all that apply)")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--cache", choices=("warm", "cold"), default="warm")
+    _fmt(p)
+
+    p = sub.add_parser("validate", help="model predictions beside measurements")
+    p.add_argument("--device", choices=("cpu", "cuda", "published"), default="published")
+    p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
+    _fmt(p)
+
+    p = sub.add_parser("calibrate", help="fit the CPU model's effective parameters on this machine")
+    p.add_argument("--device", choices=("cpu",), default="cpu")
+    _fmt(p, ("table", "json"))
+
+    p = sub.add_parser("archs", help="list the built-in architectures")
+    _fmt(p, ("table", "json"))
+    p = sub.add_parser("workloads", help="list the built-in workloads")
+    _fmt(p, ("table", "json"))
+
+    p = sub.add_parser("demo", help="train three structured-DST runs and compare them across hardware")
+    p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and reports")
+    p.add_argument("--steps", type=int, default=300)
+    return parser
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_inspect(a: argparse.Namespace) -> None:
+    res = api.inspect(a.checkpoint)
+    _emit(report.to_json(report.inspect_dict(res)) if a.format == "json" else report.inspect_table(res))
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    if a.mask is None and a.gemm is None and a.workload is None:
+        raise SimSparseError("evaluate needs --mask CKPT, --workload W --pattern P, or --gemm M,N,K --pattern P")
+    r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=a.gemm, pattern=a.pattern,
+                     batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
+                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty())
+    if a.out:
+        report.write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
+        report.write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
+    _emit(report.render_reports([r], a.format))
+
+
+def cmd_compare(a: argparse.Namespace) -> None:
+    reports = api.compare(masks=a.checkpoints, archs=a.arch, workload=a.workload, batch=a.batch,
+                          dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty())
+    if a.plot:
+        from simsparse.plots import speedup_plot
+
+        speedup_plot(reports, Path(a.plot) / "speedup.png")
+    _emit(report.render_reports(reports, a.format))
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    nm = None
+    if a.nm:
+        from simsparse.masks.synthetic import parse_pattern
+
+        spec = parse_pattern(a.nm)
+        if spec.kind != "nm":
+            raise SimSparseError(f"--nm {a.nm!r}: expected N:M such as 1:8")
+        nm = (spec.n, spec.m)
+    run = api.delegate("simsparse.dst.train", "run")
+    res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
+              epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
+              lr=a.lr, no_ablation=a.no_ablation, distribution=a.distribution, progress=True,
+              world_size=a.world_size)
+    _emit(report.to_json(res) if not hasattr(res, "summary_line") else res.summary_line())
+
+
+def _generic(result: Any, fmt: str, table_fn: Callable[[Any], str] | None) -> str:
+    if fmt == "json" or table_fn is None:
+        return report.to_json(result.to_dict() if hasattr(result, "to_dict") else result)
+    return table_fn(result)
+
+
+def cmd_measure(a: argparse.Namespace) -> None:
+    run = api.delegate("simsparse.kernels.measure", "run")
+    if (a.gemm is None) == (a.suite is None):
+        raise SimSparseError("measure needs exactly one of --gemm M,N,K (with --pattern) or --suite NAME")
+    res = run(device=a.device, gemm=api.parse_gemm(a.gemm) if a.gemm else None, pattern=a.pattern,
+              suite=a.suite, kernel=a.kernel, threads=a.threads, cache=a.cache, progress=sys.stderr.isatty())
+    _emit(_render(res, a.format))
+
+
+def cmd_validate(a: argparse.Namespace) -> None:
+    if a.device == "published":
+        res = api.delegate("simsparse.validate_published", "run")(engine=a.engine)
+    elif a.device == "cpu":
+        res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty())
+    else:
+        res = api.delegate("simsparse.kernels.cuda", "validate")(progress=sys.stderr.isatty())
+    _emit(_render(res, a.format))
+
+
+def cmd_calibrate(a: argparse.Namespace) -> None:
+    res = api.delegate("simsparse.calibrate", "run")(device=a.device, progress=sys.stderr.isatty())
+    _emit(_render(res, a.format))
+
+
+def _render(res: Any, fmt: str) -> str:
+    if fmt == "json":
+        return report.to_json(res.to_dict() if hasattr(res, "to_dict") else res)
+    if fmt == "csv" and hasattr(res, "to_csv"):
+        return res.to_csv()
+    if hasattr(res, "to_table"):
+        return res.to_table()
+    return report.to_json(res.to_dict() if hasattr(res, "to_dict") else res)
+
+
+def cmd_archs(a: argparse.Namespace) -> None:
+    rows = api.list_archs()
+    if a.format == "json":
+        _emit(report.to_json({"archs": rows}))
+    else:
+        _emit(report.table([[r["name"], r["kind"], ",".join(r["dtypes"]), r["source"]] for r in rows],
+                           ["name", "kind", "dtypes", "source"]))
+
+
+def cmd_workloads(a: argparse.Namespace) -> None:
+    rows = api.list_workloads()
+    if a.format == "json":
+        _emit(report.to_json({"workloads": rows}))
+    else:
+        _emit(report.table([[r["name"], f"{r['params'] / 1e6:.2f} M", f"{r['dense_macs_per_sample'] / 1e9:.3f} G"]
+                            for r in rows], ["name", "params", "dense MACs / sample"]))
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    api.delegate("simsparse.demo", "run")(out=Path(a.out), steps=a.steps)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
+    "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
+    "workloads": cmd_workloads, "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except SimSparseError as exc:
+        if args.debug:
+            raise
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        sys.stderr.write(f"simsparse {args.command}: error: {msg}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("simsparse: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # internal error: one line unless --debug
+        if args.debug:
+            raise
+        sys.stderr.write(f"simsparse {args.command}: internal error: {type(exc).__name__}: {exc} "
+                         "(rerun with --debug for the traceback and report it)\n")
+        return 1
+    return 0

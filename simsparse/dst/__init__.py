@@ -1,0 +1,1 @@
+"""The PyTorch DST trainer: methods, schedules, density distributions, FLOPs accounting."""

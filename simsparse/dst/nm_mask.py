@@ -1,0 +1,77 @@
+"""N:M masks: top-N |w| in every group of M consecutive weights along the reduction axis.
+
+Layout (records.py, METHODS.md): a weight is seen as an [n, k] matrix — rows are output
+features/channels, k the reduction. Linear (out, in): groups run along `in`. Conv (Cout, Cin, *kernel):
+Cin is moved innermost, (Cout, *kernel, Cin), and the flattened kernel·Cin axis is cut into groups,
+which is how N:M hardware and cuSPARSELt (implicit GEMM, NHWC) group it.
+
+Choice — reduction lengths that are not a multiple of M: the last group is padded. It holds
+r < M real weights and keeps its min(N, r) largest, so every group (full or partial) has at most N
+nonzeros and the mask stays N:M-compliant for hardware that pads k up to a multiple of M.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from simsparse.errors import PatternError
+
+
+def check_nm(n: int, m: int) -> None:
+    """N:M must satisfy 1 ≤ N ≤ M and M ≥ 2 (PatternError otherwise)."""
+    if isinstance(n, bool) or isinstance(m, bool) or not isinstance(n, int) or not isinstance(m, int):
+        raise PatternError(f"N:M = {n!r}:{m!r} must be two integers, e.g. 2:4")
+    if m < 2 or not 1 <= n <= m:
+        raise PatternError(f"N:M = {n}:{m} is invalid; need 1 <= N <= M and M >= 2, e.g. 2:4 or 1:8")
+
+
+def to_reduction_rows(weight: torch.Tensor) -> torch.Tensor:
+    """[rows, k] view of a weight with the reduction axis last (conv: Cin innermost)."""
+    if weight.dim() == 0:
+        raise PatternError("an N:M mask needs a weight with at least one dimension")
+    if weight.dim() == 1:
+        return weight.reshape(1, -1)
+    if weight.dim() == 2:
+        return weight
+    return weight.movedim(1, -1).reshape(weight.shape[0], -1)
+
+
+def from_reduction_rows(rows: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:
+    """Inverse of `to_reduction_rows` for a tensor of the original `shape`."""
+    shape = tuple(shape)
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    moved = (shape[0],) + shape[2:] + (shape[1],)
+    return rows.reshape(moved).movedim(-1, 1)
+
+
+def nm_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    """Bool mask of `weight`'s shape keeping the N largest |w| of every M-group along the reduction."""
+    check_nm(n, m)
+    rows = to_reduction_rows(weight.detach().abs().float())
+    n_rows, k = rows.shape
+    if n == m:
+        return torch.ones(weight.shape, dtype=torch.bool, device=weight.device)
+    groups = -(-k // m)
+    pad = groups * m - k
+    # padding is -1 < any |w|, so it is chosen only when a tail group has fewer than N real weights
+    padded = torch.nn.functional.pad(rows, (0, pad), value=-1.0).reshape(n_rows, groups, m)
+    keep_idx = padded.topk(n, dim=-1, sorted=False).indices
+    keep = torch.zeros(padded.shape, dtype=torch.bool, device=weight.device).scatter_(-1, keep_idx, True)
+    keep = keep.reshape(n_rows, groups * m)[:, :k]
+    return from_reduction_rows(keep, weight.shape).contiguous()
+
+
+def nm_group_counts(mask: torch.Tensor, m: int) -> torch.Tensor:
+    """Nonzeros per M-group along the reduction axis, shape [rows, groups] (last group may be partial)."""
+    rows = to_reduction_rows(mask.bool()).to(torch.int64)
+    n_rows, k = rows.shape
+    groups = -(-k // m)
+    padded = torch.nn.functional.pad(rows, (0, groups * m - k), value=0)
+    return padded.reshape(n_rows, groups, m).sum(dim=-1)
+
+
+def is_nm_compliant(mask: torch.Tensor, n: int, m: int) -> bool:
+    """True when every M-group along the reduction axis holds at most N nonzeros."""
+    check_nm(n, m)
+    return bool((nm_group_counts(mask, m) <= n).all())

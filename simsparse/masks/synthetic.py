@@ -1,0 +1,118 @@
+"""Synthetic masks of a named pattern, seeded, for exploring before training.
+
+Pattern strings (the same everywhere: `inspect`, `evaluate --pattern`, `measure --pattern`):
+  dense          every weight kept
+  N:M            e.g. 2:4 — N random positions kept in every group of M along the reduction (Cin innermost)
+  fanin=K        constant fan-in: every output row keeps exactly K random positions (SRigL)
+  density=D      unstructured, exactly round(D · size) random positions (0 < D <= 1)
+  channels=D     channel-removed (Chase-like): a fraction D of output channels kept, dense; the rest all zero
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from simsparse.errors import PatternError
+from simsparse.masks.patterns import from_matrix
+
+PATTERN_HELP = "dense, N:M (e.g. 2:4), fanin=K, density=D (0<D<=1), channels=D (0<D<=1)"
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """A parsed pattern string."""
+
+    kind: str                 # dense | nm | fanin | density | channels
+    n: int = 0
+    m: int = 0
+    fan_in: int = 0
+    density: float = 1.0
+    text: str = "dense"
+
+
+def parse_pattern(text: str) -> PatternSpec:
+    """Parse a --pattern string; PatternError naming the accepted forms otherwise."""
+    t = str(text).strip().lower()
+    bad = PatternError(f"unknown pattern {text!r}; use one of: {PATTERN_HELP}")
+    if t == "dense":
+        return PatternSpec(kind="dense", text="dense")
+    if match := re.fullmatch(r"(\d+):(\d+)", t):
+        n, m = int(match[1]), int(match[2])
+        if not (0 < n <= m):
+            raise PatternError(f"pattern {text!r}: N:M needs 0 < N <= M (e.g. 2:4)")
+        return PatternSpec(kind="nm", n=n, m=m, text=f"{n}:{m}")
+    if "=" in t:
+        key, _, value = t.partition("=")
+        try:
+            if key == "fanin":
+                k = int(value)
+                if k < 0:
+                    raise bad
+                return PatternSpec(kind="fanin", fan_in=k, text=f"fanin={k}")
+            if key in ("density", "channels"):
+                d = float(value)
+                if not (0.0 < d <= 1.0) or math.isnan(d):
+                    raise PatternError(f"pattern {text!r}: {key}=D needs 0 < D <= 1")
+                return PatternSpec(kind=key, density=d, text=f"{key}={d:g}")
+        except ValueError:
+            raise bad from None
+    raise bad
+
+
+def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    if len(shape) < 2:
+        raise PatternError(f"weight shape {shape} has no output/reduction axes; masks need 2-D or conv weights")
+    return int(shape[0]), int(np.prod(shape[1:]))
+
+
+def _nm_matrix(rows: int, cols: int, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    groups = math.ceil(cols / m)
+    scores = rng.random((rows, groups, m))
+    keep = np.argsort(scores, axis=2)[:, :, :n]
+    mat = np.zeros((rows, groups, m), bool)
+    np.put_along_axis(mat, keep, True, axis=2)
+    return mat.reshape(rows, groups * m)[:, :cols]
+
+
+def _fanin_matrix(rows: int, cols: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    if k > cols:
+        raise PatternError(f"pattern fanin={k} exceeds the layer's reduction length {cols}")
+    scores = rng.random((rows, cols))
+    keep = np.argpartition(scores, k - 1, axis=1)[:, :k] if 0 < k < cols else None
+    mat = np.zeros((rows, cols), bool)
+    if k == cols:
+        mat[:] = True
+    elif keep is not None:
+        np.put_along_axis(mat, keep, True, axis=1)
+    return mat
+
+
+def make_matrix(rows: int, cols: int, pattern: str | PatternSpec, *, seed: int = 0) -> np.ndarray:
+    """An `[n, k]` bool mask of the pattern (GEMM orientation)."""
+    spec = pattern if isinstance(pattern, PatternSpec) else parse_pattern(pattern)
+    rng = np.random.default_rng(seed)
+    if spec.kind == "dense":
+        return np.ones((rows, cols), bool)
+    if spec.kind == "nm":
+        return _nm_matrix(rows, cols, spec.n, spec.m, rng)
+    if spec.kind == "fanin":
+        return _fanin_matrix(rows, cols, spec.fan_in, rng)
+    if spec.kind == "density":
+        flat = np.zeros(rows * cols, bool)
+        flat[rng.permutation(rows * cols)[: round(spec.density * rows * cols)]] = True
+        return flat.reshape(rows, cols)
+    keep_rows = max(1, round(spec.density * rows)) if rows else 0
+    mat = np.zeros((rows, cols), bool)
+    mat[np.sort(rng.permutation(rows)[:keep_rows])] = True
+    return mat
+
+
+def make_mask(shape: tuple[int, ...], pattern: str | PatternSpec, *, seed: int = 0) -> np.ndarray:
+    """A weight-shaped bool mask of the pattern (N:M and fan-in along the reduction, Cin innermost)."""
+    shape = tuple(int(s) for s in shape)
+    rows, cols = _matrix_shape(shape)
+    return from_matrix(make_matrix(rows, cols, pattern, seed=seed), shape)

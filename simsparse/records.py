@@ -1,0 +1,294 @@
+"""Frozen records passed between steps. Units are in the names; no logic beyond derived
+properties and `__add__`. Masks are numpy bool arrays (picklable, fast to analyse).
+
+Orientation convention for GEMM work: the sparse operand is the weight seen as an
+`[n, k]` matrix — n output features/channels, k the reduction, with Cin innermost for convs
+(`weight.permute(0, 2, 3, 1).reshape(Cout, -1)`), which is how N:M hardware groups it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Mapping
+
+import numpy as np
+
+# ----------------------------------------------------------------------------- masks
+
+
+@dataclass(frozen=True, eq=False)
+class LayerMask:
+    """One weight tensor's mask, keyed by the fully-qualified parameter name."""
+
+    fqn: str
+    weight_shape: tuple[int, ...]
+    mask: np.ndarray  # bool, shape == weight_shape
+
+    @property
+    def nnz(self) -> int:
+        return int(np.count_nonzero(self.mask))
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, self.mask.size)
+
+
+@dataclass(frozen=True, eq=False)
+class MaskSet:
+    """Per-layer masks plus optional geometry (a `Workload`) and provenance (plain data)."""
+
+    layers: Mapping[str, LayerMask]
+    geometry: "Workload | None" = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+    weights: Mapping[str, np.ndarray] | None = None
+
+    @property
+    def nnz(self) -> int:
+        return sum(l.nnz for l in self.layers.values())
+
+    @property
+    def size(self) -> int:
+        return sum(int(l.mask.size) for l in self.layers.values())
+
+    @property
+    def density(self) -> float:
+        return self.nnz / max(1, self.size)
+
+
+# ----------------------------------------------------------------------------- patterns
+
+
+@dataclass(frozen=True)
+class FanIn:
+    min: int
+    max: int
+    constant: bool  # every active (non-removed) row holds the same number of nonzeros
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """What a mask really is, measured from it (see masks.patterns.analyze)."""
+
+    shape: tuple[int, ...]
+    rows: int                      # n: output rows of the [n, k] matrix
+    cols: int                      # k: reduction length (Cin*kh*kw)
+    nnz: int
+    density: float
+    nm_envelope: Mapping[int, int]          # M -> smallest N: every group of M along k has <= N nonzeros
+    nm_envelope_out: Mapping[int, int]      # same along the output axis
+    fan_in: FanIn
+    rows_removed: int              # all-zero output rows (channels)
+    cols_removed: int              # all-zero input channels (Cin, across all kh*kw)
+    removed_rows: tuple[int, ...] = ()
+    removed_cols: tuple[int, ...] = ()
+    row_nnz_histogram: Mapping[int, int] = field(default_factory=dict)  # nnz -> number of rows
+    block: Mapping[int, float] = field(default_factory=dict)  # b -> density of occupied bxb blocks
+    reduction_per_channel: int = 1  # kh*kw: reduction columns per input channel
+
+    def is_nm(self, n: int, m: int) -> bool:
+        """Every group of m along the reduction holds at most n nonzeros."""
+        env = self.nm_envelope.get(m)
+        return env is not None and env <= n
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class Op:
+    """One operation of a network, per sample (batch excluded), dtype-independent.
+
+    kind: conv | linear | matmul | softmax | norm | elementwise | pool | embedding.
+    For conv/linear `name` is the weight's fully-qualified parameter name; `weight_shape`
+    is the torch weight shape. For matmul (attention), `gemm_mnk` is the per-sample GEMM
+    and `count` how many of them (heads). Non-GEMM ops carry element counts.
+    """
+
+    name: str
+    kind: str
+    input_shape: tuple[int, ...] = ()
+    output_shape: tuple[int, ...] = ()
+    weight_shape: tuple[int, ...] | None = None
+    stride: tuple[int, ...] = (1, 1)
+    padding: tuple[int, ...] = (0, 0)
+    dilation: tuple[int, ...] = (1, 1)
+    groups: int = 1
+    gemm_mnk: tuple[int, int, int] | None = None
+    count: int = 1
+    tokens: int = 1                 # rows per sample for linear (tokens); 1 for MLP/classifier
+    elements_in: int = 0            # non-GEMM: elements read per sample (all inputs)
+    elements_out: int = 0           # non-GEMM: elements written per sample
+    sparsifiable: bool = True       # conv/linear that a DST recipe may mask
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Layer geometry of a network (a catalog entry, a traced model, or a checkpoint's)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    ops: tuple[Op, ...]
+    source: str = ""
+
+    def op(self, name: str) -> Op:
+        for o in self.ops:
+            if o.name == name:
+                return o
+        raise KeyError(name)
+
+    @property
+    def gemm_ops(self) -> tuple[Op, ...]:
+        return tuple(o for o in self.ops if o.kind in ("conv", "linear", "matmul"))
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """C[m, n] = A[m, k] · W[n, k]^T, `count` times (batched). dtype: fp16|bf16|tf32|fp32|int8."""
+
+    m: int
+    n: int
+    k: int
+    dtype: str = "fp16"
+    count: int = 1
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k * self.count
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+
+@dataclass(frozen=True, eq=False)
+class LayerWork:
+    """What an architecture model is asked to run for one layer.
+
+    kind "gemm": `gemm` with an optional `mask` ([n, k] bool, GEMM orientation) and its
+    `pattern` (None mask = dense). kind "memory": a non-GEMM op moving `bytes_moved`.
+    `shrunk` is the dense GEMM left after removing all-zero rows/input channels.
+    """
+
+    name: str
+    kind: str
+    op_kind: str
+    gemm: Gemm | None = None
+    mask: np.ndarray | None = None
+    pattern: Pattern | None = None
+    shrunk: Gemm | None = None
+    bytes_moved: int = 0
+    elements: int = 0
+    dtype: str = "fp16"
+
+    @property
+    def nnz(self) -> int:
+        if self.gemm is None:
+            return 0
+        if self.mask is None:
+            return self.gemm.n * self.gemm.k
+        return int(self.pattern.nnz) if self.pattern is not None else int(np.count_nonzero(self.mask))
+
+
+# ----------------------------------------------------------------------------- plans and estimates
+
+
+@dataclass(frozen=True)
+class ExecutionPlan:
+    """What the hardware does for one layer, with no timing.
+
+    format: "2:4" | "N:M" strings | "dense" | "shrunk" | "condensed" | "csr" | "memory" ...
+    `tiles` and `details` are plain data the engines of that arch kind read.
+    """
+
+    layer: str
+    arch: str
+    kind: str                              # arch kind, picks the engine implementation
+    format: str
+    gemm: Gemm | None
+    padded: Gemm | None
+    tiles: Mapping[str, Any]
+    macs_dense: int
+    macs_effective: int
+    macs_issued: int
+    bytes_by_level: Mapping[str, float]
+    metadata_bytes: float
+    notes: tuple[str, ...] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Timing of one layer (or a sum of layers). Energy is 0 where the arch has no energy model."""
+
+    layer: str
+    arch: str
+    engine: str
+    format: str
+    flops_dense: float
+    flops_effective: float
+    flops_executed: float
+    bytes_by_level: Mapping[str, float]
+    cycles: float
+    latency_s: float
+    bound: str                             # compute | memory | overhead | latency | mixed
+    notes: tuple[str, ...] = ()
+    energy_j: float = 0.0
+    m: int = 0
+    n: int = 0
+    k: int = 0
+    density: float = 1.0
+
+    def __add__(self, other: "Estimate") -> "Estimate":
+        levels = dict(self.bytes_by_level)
+        for lvl, b in other.bytes_by_level.items():
+            levels[lvl] = levels.get(lvl, 0.0) + b
+        macs_total = self.flops_dense + other.flops_dense
+        dens = ((self.density * self.flops_dense + other.density * other.flops_dense) / macs_total
+                if macs_total else 1.0)
+        return Estimate(
+            layer="total",
+            arch=self.arch,
+            engine=self.engine,
+            format="mixed" if self.format != other.format else self.format,
+            flops_dense=self.flops_dense + other.flops_dense,
+            flops_effective=self.flops_effective + other.flops_effective,
+            flops_executed=self.flops_executed + other.flops_executed,
+            bytes_by_level=levels,
+            cycles=self.cycles + other.cycles,
+            latency_s=self.latency_s + other.latency_s,
+            bound="mixed" if self.bound != other.bound else self.bound,
+            notes=(),
+            energy_j=self.energy_j + other.energy_j,
+            density=dens,
+        )
+
+
+def sum_estimates(estimates: list[Estimate] | tuple[Estimate, ...]) -> Estimate:
+    """Sum of layer estimates (an empty list is an error upstream)."""
+    total = estimates[0]
+    for e in estimates[1:]:
+        total = total + e
+    return replace(total, layer="total", notes=())
+
+
+@dataclass(frozen=True)
+class Report:
+    """Per-layer estimates and their total, beside the dense baseline on the same arch."""
+
+    arch: str
+    engine: str
+    dtype: str
+    estimates: tuple[Estimate, ...]
+    total: Estimate
+    dense_estimates: tuple[Estimate, ...]
+    dense_total: Estimate
+    provenance: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def speedup_vs_dense(self) -> float:
+        return self.dense_total.latency_s / self.total.latency_s if self.total.latency_s > 0 else float("inf")
+
+
+def record_to_dict(obj: Any) -> dict:
+    """Shallow plain-data view of a frozen record (for JSON rendering)."""
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}

@@ -1,0 +1,203 @@
+"""Rendering: tables for people, JSON/CSV for programs (stable keys, DESIGN.md §4).
+
+Also writes output files atomically (temp file + rename), so a failure never leaves a
+half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from simsparse.records import Estimate, Pattern, Report
+
+NUMERIC_KEYS = ("flops_dense", "flops_effective", "flops_executed", "cycles", "latency_s", "energy_j")
+
+
+def plain(obj: Any) -> Any:
+    """Records, numpy scalars and tuples -> JSON-able plain data (masks and arrays summarised)."""
+    import numpy as np
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return {"shape": list(obj.shape), "dtype": str(obj.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(plain(data), indent=2, sort_keys=False)
+
+
+# ----------------------------------------------------------------------------- estimates
+
+
+def estimate_row(e: Estimate) -> dict[str, Any]:
+    return {"name": e.layer, "m": e.m, "n": e.n, "k": e.k, "format": e.format, "density": e.density,
+            "flops_dense": e.flops_dense, "flops_effective": e.flops_effective,
+            "flops_executed": e.flops_executed, "bytes": dict(e.bytes_by_level), "cycles": e.cycles,
+            "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "notes": list(e.notes)}
+
+
+def report_dict(r: Report) -> dict[str, Any]:
+    total = estimate_row(r.total)
+    dense_total = estimate_row(r.dense_total)
+    for row in (total, dense_total):
+        row.pop("notes")
+    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype,
+            "layers": [estimate_row(e) for e in r.estimates], "total": total, "dense_total": dense_total,
+            "speedup_vs_dense": r.speedup_vs_dense, "provenance": plain(r.provenance)}
+
+
+def _si(x: float, unit: str = "") -> str:
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= scale:
+            return f"{x / scale:.2f}{prefix}{unit}"
+    return f"{x:.3g}{unit}"
+
+
+def _time(s: float) -> str:
+    if s >= 1:
+        return f"{s:.3f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.3f} ms"
+    return f"{s * 1e6:.2f} us"
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def report_table(r: Report, *, max_rows: int = 60) -> str:
+    rows = []
+    pairs = list(zip(r.estimates, r.dense_estimates))
+    shown = pairs if len(pairs) <= max_rows else pairs[:max_rows]
+    for e, d in shown:
+        sp = d.latency_s / e.latency_s if e.latency_s > 0 else float("inf")
+        rows.append([e.layer, f"{e.m}x{e.n}x{e.k}" if e.m else "-", e.format, f"{e.density:.3f}",
+                     _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound])
+    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}",
+           table(rows, ["layer", "m x n x k", "format", "density", "flops exec", "latency", "dense", "speedup", "bound"])]
+    if len(pairs) > max_rows:
+        out.append(f"... {len(pairs) - max_rows} more layers (use --format json or csv for all)")
+    t, d = r.total, r.dense_total
+    out.append(f"total: {_time(t.latency_s)} vs dense {_time(d.latency_s)} -> speedup {r.speedup_vs_dense:.3f}x; "
+               f"FLOPs dense {_si(t.flops_dense)}, effective {_si(t.flops_effective)}, executed {_si(t.flops_executed)}"
+               + (f"; energy {t.energy_j * 1e3:.3f} mJ vs {d.energy_j * 1e3:.3f} mJ" if t.energy_j else ""))
+    notes = sorted({n for e in r.estimates for n in e.notes})
+    if notes:
+        out.append("notes:\n" + "\n".join(f"  - {n}" for n in notes[:12])
+                   + (f"\n  ... {len(notes) - 12} more" if len(notes) > 12 else ""))
+    return "\n".join(out)
+
+
+def report_csv(reports: Iterable[Report]) -> str:
+    buf = io.StringIO()
+    cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
+            "dense_latency_s", "speedup", "bound", "bytes_total"]
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for r in reports:
+        pairs = list(zip(r.estimates, r.dense_estimates)) + [(r.total, r.dense_total)]
+        for e, d in pairs:
+            row = {k: v for k, v in estimate_row(e).items() if k in cols}
+            row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, dense_latency_s=d.latency_s,
+                       speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
+                       bytes_total=sum(e.bytes_by_level.values()))
+            w.writerow(row)
+    return buf.getvalue()
+
+
+def render_reports(reports: Sequence[Report], fmt: str) -> str:
+    if fmt == "json":
+        return to_json(report_dict(reports[0]) if len(reports) == 1 else {"reports": [report_dict(r) for r in reports]})
+    if fmt == "csv":
+        return report_csv(reports)
+    if len(reports) == 1:
+        return report_table(reports[0])
+    return compare_table(reports)
+
+
+def compare_table(reports: Sequence[Report]) -> str:
+    rows = []
+    for r in reports:
+        src = r.provenance.get("checkpoint") or r.provenance.get("workload") or "-"
+        t = r.total
+        rows.append([Path(str(src)).name, r.arch, f"{t.density:.3f}", _si(t.flops_dense), _si(t.flops_executed),
+                     _time(t.latency_s), _time(r.dense_total.latency_s), f"{r.speedup_vs_dense:.2f}x"])
+    return table(rows, ["checkpoint", "arch", "density", "flops dense", "flops exec", "latency", "dense", "speedup"])
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def pattern_row(fqn: str, p: Pattern) -> dict[str, Any]:
+    return {"name": fqn, "shape": list(p.shape), "density": p.density, "nnz": p.nnz,
+            "nm_envelope": {str(m): n for m, n in p.nm_envelope.items()},
+            "nm_envelope_out": {str(m): n for m, n in p.nm_envelope_out.items()},
+            "fan_in": {"min": p.fan_in.min, "max": p.fan_in.max, "constant": p.fan_in.constant},
+            "rows_removed": p.rows_removed, "cols_removed": p.cols_removed,
+            "row_nnz_histogram": {str(k): v for k, v in p.row_nnz_histogram.items()},
+            "block": {str(b): f for b, f in p.block.items()}}
+
+
+def inspect_dict(result) -> dict[str, Any]:
+    prov = {k: v for k, v in result.masks.provenance.items() if k != "meta"}
+    return {"path": result.path, "format": result.masks.provenance.get("format"),
+            "layers": [pattern_row(f, p) for f, p in result.patterns.items()],
+            "summary": plain(result.summary), "meta": plain(result.masks.provenance.get("meta", {})),
+            "provenance": plain(prov), "has_geometry": result.masks.geometry is not None}
+
+
+def inspect_table(result) -> str:
+    rows = []
+    for fqn, p in result.patterns.items():
+        env = " ".join(f"{p.nm_envelope[m]}:{m}" for m in (4, 8, 16))
+        fi = f"{p.fan_in.min}" if p.fan_in.constant else f"{p.fan_in.min}-{p.fan_in.max}"
+        rows.append([fqn, "x".join(map(str, p.shape)), f"{p.density:.4f}", env, fi + (" const" if p.fan_in.constant else ""),
+                     p.rows_removed, p.cols_removed])
+    s = result.summary
+    head = (f"{result.path}  format {result.masks.provenance.get('format', '?')}  layers {s['layers']}  "
+            f"density {s['density']:.4f}  channels removed: {s['rows_removed']} out / {s['cols_removed']} in")
+    foot = (f"2:4-compliant layers: {len(s['nm_2to4_layers'])}/{s['layers']}; "
+            f"constant fan-in (sparse) layers: {len(s['constant_fan_in_layers'])}/{s['layers']}")
+    return "\n".join([head, table(rows, ["layer", "shape", "density", "N:M envelope (4,8,16)", "fan-in",
+                                          "rows removed", "in-ch removed"]), foot])
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write `text` to `path` via a temp file in the same folder and an atomic rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
