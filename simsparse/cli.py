@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nm", help="N:M target for N:M methods, e.g. 1:8")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--steps", type=int)
-    g.add_argument("--epochs", type=float)
+    g.add_argument("--epochs", type=int)
     p.add_argument("--recipe", help="recipe YAML overriding the method's defaults")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit the CPU model's effective parameters on this machine")
     p.add_argument("--device", choices=("cpu",), default="cpu")
     _fmt(p, ("table", "json"))
+
+    p = sub.add_parser("sweep", help="design-space sweep from a YAML grid (CSV out, resumable)")
+    p.add_argument("sweep_file")
+    p.add_argument("--out", required=True, help="result CSV")
+    p.add_argument("--executor", default="local", help="local or dask://HOST:PORT")
+    p.add_argument("--resume", action="store_true")
 
     p = sub.add_parser("archs", help="list the built-in architectures")
     _fmt(p, ("table", "json"))
@@ -221,6 +227,13 @@ def cmd_workloads(a: argparse.Namespace) -> None:
                             for r in rows], ["name", "params", "dense MACs / sample"]))
 
 
+def cmd_sweep(a: argparse.Namespace) -> None:
+    rows = api.delegate("simsparse.dse", "run")(sweep=a.sweep_file, out=a.out, executor=a.executor,
+                                               resume=a.resume, progress=sys.stderr.isatty())
+    bad = sum(1 for r in rows if r.get("error"))
+    _emit(f"{len(rows)} points in {a.out}" + (f" ({bad} with errors: see the error column)" if bad else ""))
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     api.delegate("simsparse.demo", "run")(out=Path(a.out), steps=a.steps)
 
@@ -228,7 +241,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
     "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
-    "workloads": cmd_workloads, "demo": cmd_demo,
+    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep,
 }
 
 

@@ -30,6 +30,8 @@ def op_from_dict(d: dict[str, Any], *, source: str = "geometry") -> Op:
     for k, v in d.items():
         if k in _TUPLE_FIELDS and v is not None:
             kw[k] = tuple(int(x) for x in v)
+        elif k == "inputs" and v is not None:
+            kw[k] = tuple(str(x) for x in v)
         else:
             kw[k] = v
     return Op(**kw)

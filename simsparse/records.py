@@ -119,6 +119,7 @@ class Op:
     elements_in: int = 0            # non-GEMM: elements read per sample (all inputs)
     elements_out: int = 0           # non-GEMM: elements written per sample
     sparsifiable: bool = True       # conv/linear that a DST recipe may mask
+    inputs: tuple[str, ...] = ()    # names of the ops whose outputs this op reads ("input" = network input)
 
 
 @dataclass(frozen=True)

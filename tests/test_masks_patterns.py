@@ -117,3 +117,11 @@ def test_analysis_invariants_hold_for_any_mask(mask):
     envs = [pattern.nm_envelope[m] for m in sorted(pattern.nm_envelope)]
     assert envs == sorted(envs)  # a larger group never holds fewer nonzeros
     assert (from_matrix(as_matrix(mask), mask.shape) == mask).all()
+
+
+def test_fractional_fan_in_keeps_the_same_share_of_every_row():
+    spec = parse_pattern("fanin=0.25")
+    small = analyze(make_mask((8, 16), spec))
+    large = analyze(make_mask((8, 64, 3, 3), spec))
+    assert small.fan_in.constant and small.fan_in.min == 4
+    assert large.fan_in.constant and large.fan_in.min == 144

@@ -79,12 +79,7 @@ def check_x(x: torch.Tensor, k: int) -> torch.Tensor:
     """Validate activations [batch, k] and return them float32 contiguous."""
     if x.dim() != 2 or x.shape[1] != k:
         raise GeometryError(f"activations must be [batch, {k}], got shape {tuple(x.shape)}")
-    return x.to(torch.float32).contiguous()
-
-
-def index_dtype_for(k: int) -> np.dtype:
-    """Narrowest signed index type that holds column indices 0..k-1."""
-    return np.dtype(np.int16) if k < 2**15 else np.dtype(np.int32)
+    return x.detach().to(torch.float32).contiguous()
 
 
 def masked_weight(weight: torch.Tensor, mask_np: np.ndarray) -> torch.Tensor:
@@ -94,4 +89,4 @@ def masked_weight(weight: torch.Tensor, mask_np: np.ndarray) -> torch.Tensor:
 # register the kernels (modules import Kernel/KERNELS from here, so this comes last)
 from simsparse.kernels import condensed, csr, dense, nm, shrunk  # noqa: E402,F401
 
-__all__ = ["KERNELS", "Kernel", "SimSparseError", "check_inputs", "check_x", "index_dtype_for"]
+__all__ = ["KERNELS", "Kernel", "SimSparseError", "check_inputs", "check_x"]

@@ -3,7 +3,8 @@
 Pattern strings (the same everywhere: `inspect`, `evaluate --pattern`, `measure --pattern`):
   dense          every weight kept
   N:M            e.g. 2:4 — N random positions kept in every group of M along the reduction (Cin innermost)
-  fanin=K        constant fan-in: every output row keeps exactly K random positions (SRigL)
+  fanin=K        constant fan-in: every output row keeps exactly K random positions (SRigL);
+                 fanin=D with 0 < D < 1 keeps round(D · reduction) per row (one spec for a whole network)
   density=D      unstructured, exactly round(D · size) random positions (0 < D <= 1)
   channels=D     channel-removed (Chase-like): a fraction D of output channels kept, dense; the rest all zero
 """
@@ -19,7 +20,7 @@ import numpy as np
 from simsparse.errors import PatternError
 from simsparse.masks.patterns import from_matrix
 
-PATTERN_HELP = "dense, N:M (e.g. 2:4), fanin=K, density=D (0<D<=1), channels=D (0<D<=1)"
+PATTERN_HELP = "dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), channels=D (0<D<=1)"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class PatternSpec:
     n: int = 0
     m: int = 0
     fan_in: int = 0
+    fan_in_fraction: float = 0.0   # fanin=D form: fraction of the reduction kept per row
     density: float = 1.0
     text: str = "dense"
 
@@ -48,6 +50,11 @@ def parse_pattern(text: str) -> PatternSpec:
     if "=" in t:
         key, _, value = t.partition("=")
         try:
+            if key == "fanin" and "." in value:
+                d = float(value)
+                if not (0.0 < d < 1.0):
+                    raise PatternError(f"pattern {text!r}: fanin=D needs 0 < D < 1 (or an integer fan-in K)")
+                return PatternSpec(kind="fanin", fan_in_fraction=d, density=d, text=f"fanin={d:g}")
             if key == "fanin":
                 k = int(value)
                 if k < 0:
@@ -100,7 +107,8 @@ def make_matrix(rows: int, cols: int, pattern: str | PatternSpec, *, seed: int =
     if spec.kind == "nm":
         return _nm_matrix(rows, cols, spec.n, spec.m, rng)
     if spec.kind == "fanin":
-        return _fanin_matrix(rows, cols, spec.fan_in, rng)
+        k = max(1, round(spec.fan_in_fraction * cols)) if spec.fan_in_fraction else spec.fan_in
+        return _fanin_matrix(rows, cols, k, rng)
     if spec.kind == "density":
         flat = np.zeros(rows * cols, bool)
         flat[rng.permutation(rows * cols)[: round(spec.density * rows * cols)]] = True

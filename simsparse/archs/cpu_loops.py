@@ -1,0 +1,244 @@
+"""Inner-loop throughput models of the real CPU kernels (simsparse/kernels), one function each.
+
+Each function says what one call of the kernel does, as phases run one after the other; a phase
+holds single-thread cycles per execution port and the bytes of each data stream with its working
+set. Within a phase the ports and the memory streams overlap (the slowest wins, see
+engines/cpu_analytic.py); phases add. Ports:
+
+    fma     vector FMAs / fma_ports                 load    loads (vector or scalar) / load_ports
+    store   stores / store_ports                    gather  gathered elements / gather_elements_per_clk
+    chain   loop-carried latency (an accumulator that round-trips memory: fma + store forwarding)
+    serial  per-row work that does not overlap (horizontal sums, loop set-up, scattered stores)
+
+The loops modelled (see the kernels' own docstrings):
+  dense     torch F.linear: MKL sgemv at batch 1 (weights streamed once, bandwidth-bound); sgemm
+            above it: the weights are packed (read + write + read in L2), then FMAs (compute-bound).
+  csr       torch CSR: MKL sparse mv at batch 1 (gather per nonzero), sparse.mm above it
+            (x^T copied, one contiguous row of x^T per nonzero, accumulators in registers).
+  condensed numba: batch 1 gather-dot per row; batch > 1 one row of x^T per nonzero into an
+            accumulator row kept in memory (a load->FMA->store chain per nonzero).
+  nm        as condensed with N slots per group of M, the column computed from a uint8 offset.
+  shrunk    dense GEMM on the kept rows/cols + index_select of x + zeros + index_copy of y.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from simsparse.archs.cpu_spec import CpuSpec
+
+TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    bytes: float                 # bytes moved by one call, all threads together
+    working_set_bytes: float     # footprint it competes for cache with, per thread
+    first_touch: bool = True     # read once per call: comes from memory when the cache is cold
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    cycles: dict                 # port -> single-thread cycles (see module doc)
+    streams: tuple[Stream, ...]
+    parallel: bool               # split over the threads
+    units: int = 1               # independent work units (rows) the split can use
+
+
+@dataclass(frozen=True)
+class LoopProfile:
+    kernel: str
+    phases: tuple[Phase, ...]
+    calls: int                   # Python/torch/numba dispatches per call
+    threaded: bool
+    macs_issued: int
+    metadata_bytes: float
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a kernel needs to know about one GEMM and its mask."""
+
+    m: int                       # batch rows
+    n: int
+    k: int
+    nnz: int
+    rows_active: int             # rows with at least one nonzero
+    cols_active: int             # reduction columns with at least one nonzero
+    fan_in: int                  # max nonzeros per row (condensed stores rows_active x fan_in)
+    nm: tuple[int, int] | None   # (N, M) the nm kernel would use
+    value_bytes: int = 4
+
+
+def _lanes(spec: CpuSpec, vb: int) -> int:
+    return spec.fp32_lanes * (2 if vb == 2 and spec.bf16 else 1)
+
+
+# ----------------------------------------------------------------------------- dense GEMM (torch)
+
+
+def dense_phases(spec: CpuSpec, *, m: int, n: int, k: int, vb: int, threads: int,
+                 prefix: str = "") -> list[Phase]:
+    """torch F.linear on an [n, k] weight: MKL sgemv (m = 1) or packed sgemm (m > 1)."""
+    L = _lanes(spec, vb)
+    w_bytes = float(n) * k * vb
+    ws = w_bytes / threads + (m * k + m * n) * vb
+    x = Stream(prefix + "x", m * k * vb, m * k * vb)
+    y = Stream(prefix + "y", m * n * vb, m * n * vb / threads, first_touch=False)
+    if m == 1:
+        chunks = n * math.ceil(k / L)
+        return [Phase(prefix + "gemv", {"fma": chunks / spec.fma_ports, "load": chunks / spec.load_ports},
+                      (Stream(prefix + "weights", w_bytes, ws), x, y), parallel=True, units=n)]
+    l2 = spec.levels[1].bytes if len(spec.levels) > 2 else spec.levels[0].bytes
+    pack_ws = min(w_bytes / threads, 0.5 * l2)
+    pack = Phase(prefix + "pack", {"load": n * math.ceil(k / L) / spec.load_ports},
+                 (Stream(prefix + "weights", w_bytes, ws),
+                  Stream(prefix + "packed", 2.0 * w_bytes, pack_ws, first_touch=False)),
+                 parallel=True, units=n)
+    fmas = m * n * math.ceil(k / L)
+    compute = Phase(prefix + "gemm", {"fma": fmas / spec.fma_ports}, (x, y), parallel=True,
+                    units=max(1, n // 16) * max(1, m // 8))
+    return [pack, compute]
+
+
+def dense_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
+    return LoopProfile(kernel="dense", phases=tuple(dense_phases(spec, m=s.m, n=s.n, k=s.k, vb=s.value_bytes,
+                                                                 threads=threads)),
+                       calls=1, threaded=True, macs_issued=s.m * s.n * s.k, metadata_bytes=0.0)
+
+
+def shrunk_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
+    """Dense on the kept rows/cols, plus the torch ops that gather x and scatter y."""
+    vb, rows, cols = s.value_bytes, max(1, s.rows_active), max(1, s.cols_active)
+    phases, calls = [], 1
+    if s.cols_active < s.k:
+        calls += 1
+        el = s.m * cols
+        phases.append(Phase("index_select", {"load": el / spec.load_ports, "store": el / spec.store_ports},
+                            (Stream("x", s.m * s.k * vb, s.m * (s.k + cols) * vb),
+                             Stream("x_kept", el * vb, s.m * cols * vb, first_touch=False)),
+                            parallel=el > TORCH_PARALLEL_GRAIN, units=s.m))
+    phases += dense_phases(spec, m=s.m, n=rows, k=cols, vb=vb, threads=threads, prefix="")
+    if s.rows_active < s.n:
+        calls += 2
+        el = s.m * s.n
+        phases.append(Phase("zeros_index_copy", {"store": (el + s.m * rows) / (spec.store_ports * _lanes(spec, vb)),
+                                                 "load": s.m * rows / spec.load_ports},
+                            (Stream("y", (el + 2 * s.m * rows) * vb, el * vb, first_touch=False),),
+                            parallel=el > TORCH_PARALLEL_GRAIN, units=s.m))
+    meta = 8.0 * ((rows if s.rows_active < s.n else 0) + (cols if s.cols_active < s.k else 0))
+    return LoopProfile(kernel="shrunk", phases=tuple(phases), calls=calls, threaded=True,
+                       macs_issued=s.m * rows * cols, metadata_bytes=meta)
+
+
+# ----------------------------------------------------------------------------- sparse kernels
+
+
+def _gather_dot(spec: CpuSpec, *, rows: int, per_row: int, vb: int, ib: float, alu_per_elem: float) -> dict:
+    """Cycles of a gather-dot over `per_row` stored entries in each of `rows` rows (batch 1)."""
+    L = spec.fp32_lanes
+    full, tail = divmod(per_row, L)
+    vec = rows * full
+    return {"gather": vec * L / spec.gather_elements_per_clk + rows * tail / spec.load_ports,
+            "load": (vec * (1 + ib / vb) + rows * tail * 2) / spec.load_ports,
+            "fma": (vec + rows * tail) / spec.fma_ports,
+            "alu": rows * per_row * alu_per_elem / (L if full else 1) / 2.0,
+            "serial": rows * (spec.hsum_clk + spec.row_overhead_clk)}
+
+
+def _row_scale(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu_per_elem: float,
+               in_memory_acc: bool) -> dict:
+    """Cycles of `acc[:m] += v * x_t[col, :m]` for each stored entry (batch m > 1)."""
+    L = _lanes(spec, vb)
+    full, rem = divmod(m, L)
+    ops = full + rem                     # vector ops + scalar remainder ops per entry
+    entries = rows * per_row
+    acc_io = 2 * ops if in_memory_acc else 0
+    cycles = {"load": entries * (2 + ops + acc_io / 2) / spec.load_ports,
+              "store": entries * (ops if in_memory_acc else 0) / spec.store_ports,
+              "fma": entries * ops / spec.fma_ports,
+              "alu": entries * (1 + alu_per_elem) / 4.0,
+              "serial": rows * (spec.row_overhead_clk + (m + 2 * math.ceil(m / L)) / spec.store_ports)}
+    if in_memory_acc:
+        cycles["chain"] = entries * (spec.fma_latency_clk + spec.store_forward_clk)
+    return cycles
+
+
+def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int, ib: float,
+                    extra_meta: float, threads: int) -> tuple[Stream, ...]:
+    stored = rows * per_row * (vb + ib) + extra_meta
+    x_ws = k * m * vb
+    ws = stored / threads + x_ws + m * n * vb / threads
+    out = [Stream("values+indices", stored, ws),
+           Stream("x" if m == 1 else "x_t rows", rows * per_row * m * vb if m > 1 else k * vb,
+                  x_ws + m * (per_row * 0 + 1) * vb, first_touch=m == 1),
+           Stream("y", m * n * vb, m * n * vb / threads, first_touch=False)]
+    return tuple(out)
+
+
+def _transpose_phase(spec: CpuSpec, *, m: int, k: int, vb: int) -> Phase:
+    el = m * k
+    return Phase("x_transpose", {"load": el / spec.load_ports, "store": el / spec.store_ports},
+                 (Stream("x", el * vb, 2 * el * vb), Stream("x_t", el * vb, el * vb, first_touch=False)),
+                 parallel=el > TORCH_PARALLEL_GRAIN, units=k)
+
+
+def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
+    vb, ib, rows = s.value_bytes, 4.0, s.n
+    per_row = s.nnz / max(1, rows)
+    meta = s.nnz * ib + (s.n + 1) * 4.0
+    streams = _sparse_streams(m=s.m, n=s.n, k=s.k, rows=1, per_row=s.nnz, vb=vb, ib=ib,
+                              extra_meta=(s.n + 1) * 4.0, threads=threads)
+    if s.m == 1:
+        cycles = _gather_dot(spec, rows=rows, per_row=int(round(per_row)), vb=vb, ib=ib, alu_per_elem=0.0)
+        phases = (Phase("spmv", cycles, streams, parallel=True, units=rows),)
+        calls = 1
+    else:
+        cycles = _row_scale(spec, rows=1, per_row=s.nnz, m=s.m, vb=vb, alu_per_elem=0.0, in_memory_acc=False)
+        cycles["serial"] = rows * (spec.row_overhead_clk + 2 * math.ceil(s.m / _lanes(spec, vb)))
+        phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
+                  Phase("spmm", cycles, streams, parallel=True, units=rows))
+        calls = 2
+    return LoopProfile(kernel="csr", phases=phases, calls=calls, threaded=True,
+                       macs_issued=s.m * s.nnz, metadata_bytes=meta)
+
+
+def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: int, per_row: int,
+                   ib: float, alu: float, extra_meta: float) -> LoopProfile:
+    vb = s.value_bytes
+    streams = _sparse_streams(m=s.m, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
+                              extra_meta=extra_meta, threads=threads)
+    if s.m == 1:
+        phases = (Phase("gather_dot", _gather_dot(spec, rows=rows, per_row=per_row, vb=vb, ib=ib,
+                                                  alu_per_elem=alu), streams, parallel=True, units=rows),)
+        calls = 1
+    else:
+        cycles = _row_scale(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu_per_elem=alu,
+                            in_memory_acc=True)
+        phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
+                  Phase("row_scale", cycles, streams, parallel=True, units=rows))
+        calls = 2
+    return LoopProfile(kernel=kernel, phases=phases, calls=calls, threaded=True,
+                       macs_issued=s.m * rows * per_row, metadata_bytes=rows * per_row * ib + extra_meta)
+
+
+def condensed_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
+    ib = 2.0 if s.k <= 2 ** 16 else 4.0
+    return _numba_profile(spec, s, threads, kernel="condensed", rows=s.rows_active, per_row=s.fan_in,
+                          ib=ib, alu=0.0, extra_meta=4.0 * s.rows_active)
+
+
+def nm_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
+    n_keep, group_m = s.nm if s.nm is not None else (s.k, s.k)
+    slots = math.ceil(s.k / max(1, group_m)) * n_keep
+    alu = 2.0 if n_keep & (n_keep - 1) == 0 else 8.0        # shift+madd, or an integer division
+    return _numba_profile(spec, s, threads, kernel="nm", rows=s.n, per_row=slots, ib=1.0, alu=alu,
+                          extra_meta=0.0)
+
+
+PROFILES = {"dense": dense_profile, "csr": csr_profile, "condensed": condensed_profile,
+            "nm": nm_profile, "shrunk": shrunk_profile}

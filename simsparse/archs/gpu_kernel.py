@@ -1,0 +1,242 @@
+"""Closed-form timing of one (sparse) tensor-core GEMM kernel: tiles, K-loop, waves, traffic.
+
+The GEMM is seen as PyTorch runs a sparse Linear: y = x·Wᵀ is computed transposed, so the
+weight W [rows=n, k] is the (sparse) A operand and the activations xᵀ [k, cols=m] the dense B
+operand. A kernel launches threadblock tiles (rows x cols) over the output; each CTA runs a
+K-loop whose stages load `k_step` slices of A and B into shared memory while the tensor cores
+issue MMAs (`mma.sp` at `sparse_speedup` x the dense rate on half the A values plus metadata).
+Tiles run in waves of `sms x ctas_per_sm`; a wave is bounded by the slowest of compute, the
+per-SM load port, L2 bandwidth and HBM bandwidth (operand panels reused through L2), plus a
+pipeline fill (memory latency and the first stage) and an exposed epilogue.
+
+Everything here is a pure function of (spec, library, call, tile, split_k); the arch model uses
+it to pick the library's fastest configuration (an autotuned library's heuristic), the analytic
+engine to time it, and the cycle engine replays the same quantities event by event.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+from simsparse.archs.gpu_spec import GpuSpec, KernelLibrary, TileConfig
+from simsparse.units import dtype_bytes
+
+METADATA_BYTES_PER_DENSE_ELEMENT = 1.0 / 8.0  # 2-bit index per kept value, one value kept of two
+ACCUM_BYTES = 4                               # fp32 (int32) split-K partials
+OVERLAP_P = 6.0                               # smooth-max exponent (2^(1/6) = +12 % at the ridge)
+
+
+@dataclass(frozen=True)
+class KernelCall:
+    """One GEMM call as the library sees it (after the library's padding)."""
+
+    rows: int        # weight rows n (the sparse A operand's rows)
+    cols: int        # tokens m (dense B operand's columns)
+    k: int
+    count: int
+    dtype: str
+    sparse: bool
+
+
+@dataclass(frozen=True)
+class WaveWork:
+    """What one wave does: `tiles` CTAs, `per_sm` of them on the busiest SM, and its HBM bytes."""
+
+    tiles: int
+    per_sm: int
+    active_sms: int
+    hbm_bytes: float
+
+
+@dataclass(frozen=True)
+class KernelTiming:
+    tile: TileConfig
+    split_k: int
+    ctas_per_sm: int
+    tiles: int
+    slots: int
+    k_split: int
+    k_steps: int
+    tile_compute_clk: float
+    tile_load_bytes: float
+    tile_store_bytes: float
+    fill_clk: float
+    epilogue_clk: float
+    full_waves: int
+    full_wave: WaveWork | None
+    last_wave: WaveWork | None
+    wave_clk_full: float
+    wave_clk_last: float
+    compute_clk: float           # sum over waves of the compute term
+    memory_clk: float            # sum over waves of the largest memory term
+    kernel_clk: float            # main kernel, all waves
+    reduction_s: float           # split-K reduction kernel (0 without split-K)
+    hbm_bytes: float
+    l2_bytes: float
+    smem_bytes: float
+    macs_issued: float           # MACs the tensor cores issue (tile padding included; halved for 2:4)
+
+    @property
+    def waves(self) -> float:
+        return self.tiles / self.slots
+
+
+def operand_a_bytes_per_element(dtype: str, sparse: bool) -> float:
+    """HBM/L2 bytes per dense-equivalent element of the weight operand (values + metadata)."""
+    b = dtype_bytes(dtype)
+    return b / 2.0 + METADATA_BYTES_PER_DENSE_ELEMENT if sparse else float(b)
+
+
+def _ctas_per_sm(spec: GpuSpec, tile: TileConfig, a_step: float, b_step: float) -> int:
+    smem_per_cta = tile.stages * (a_step + b_step)
+    return max(1, min(spec.max_ctas_per_sm, int(spec.smem_bytes_per_sm // max(1.0, smem_per_cta))))
+
+
+def _wave_hbm_bytes(spec: GpuSpec, call: KernelCall, tile: TileConfig, k_split: int, w: int,
+                    tiles_total: int, a_elem: float) -> float:
+    """HBM bytes of the operands a wave of `w` tiles reads (reused through L2; outputs excluded)."""
+    b = dtype_bytes(call.dtype)
+    a_total = call.rows * call.k * a_elem
+    b_total = call.cols * call.k * b
+    if a_total + b_total <= 0.5 * spec.l2_bytes:          # operands stay in L2: read once
+        return (a_total + b_total) * call.count * w / tiles_total
+    grid_r = math.ceil(call.rows / tile.rows)
+    grid_c = math.ceil(call.cols / tile.cols)
+    wr = min(grid_r, max(1, math.ceil(math.sqrt(w))))      # swizzled raster: a near-square block
+    wc = min(grid_c, math.ceil(w / wr))
+    panels = wr * tile.rows * k_split * a_elem + wc * tile.cols * k_split * b
+    return max(panels, (a_total + b_total) * call.count * w / tiles_total)
+
+
+def epilogue_wave_clk(spec: GpuSpec, wave: WaveWork, *, tile_store_bytes: float, epilogue_clk: float) -> float:
+    """Exposed epilogue of a wave: the tiles of a wave finish together, so their output stores
+    burst at once and drain at HBM bandwidth (not hidden behind the K-loop)."""
+    return epilogue_clk + wave.tiles * tile_store_bytes / spec.hbm_bytes_per_clk
+
+
+def soft_max(a: float, b: float) -> float:
+    """max(a, b) smoothed: when compute and loads co-limit, queueing on the shared links costs
+    extra (the event engine shows it); far from the ridge it is the plain max."""
+    hi = max(a, b)
+    if hi <= 0.0:
+        return 0.0
+    return hi * ((a / hi) ** OVERLAP_P + (b / hi) ** OVERLAP_P) ** (1.0 / OVERLAP_P)
+
+
+def wave_terms(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float,
+               tile_load_bytes: float) -> tuple[float, float, float, float]:
+    """(compute, port, l2, hbm) clocks of one wave's main loop."""
+    compute = wave.per_sm * tile_compute_clk
+    port = wave.per_sm * tile_load_bytes / spec.sm_load_bytes_per_clk
+    l2 = wave.tiles * tile_load_bytes / spec.l2_bytes_per_clk
+    return compute, port, l2, wave.hbm_bytes / spec.hbm_bytes_per_clk
+
+
+def wave_clk(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float, tile_load_bytes: float,
+             tile_store_bytes: float, fill_clk: float, epilogue_clk: float) -> tuple[float, float, float]:
+    """(total, compute, memory) clocks of one wave: fill + softmax(compute, loads) + epilogue."""
+    compute, port, l2, hbm = wave_terms(spec, wave, tile_compute_clk=tile_compute_clk,
+                                        tile_load_bytes=tile_load_bytes)
+    memory = max(port, l2, hbm)
+    epilogue = epilogue_wave_clk(spec, wave, tile_store_bytes=tile_store_bytes, epilogue_clk=epilogue_clk)
+    return fill_clk + soft_max(compute, memory) + epilogue, compute, memory
+
+
+def _waves(spec: GpuSpec, call: KernelCall, tile: TileConfig, k_split: int, tiles: int, slots: int,
+           a_elem: float) -> tuple[int, WaveWork | None, WaveWork | None]:
+    full, rem = divmod(tiles, slots)
+
+    def mk(w: int) -> WaveWork:
+        return WaveWork(tiles=w, per_sm=math.ceil(w / spec.sms), active_sms=min(spec.sms, w),
+                        hbm_bytes=_wave_hbm_bytes(spec, call, tile, k_split, w, tiles, a_elem))
+
+    return full, (mk(slots) if full else None), (mk(rem) if rem else None)
+
+
+def _kernel_clk(spec: GpuSpec, full: int, wfull: WaveWork | None, wlast: WaveWork | None, kw: dict) -> float:
+    """Main-kernel clocks: per-wave fills and epilogues, plus the K-loops bounded over the whole
+    kernel (waves are not barriers: each resource's total over all waves bounds the time)."""
+    totals = [0.0, 0.0, 0.0, 0.0]
+    fixed = 0.0
+    for wave, times in ((wfull, full), (wlast, 1)):
+        if wave is None or times == 0:
+            continue
+        terms = wave_terms(spec, wave, tile_compute_clk=kw["tile_compute_clk"], tile_load_bytes=kw["tile_load_bytes"])
+        totals = [t + times * x for t, x in zip(totals, terms)]
+        fixed += times * (kw["fill_clk"] + epilogue_wave_clk(spec, wave, tile_store_bytes=kw["tile_store_bytes"],
+                                                             epilogue_clk=kw["epilogue_clk"]))
+    return fixed + soft_max(totals[0], max(totals[1:]))
+
+
+def time_config(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: TileConfig,
+                split_k: int) -> KernelTiming:
+    """Closed-form timing of `call` run with threadblock `tile` and `split_k` K-slices."""
+    b = dtype_bytes(call.dtype)
+    k_step = max(1, lib.k_step_bytes // b)
+    k_split = math.ceil(math.ceil(call.k / split_k) / k_step) * k_step
+    a_elem = operand_a_bytes_per_element(call.dtype, call.sparse)
+    a_step, b_step = tile.rows * k_step * a_elem, tile.cols * k_step * b
+    ctas = _ctas_per_sm(spec, tile, a_step, b_step)
+    slots = spec.sms * ctas
+    tiles = math.ceil(call.rows / tile.rows) * math.ceil(call.cols / tile.cols) * call.count * split_k
+    rate = spec.dense_fma_per_clk_per_sm[call.dtype] * lib.mainloop_efficiency
+    if call.sparse:
+        rate *= spec.sparse_speedup
+    tile_compute = tile.rows * tile.cols * k_split / rate
+    k_steps = k_split // k_step
+    tile_load = k_steps * (a_step + b_step)
+    store_b = ACCUM_BYTES if split_k > 1 else b
+    fill = spec.latency_s * spec.clock_hz + (a_step + b_step) / spec.sm_load_bytes_per_clk
+    full, wfull, wlast = _waves(spec, call, tile, k_split, tiles, slots, a_elem)
+    store = tile.rows * tile.cols * store_b
+    kw = dict(tile_compute_clk=tile_compute, tile_load_bytes=tile_load, tile_store_bytes=store,
+              fill_clk=fill, epilogue_clk=float(lib.epilogue_clk))
+    t_full, c_full, m_full = wave_clk(spec, wfull, **kw) if wfull else (0.0, 0.0, 0.0)
+    t_last, c_last, m_last = wave_clk(spec, wlast, **kw) if wlast else (0.0, 0.0, 0.0)
+    kernel_clk = _kernel_clk(spec, full, wfull, wlast, kw)
+    hbm = full * (wfull.hbm_bytes if wfull else 0.0) + (wlast.hbm_bytes if wlast else 0.0) + tiles * store
+    reduction_s = 0.0
+    if split_k > 1:
+        red_bytes = call.rows * call.cols * call.count * (split_k * ACCUM_BYTES + b)
+        reduction_s = red_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency) + spec.launch_gap_s
+        hbm += red_bytes
+    issued = tiles * tile.rows * tile.cols * k_split / (spec.sparse_speedup if call.sparse else 1.0)
+    return KernelTiming(
+        tile=tile, split_k=split_k, ctas_per_sm=ctas, tiles=tiles, slots=slots, k_split=k_split,
+        k_steps=k_steps, tile_compute_clk=tile_compute, tile_load_bytes=tile_load,
+        tile_store_bytes=store, fill_clk=fill, epilogue_clk=float(lib.epilogue_clk),
+        full_waves=full, full_wave=wfull, last_wave=wlast, wave_clk_full=t_full, wave_clk_last=t_last,
+        compute_clk=full * c_full + c_last, memory_clk=full * m_full + m_last,
+        kernel_clk=kernel_clk, reduction_s=reduction_s, hbm_bytes=hbm,
+        l2_bytes=tiles * (tile_load + store),
+        smem_bytes=tiles * tile_load, macs_issued=issued)
+
+
+def kernel_seconds(spec: GpuSpec, t: KernelTiming) -> float:
+    """Device seconds of the main kernel plus its split-K reduction."""
+    return t.kernel_clk / spec.clock_hz + t.reduction_s
+
+
+def best_config(spec: GpuSpec, lib: KernelLibrary, call: KernelCall) -> KernelTiming:
+    """The library's choice: the fastest tile x split-K configuration for this call."""
+    return _best_config_cached(spec, lib, call)
+
+
+@lru_cache(maxsize=4096)
+def _best_config_cached(spec: GpuSpec, lib: KernelLibrary, call: KernelCall) -> KernelTiming:
+    best: KernelTiming | None = None
+    best_s = math.inf
+    for tile in lib.tiles:
+        base_tiles = math.ceil(call.rows / tile.rows) * math.ceil(call.cols / tile.cols) * call.count
+        for split in lib.split_k:
+            if split > 1 and (base_tiles * split > 2 * spec.sms * spec.max_ctas_per_sm
+                              or call.k // split < 2 * lib.k_step_bytes):
+                continue
+            t = time_config(spec, lib, call, tile, split)
+            s = kernel_seconds(spec, t)
+            if s < best_s:
+                best, best_s = t, s
+    assert best is not None  # lib.tiles is never empty (validated)
+    return best

@@ -1,0 +1,137 @@
+"""Which execution pattern an N:M systolic array uses for a layer's mask.
+
+Candidates: dense; every supported N:M pattern whose N covers the mask's measured envelope
+(every group of M along k holds <= N nonzeros); and, when the spec enables it, VEGETA-style
+row-wise N:M, where each output row takes the smallest supported N covering its own group
+maxima (rows above every choice run dense, all-zero rows are skipped), and rows of equal N
+run as one sub-GEMM (the output-channel permutation is free; for grouped convs, whose masks
+stack the groups' rows, a tier's rows are spread evenly over the groups). The winner has the fewest compute
+cycles, then the fewest weight slots, then the fewest metadata bits; slots - nnz is reported as
+the zeros a looser pattern carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from simsparse.archs.systolic_folds import Pass, compute_cycles
+from simsparse.archs.systolic_spec import RowWise, SystolicSpec
+from simsparse.errors import GeometryError
+from simsparse.records import LayerWork
+
+
+@dataclass(frozen=True)
+class Choice:
+    """An execution pattern for one layer: its label and the sub-GEMMs the array runs."""
+
+    label: str
+    passes: tuple[Pass, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def weight_slots(self) -> int:
+        return sum(p.n * p.k_c for p in self.passes)
+
+    @property
+    def metadata_bits(self) -> float:
+        return sum(p.n * p.k_c * p.metadata_bits_per_value for p in self.passes)
+
+
+def compressed_k(k: int, n: int, m: int) -> int:
+    """Reduction length after N:M compression: ceil(k * n / m)."""
+    return -(-k * n // m)
+
+
+def row_group_max(mask: np.ndarray, m: int) -> np.ndarray:
+    """Per row of an [n, k] mask, the most nonzeros in any group of m consecutive k entries."""
+    rows, k = mask.shape
+    pad = (-k) % m
+    counts = mask.view(np.uint8) if mask.dtype == np.bool_ else (mask != 0).view(np.uint8)
+    if pad:
+        counts = np.concatenate([counts, np.zeros((rows, pad), np.uint8)], axis=1)
+    if counts.size == 0:
+        return np.zeros(rows, dtype=np.int64)
+    return counts.reshape(rows, -1, m).sum(axis=2, dtype=np.int64).max(axis=1)
+
+
+def envelope(work: LayerWork, m: int) -> int:
+    """Smallest N such that every group of m along k holds <= N nonzeros (from the Pattern if it has m)."""
+    if work.pattern is not None and m in work.pattern.nm_envelope:
+        return int(work.pattern.nm_envelope[m])
+    return int(row_group_max(work.mask, m).max(initial=0))
+
+
+def dense_choice(work: LayerWork, notes: tuple[str, ...] = ()) -> Choice:
+    g = work.gemm
+    return Choice(label="dense", passes=(Pass("dense", g.m, g.n, g.k, g.k, 0.0),), notes=notes)
+
+
+def _uniform_choices(work: LayerWork, spec: SystolicSpec) -> tuple[list[Choice], dict[int, int]]:
+    g = work.gemm
+    envs: dict[int, int] = {}
+    out = []
+    for pat in spec.patterns:
+        if pat.m not in envs:
+            envs[pat.m] = envelope(work, pat.m)
+        if envs[pat.m] <= pat.n:
+            p = Pass(pat.label, g.m, g.n, g.k, compressed_k(g.k, pat.n, pat.m), pat.metadata_bits_per_value)
+            out.append(Choice(label=pat.label, passes=(p,)))
+    return out, envs
+
+
+def row_wise_choice(work: LayerWork, rw: RowWise) -> Choice:
+    """Rows grouped by their own N (smallest choice covering the row's group maximum)."""
+    g = work.gemm
+    row_max = row_group_max(work.mask, rw.m)
+    choices = np.asarray(rw.n_choices + (rw.m,))
+    idx = np.searchsorted(choices, row_max, side="left")
+    row_n = np.where(row_max == 0, 0, choices[np.minimum(idx, choices.size - 1)])
+    passes = []
+    groups = work.mask.shape[0] // max(1, g.n)    # grouped convs stack their groups' rows
+    for n_val, rows in zip(*np.unique(row_n, return_counts=True)):
+        n_val, rows = int(n_val), -(-int(rows) // groups)
+        if n_val == 0:
+            continue
+        if n_val == rw.m:
+            passes.append(Pass("dense", g.m, rows, g.k, g.k, 0.0))
+        else:
+            k_c = compressed_k(g.k, n_val, rw.m)
+            passes.append(Pass(f"{n_val}:{rw.m}", g.m, rows, g.k, k_c,
+                               rw.metadata_bits_per_value + rw.row_code_bits / k_c))
+    tiers = ", ".join(f"{p.label} x{p.n} rows" for p in passes) or "all rows empty"
+    skipped = int(np.count_nonzero(row_n == 0))
+    note = f"row-wise N:{rw.m} tiers: {tiers}" + (f"; {skipped} empty rows skipped" if skipped else "")
+    return Choice(label=f"row-wise:{rw.m}", passes=tuple(passes), notes=(note,))
+
+
+def _cost_key(c: Choice, spec: SystolicSpec) -> tuple:
+    cycles = sum(compute_cycles(p, rows=spec.rows, cols=spec.cols, dataflow=spec.dataflow) for p in c.passes)
+    return cycles, c.weight_slots, c.metadata_bits
+
+
+def choose(work: LayerWork, spec: SystolicSpec, *, nnz: float) -> Choice:
+    """The pattern this layer runs in (see module docstring), with notes saying why."""
+    g = work.gemm
+    if tuple(work.mask.shape) not in ((g.n, g.k), (g.n * g.count, g.k)):
+        raise GeometryError(f"layer {work.name}: mask shape {tuple(work.mask.shape)} does not match the GEMM "
+                            f"[n, k] = [{g.n}, {g.k}] (x{g.count} groups); give the mask in GEMM orientation "
+                            "(out, Cin*kh*kw)")
+    uniform, envs = _uniform_choices(work, spec)
+    candidates = [dense_choice(work)] + uniform
+    if spec.row_wise is not None:
+        candidates.append(row_wise_choice(work, spec.row_wise))
+    best = min(candidates, key=lambda c: _cost_key(c, spec))
+    env_text = ", ".join(f"{n}:{m}" for m, n in sorted(envs.items()))
+    slots = best.weight_slots
+    if best.label == "dense" and not uniform and spec.row_wise is None:
+        supported = ", ".join(p.label for p in spec.patterns) or "none"
+        note = (f"mask fits no supported pattern ({supported}); measured envelope {env_text or 'n/a'}; "
+                "runs dense")
+    elif best.label == "dense":
+        note = f"runs dense: no supported pattern is faster (envelope {env_text or 'n/a'})"
+    else:
+        note = f"runs {best.label}" + (f" (envelope {env_text})" if env_text else "")
+    note += f"; {slots - nnz:g} of {slots} weight slots hold zeros"
+    return Choice(label=best.label, passes=best.passes, notes=(note,) + best.notes)

@@ -1,0 +1,223 @@
+"""`simsparse calibrate --device cpu`: fit the CPU model's few per-kernel parameters on this machine.
+
+The calibration suite (`cpu_calibration`, registered in simsparse.kernels.suites.SUITES) is timed
+with the kernels' own harness at 1 and all usable threads; then, kernel by kernel,
+scipy.optimize.least_squares fits overhead_s, parallel_overhead_s, compute_eff and bw_eff
+(archs/cpu_spec.py) on log(predicted / measured) with a soft-L1 loss (a few points disturbed by
+other processes do not drag the fit). The result is stored per machine as JSON in
+`${XDG_CACHE_HOME:-~/.cache}/simsparse/cpu_calibration_<machine>.json`; `cpu_host` uses it from
+then on. The shapes, sparsities and batches differ from the validation suite (validate_cpu.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Sequence
+
+import numpy as np
+from scipy.optimize import least_squares
+
+from simsparse.archs.cpu_spec import KERNEL_NAMES, PARAM_RANGES, KernelParams
+from simsparse.errors import MeasurementError
+from simsparse.kernels.suites import SUITES, Case, fan_in_for
+from simsparse.records import Gemm, LayerWork
+
+PARAMS = ("overhead_s", "parallel_overhead_s", "compute_eff", "bw_eff")
+CAL_SHAPES = ((2048, 1024), (1024, 2048))
+CAL_SPARSITIES = (0.85, 0.95)
+CAL_BATCHES = (1, 2, 8, 32, 128)
+
+
+@SUITES.register("cpu_calibration")
+def calibration_suite() -> tuple[Case, ...]:
+    """Fitting points: 2 shapes x 2 fan-in sparsities x 5 batches (dense, csr, condensed), plus
+    nm on 2:8 / 1:4 and shrunk on channel-removed masks (disjoint from `cpu_validation`)."""
+    cases = []
+    for n, k in CAL_SHAPES:
+        for s in CAL_SPARSITIES:
+            kernels = ("dense", "csr", "condensed") if s == CAL_SPARSITIES[0] else ("csr", "condensed")
+            cases += [Case(m=b, n=n, k=k, pattern=f"fanin={fan_in_for(k, s)}", kernels=kernels)
+                      for b in CAL_BATCHES]
+    cases += [Case(m=b, n=1024, k=1024, pattern=p, kernels=("nm",)) for p in ("2:8", "1:4") for b in (1, 8, 128)]
+    cases += [Case(m=b, n=2048, k=1024, pattern="channels=0.4", kernels=("shrunk",)) for b in (1, 8, 128)]
+    return tuple(cases)
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured kernel call and the model's prediction for it."""
+
+    kernel: str
+    m: int
+    n: int
+    k: int
+    pattern: str
+    threads: int
+    measured_s: float
+    iqr_s: float
+    predicted_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    machine: str
+    kernels: dict                     # kernel -> {param: value}
+    points: tuple[Point, ...]         # in-sample points, predicted with the fitted parameters
+    fit_mape: float
+    path: str = ""
+    threads: tuple[int, ...] = ()
+    elapsed_s: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def measure_points(cases: Sequence[Case], *, threads: Iterable[int], min_time_s: float,
+                   progress: bool) -> list[Point]:
+    """Time `cases` with the kernels' harness at each thread count."""
+    from simsparse.kernels.measure import measure_cases
+
+    points = []
+    for t in threads:
+        results, _ = measure_cases(cases, threads=int(t), cache="warm", min_time_s=min_time_s,
+                                   progress=progress, skip_unsuited=True)
+        points += [Point(kernel=r.kernel, m=r.m, n=r.n, k=r.k, pattern=r.pattern, threads=r.threads,
+                         measured_s=r.median_s, iqr_s=r.iqr_s) for r in results]
+    return points
+
+
+def thread_counts() -> tuple[int, ...]:
+    from simsparse.hostinfo import available_cores
+
+    cores = available_cores()
+    return (1,) if cores <= 1 else (1, cores)
+
+
+# ----------------------------------------------------------------------------- predicting
+
+
+class Predictor:
+    """Plans each point once (per thread count), then re-times the plan for any kernel parameters."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        self._plans: dict = {}
+        self._masks: dict = {}
+
+    def plan(self, p: Point):
+        from simsparse.archs.cpu_spec import with_threads
+        from simsparse.masks.patterns import analyze
+        from simsparse.masks.synthetic import make_matrix
+
+        key = (p.kernel, p.m, p.n, p.k, p.pattern, p.threads)
+        if key not in self._plans:
+            mkey = (p.n, p.k, p.pattern)
+            if mkey not in self._masks:
+                mask = make_matrix(p.n, p.k, p.pattern, seed=0)
+                self._masks[mkey] = (mask, analyze(mask))
+            mask, pattern = self._masks[mkey]
+            work = LayerWork(name=f"{p.n}x{p.k}", kind="gemm", op_kind="linear",
+                             gemm=Gemm(m=p.m, n=p.n, k=p.k, dtype="fp32"), mask=mask, pattern=pattern,
+                             dtype="fp32")
+            model = type(self.model)(name=self.model.name, spec=with_threads(self.model.spec, p.threads),
+                                     source=self.model.source)
+            self._plans[key] = (model.plan(work, kernel=p.kernel), model.spec)
+        return self._plans[key]
+
+    def predict_s(self, p: Point, params: dict | None = None) -> float:
+        from simsparse.engines.cpu_analytic import latency_breakdown
+
+        plan, spec = self.plan(p)
+        if params is not None:
+            spec = replace(spec, kernels={**spec.kernels, **params})
+        return latency_breakdown(plan, spec).latency_s
+
+
+# ----------------------------------------------------------------------------- fitting
+
+
+def _to_params(theta: np.ndarray) -> KernelParams:
+    return KernelParams(**{name: float(np.exp(v)) for name, v in zip(PARAMS, theta)})
+
+
+def fit_kernel(predictor: Predictor, kernel: str, points: Sequence[Point]) -> KernelParams:
+    """least_squares on log(pred/measured) for one kernel's parameters (log-space, bounded)."""
+    start = predictor.model.spec.kernels[kernel]
+    theta0 = np.log([max(getattr(start, n), PARAM_RANGES[n][0] + 1e-9, 1e-8) for n in PARAMS])
+    lo = np.log([max(PARAM_RANGES[n][0], 1e-8) for n in PARAMS])
+    hi = np.log([PARAM_RANGES[n][1] for n in PARAMS])
+    theta0 = np.clip(theta0, lo + 1e-6, hi - 1e-6)
+    measured = np.log([p.measured_s for p in points])
+    if not any(p.threads > 1 for p in points):     # nothing to fit the fork/join cost on
+        lo[1], hi[1] = theta0[1] - 1e-9, theta0[1] + 1e-9
+
+    def residuals(theta):
+        params = {kernel: _to_params(theta)}
+        return np.log([predictor.predict_s(p, params) for p in points]) - measured
+
+    fit = least_squares(residuals, theta0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, max_nfev=400)
+    return _to_params(fit.x)
+
+
+def fit(points: Sequence[Point], model) -> tuple[dict[str, KernelParams], list[Point]]:
+    """Fitted parameters per kernel present in `points`, and the points re-predicted with them."""
+    predictor = Predictor(model)
+    fitted: dict[str, KernelParams] = {}
+    for kernel in KERNEL_NAMES:
+        pts = [p for p in points if p.kernel == kernel and p.measured_s > 0]
+        if pts:
+            fitted[kernel] = fit_kernel(predictor, kernel, pts)
+    out = [replace(p, predicted_s=predictor.predict_s(p, fitted)) for p in points]
+    return fitted, out
+
+
+def mape(points: Sequence[Point]) -> float:
+    errs = [abs(p.predicted_s - p.measured_s) / p.measured_s for p in points if p.measured_s > 0]
+    return float(np.mean(errs)) if errs else float("nan")
+
+
+def store(machine: str, kernels: dict[str, KernelParams], *, points: Sequence[Point], suite: str,
+          threads: Sequence[int]) -> str:
+    from simsparse.archs.cpu_host import calibration_path
+    from simsparse.hostinfo import write_json
+
+    path = calibration_path(machine)
+    write_json(path, {"machine": machine, "suite": suite, "threads": list(threads),
+                      "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n": len(points), "fit_mape": mape(points),
+                      "kernels": {k: {n: getattr(v, n) for n in PARAMS} for k, v in kernels.items()}})
+    return str(path)
+
+
+def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequence[int] | None = None,
+        min_time_s: float = 0.1, progress: bool = False, save: bool = True) -> CalibrationResult:
+    """Measure `suite` here, fit the per-kernel parameters, store them for `cpu_host`."""
+    if device != "cpu":
+        raise MeasurementError(f"calibrate supports --device cpu only (got {device!r}); the GPU models "
+                               "are checked with `simsparse validate --device published`")
+    from simsparse import hostinfo
+    from simsparse.archs.cpu_host import host_spec_data
+    from simsparse.archs.cpu_simd import CpuSimdModel
+    from simsparse.kernels.suites import suite_cases
+
+    t0 = time.perf_counter()
+    host = hostinfo.detect()
+    data = host_spec_data(host=host)
+    data["software"]["kernels"] = {}          # fit from the documented defaults, not a previous fit
+    model = CpuSimdModel.from_data(data, source="<detected cpu_host>")
+    threads = tuple(threads) if threads else thread_counts()
+    points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress)
+    fitted, points = fit(points, model)
+    path = store(host.key, fitted, points=points, suite=suite, threads=threads) if save else ""
+    return CalibrationResult(machine=host.key, kernels={k: {n: getattr(v, n) for n in PARAMS}
+                                                        for k, v in fitted.items()},
+                             points=tuple(points), fit_mape=mape(points), path=path, threads=threads,
+                             elapsed_s=time.perf_counter() - t0)
+
+
+def to_dict(result: CalibrationResult) -> dict:
+    return {"machine": result.machine, "path": result.path, "threads": list(result.threads),
+            "kernels": result.kernels, "summary": {"fit_mape": result.fit_mape, "n": len(result.points),
+                                                    "elapsed_s": result.elapsed_s},
+            "points": [p.__dict__ for p in result.points]}

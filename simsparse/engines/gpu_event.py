@@ -1,0 +1,127 @@
+"""Cycle engine for `gpu_sparse_tensor_core` plans: an event-driven (simpy) simulation of waves.
+
+One `simpy.Environment` per simulated wave. A representative set of SMs (the busiest ones; at
+most `REP_SMS`) each hold their CTAs, a tensor-core unit (a capacity-1 resource: co-resident
+CTAs share it) and an L2->SM load port; L2 and HBM bandwidth are shared rate resources scaled
+to the representative SMs' share of the active SMs. Each CTA runs a multi-stage K-loop: a
+loader process streams K-chunks (the first one a single pipeline stage, after the memory
+latency) through port, L2 and HBM at once, into a bounded buffer; the compute process takes
+chunks and issues their MMAs on the SM's tensor cores; an epilogue ends the tile. A full wave
+and the partial last wave are simulated once each and identical waves replicated, so a whole
+network stays fast. Everything after the main kernel (split-K reduction, pad copies, launch
+gaps, host overhead) is the same call-level composition as the analytic engine.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import simpy
+
+from simsparse.archs.gpu_kernel import KernelTiming, WaveWork
+from simsparse.archs.gpu_spec import GpuSpec
+from simsparse.engines import register
+from simsparse.engines.common import bound_of, estimate_from_plan
+from simsparse.engines.gpu_analytic import memory_estimate
+from simsparse.records import Estimate, ExecutionPlan
+
+REP_SMS = 4          # SMs simulated per wave (the rest are identical)
+K_CHUNKS = 8         # K-loop granularity of the simulation (first chunk = one pipeline stage)
+
+
+class RateLink:
+    """A shared bandwidth: transfers queue (FIFO) and each takes bytes / rate clocks."""
+
+    def __init__(self, env: simpy.Environment, bytes_per_clk: float) -> None:
+        self.env = env
+        self.bytes_per_clk = bytes_per_clk
+        self.res = simpy.Resource(env, capacity=1)
+
+    def transfer(self, nbytes: float):
+        with self.res.request() as req:
+            yield req
+            yield self.env.timeout(nbytes / self.bytes_per_clk)
+
+
+def _chunks(k_steps: int) -> list[int]:
+    """K-steps per simulated chunk: one stage first (the pipeline fill), the rest split evenly."""
+    if k_steps <= 1:
+        return [1]
+    rest = k_steps - 1
+    n = min(K_CHUNKS - 1, rest)
+    base, extra = divmod(rest, n)
+    return [1] + [base + (1 if i < extra else 0) for i in range(n)]
+
+
+def _cta(env, t: KernelTiming, wave: WaveWork, links, tc: simpy.Resource, busy: list, latency_clk: float):
+    port, l2, hbm = links
+    chunks = _chunks(t.k_steps)
+    buf = simpy.Store(env, capacity=max(1, t.tile.stages - 1))
+    hbm_per_step = wave.hbm_bytes / wave.tiles / t.k_steps
+    load_per_step = t.tile_load_bytes / t.k_steps
+    compute_per_step = t.tile_compute_clk / t.k_steps
+
+    def loader():
+        yield env.timeout(latency_clk)
+        for steps in chunks:
+            yield env.all_of([env.process(port.transfer(steps * load_per_step)),
+                              env.process(l2.transfer(steps * load_per_step)),
+                              env.process(hbm.transfer(steps * hbm_per_step))])
+            yield buf.put(steps)
+
+    env.process(loader())
+    for _ in chunks:
+        steps = yield buf.get()
+        with tc.request() as req:
+            yield req
+            yield env.timeout(steps * compute_per_step)
+            busy[0] += steps * compute_per_step
+    yield env.timeout(t.epilogue_clk)
+
+
+@lru_cache(maxsize=4096)
+def simulate_wave(spec: GpuSpec, t: KernelTiming, wave: WaveWork) -> tuple[float, float]:
+    """(clocks of one wave, share of them the busiest SM's tensor cores were busy)."""
+    env = simpy.Environment()
+    reps = max(1, min(REP_SMS, wave.active_sms))
+    share = reps / wave.active_sms
+    l2 = RateLink(env, spec.l2_bytes_per_clk * share)
+    hbm = RateLink(env, spec.hbm_bytes_per_clk * share)
+    latency_clk = spec.latency_s * spec.clock_hz
+    busy = [0.0]
+    for sm in range(reps):
+        port = RateLink(env, spec.sm_load_bytes_per_clk)
+        tc = simpy.Resource(env, capacity=1)
+        sm_busy = busy if sm == 0 else [0.0]
+        for _ in range(wave.per_sm):
+            env.process(_cta(env, t, wave, (port, l2, hbm), tc, sm_busy, latency_clk))
+    env.run()
+    return env.now, busy[0] / max(env.now, 1e-12)
+
+
+def simulate_kernel_clk(spec: GpuSpec, t: KernelTiming) -> tuple[float, float]:
+    """(clocks of the main kernel, tensor-core busy share) from one full and one partial wave."""
+    total, busy_clk = 0.0, 0.0
+    for wave, times in ((t.full_wave, t.full_waves), (t.last_wave, 1)):
+        if wave is None or times == 0:
+            continue
+        clk, busy = simulate_wave(spec, t, wave)
+        total += times * clk
+        busy_clk += times * clk * busy
+    return total, busy_clk / max(total, 1e-12)
+
+
+@register("gpu_sparse_tensor_core", "cycle")
+def gpu_cycle(plan: ExecutionPlan, model) -> Estimate:
+    spec = model.spec
+    if plan.format == "memory":
+        return memory_estimate(plan, model, engine="cycle", kernel_s=plan.details["memory_kernel_s"])
+    cost = plan.details["cost"]
+    clk, busy = simulate_kernel_clk(spec, cost.kernel)
+    kernel_s = clk / spec.clock_hz
+    device = cost.device_s(kernel_s)
+    bound = bound_of(compute_s=busy, memory_s=1.0 - busy, device_s=device, host_s=cost.host_s)
+    return estimate_from_plan(plan, engine="cycle", latency_s=cost.latency_s(kernel_s),
+                              clock_hz=spec.clock_hz, bound=bound)
+
+

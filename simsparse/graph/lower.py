@@ -1,0 +1,129 @@
+"""Lowering ops to GEMMs `C[m, n] = A[m, k] · W[n, k]^T` (`count` times) for a batch size.
+
+- conv (any spatial rank, stride/padding/dilation/groups, depthwise too): m = batch·Ho·Wo,
+  n = Cout/groups, k = Cin/groups·kh·kw, count = groups. Ho/Wo come from the input size and
+  the conv parameters: Ho = floor((H + 2p − d·(kh − 1) − 1)/s) + 1.
+- linear: m = batch·tokens, n = out_features, k = in_features.
+- matmul (attention Q·K^T, A·V): the per-sample (m, n, k) with m = tokens, count = batch·heads
+  (each head of each sample is its own GEMM; the batch is not folded into m).
+- everything else: no GEMM; `layer_works` makes it a "memory" LayerWork moving
+  (elements_in + elements_out)·batch·dtype bytes, with elements = elements_out·batch.
+
+For a masked layer `LayerWork.mask` is the `[rows, k]` GEMM-oriented bool matrix
+(`masks.patterns.as_matrix`: Cin innermost; for grouped convs the groups' rows are stacked, so
+rows = groups·n), `pattern` its `Pattern`, and `shrunk` the dense GEMM left after removing
+all-zero output rows and all-zero input channels (each input channel is kh·kw columns). An
+unmasked layer is dense: mask and pattern None, shrunk = the GEMM itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping
+
+import numpy as np
+
+from simsparse.errors import GeometryError
+from simsparse.records import Gemm, LayerWork, Op, Workload
+from simsparse.units import dtype_bytes
+
+GEMM_KINDS = ("conv", "linear", "matmul")
+
+
+def conv_output_hw(op: Op) -> tuple[int, ...]:
+    """Output spatial size of a conv op from its input size, kernel, stride, padding, dilation."""
+    w = op.weight_shape or ()
+    nd = len(w) - 2
+    spatial_in = tuple(op.input_shape[1:1 + nd])
+    if nd < 1 or len(spatial_in) != nd:
+        raise GeometryError(f"conv {op.name}: input_shape {op.input_shape} does not fit weight {w}")
+
+    def per_dim(v: tuple[int, ...], default: int) -> tuple[int, ...]:
+        return tuple(v) if len(v) == nd else (tuple(v) * nd)[:nd] if v else (default,) * nd
+
+    stride, pad, dil = per_dim(op.stride, 1), per_dim(op.padding, 0), per_dim(op.dilation, 1)
+    out = tuple((h + 2 * p - d * (k - 1) - 1) // s + 1
+                for h, p, d, k, s in zip(spatial_in, pad, dil, w[2:], stride))
+    if min(out) < 1:
+        raise GeometryError(f"conv {op.name}: input {spatial_in} is smaller than the kernel {tuple(w[2:])}")
+    return out
+
+
+def op_gemm(op: Op, *, batch: int, dtype: str = "fp16") -> Gemm | None:
+    """The GEMM of one op for `batch` samples, or None for non-GEMM ops."""
+    if op.kind == "conv":
+        w = op.weight_shape
+        g = max(1, op.groups)
+        return Gemm(m=batch * math.prod(conv_output_hw(op)), n=w[0] // g, k=math.prod(w[1:]), dtype=dtype, count=g)
+    if op.kind == "linear":
+        w = op.weight_shape
+        return Gemm(m=batch * op.tokens, n=w[0], k=w[1], dtype=dtype)
+    if op.kind == "matmul":
+        m, n, k = op.gemm_mnk
+        return Gemm(m=m, n=n, k=k, dtype=dtype, count=batch * op.count)
+    return None
+
+
+def lower(workload: Workload, *, batch: int, dtype: str = "fp16") -> list[tuple[Op, Gemm | None]]:
+    """Every op of `workload` with its GEMM for `batch` samples (None for non-GEMM ops)."""
+    if batch < 1:
+        raise GeometryError(f"batch must be >= 1, got {batch}")
+    return [(op, op_gemm(op, batch=batch, dtype=dtype)) for op in workload.ops]
+
+
+def _weight_mask(op: Op, mask: np.ndarray) -> np.ndarray:
+    """The weight-shaped bool mask of `op` (a `[rows, k]` GEMM-oriented matrix is accepted too)."""
+    from simsparse.masks.patterns import from_matrix, to_bool_array
+
+    w = tuple(op.weight_shape or ())
+    arr = to_bool_array(mask, name=f"mask of {op.name}")
+    if arr.shape == w:
+        return arr
+    if len(w) > 2 and arr.shape == (w[0], math.prod(w[1:])):
+        return from_matrix(arr, w)
+    raise GeometryError(f"mask for layer {op.name} has shape {arr.shape} but the layer's weight is {w}; "
+                        "use the mask of this layer (weight-shaped)")
+
+
+def shrunk_gemm(gemm: Gemm, pattern, *, groups: int = 1) -> Gemm:
+    """Dense GEMM left after dropping all-zero output rows and all-zero input channels."""
+    rows_left = gemm.n * groups - pattern.rows_removed
+    cols_left = gemm.k - pattern.cols_removed * max(1, pattern.reduction_per_channel)
+    if groups > 1:  # grouped: rows/cols removed per group are not tracked; keep the shape per group
+        return Gemm(m=gemm.m, n=max(0, rows_left) // groups, k=gemm.k, dtype=gemm.dtype, count=gemm.count)
+    return Gemm(m=gemm.m, n=max(0, rows_left), k=max(0, cols_left), dtype=gemm.dtype, count=gemm.count)
+
+
+def layer_works(workload: Workload, *, batch: int, dtype: str,
+                masks: Mapping[str, np.ndarray]) -> list[LayerWork]:
+    """One LayerWork per op: GEMM ops with their mask (absent = dense), other ops as memory work.
+
+    `masks` are weight-shaped and keyed by weight name; they are bound to the ops with
+    `graph.bind.bind` (wrapper prefixes tolerated, shapes checked, GeometryError if none match).
+    """
+    from simsparse.graph.bind import bind
+    from simsparse.masks.patterns import analyze, as_matrix
+
+    masks = bind(masks, workload).masks if masks else {}
+
+    nbytes = dtype_bytes(dtype)
+    out: list[LayerWork] = []
+    for op, gemm in lower(workload, batch=batch, dtype=dtype):
+        if gemm is None:
+            elems = (op.elements_in + op.elements_out) * batch
+            out.append(LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * nbytes,
+                                 elements=op.elements_out * batch, dtype=dtype))
+            continue
+        mask = masks.get(op.name) if op.kind != "matmul" else None
+        if mask is None:
+            out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, shrunk=gemm, dtype=dtype))
+            continue
+        wmask = _weight_mask(op, mask)
+        pattern = analyze(wmask, name=op.name)
+        out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
+                             pattern=pattern,
+                             shrunk=shrunk_gemm(gemm, pattern, groups=max(1, op.groups)), dtype=dtype))
+    return out
+
+
+from simsparse.graph.synthetic import synthetic_masks  # noqa: E402,F401  (api imports it from here)

@@ -1,0 +1,152 @@
+"""`nm`: N:M compressed weights (numba, multi-threaded).
+
+Storage: for each row and each group of M consecutive columns along k, N value slots (fp32)
+and N in-group offsets (uint8); groups with fewer than N nonzeros are padded with value 0 at
+offset 0; a last partial group (k not a multiple of M) is handled like the others. This is the
+layout of 2:4 sparse tensor cores, run here on the CPU: the column of slot j is
+(j // N) * M + offset[j], computed on the fly (a shift when N is a power of two).
+
+M is chosen by `prepare(..., group_m=None)` among 4, 8, 16, 32 as the group with the fewest
+slots per column (smallest N/M, then smallest M); pass group_m to force one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from simsparse.errors import PatternError
+from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x
+
+GROUP_SIZES = (4, 8, 16, 32)
+
+
+@njit(cache=True, inline="always")
+def _col(j, n_keep, n_shift, group_m, offset):
+    g = (j >> n_shift) if n_shift >= 0 else (j // n_keep)
+    return g * group_m + offset
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _gemv(values, offsets, n_keep, n_shift, group_m, x, y):
+    rows, slots = values.shape
+    for i in prange(rows):
+        acc = np.float32(0.0)
+        for j in range(slots):
+            acc += values[i, j] * x[_col(j, n_keep, n_shift, group_m, offsets[i, j])]
+        y[i] = acc
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _gemm(values, offsets, n_keep, n_shift, group_m, x_t, acc, y):
+    rows, slots = values.shape
+    batch = x_t.shape[1]
+    for i in prange(rows):
+        a = acc[i]
+        for c in range(batch):
+            a[c] = 0.0
+        for j in range(slots):
+            v = values[i, j]
+            xr = x_t[_col(j, n_keep, n_shift, group_m, offsets[i, j])]
+            for c in range(batch):
+                a[c] += v * xr[c]
+        for c in range(batch):
+            y[c, i] = a[c]
+
+
+@dataclass(frozen=True, eq=False)
+class NmPrepared:
+    values: np.ndarray    # [n, groups * n_keep] float32
+    offsets: np.ndarray   # [n, groups * n_keep] uint8 in-group column offsets
+    n_keep: int           # N
+    group_m: int          # M
+    n: int
+    k: int
+
+    @property
+    def n_shift(self) -> int:
+        """log2(N) when N is a power of two, else -1 (division)."""
+        return int(self.n_keep).bit_length() - 1 if self.n_keep & (self.n_keep - 1) == 0 else -1
+
+
+def _grouped(mask: np.ndarray, group_m: int) -> np.ndarray:
+    """mask [n, k] -> [n, groups, M], zero-padded at the end of k."""
+    n, k = mask.shape
+    groups = -(-k // group_m)
+    padded = np.zeros((n, groups * group_m), dtype=mask.dtype)
+    padded[:, :k] = mask
+    return padded.reshape(n, groups, group_m)
+
+
+def nm_envelope(mask: np.ndarray, group_m: int) -> int:
+    """Smallest N such that every group of `group_m` along k holds at most N nonzeros."""
+    if mask.size == 0:
+        return 0
+    return int(_grouped(mask, group_m).sum(axis=2).max())
+
+
+def choose_group(mask: np.ndarray, group_m: int | None) -> tuple[int, int]:
+    """(N, M) for this mask; PatternError when no M in GROUP_SIZES gives N < M."""
+    candidates = (group_m,) if group_m is not None else GROUP_SIZES
+    best: tuple[int, int] | None = None
+    for m_ in candidates:
+        n_ = max(1, nm_envelope(mask, m_))
+        if n_ < m_ and (best is None or n_ * best[1] < best[0] * m_):
+            best = (n_, m_)
+    if best is None:
+        where = f"M={group_m}" if group_m is not None else "M in 4, 8, 16, 32"
+        raise PatternError(f"nm needs an N:M mask (N < M) along k, none found for {where}; "
+                           "use --kernel condensed, csr or dense for this pattern")
+    return best
+
+
+@KERNELS.register("nm")
+class NmKernel(Kernel):
+    name = "nm"
+    index_dtype = "uint8"
+    layout = "values [n, k/M*N] fp32 + in-group offsets [n, k/M*N] uint8; column = group*M + offset"
+    backend = "numba"
+
+    @classmethod
+    def prepare(cls, weight, mask, *, group_m: int | None = None) -> NmPrepared:
+        w, m = check_inputs(weight, mask)
+        n, k = m.shape
+        n_keep, group_m = choose_group(m, group_m)
+        grouped = _grouped(m, group_m)                                   # [n, G, M]
+        order = np.argsort(~grouped, axis=2, kind="stable")[:, :, :n_keep]  # nonzeros first, ascending
+        valid = np.take_along_axis(grouped, order, axis=2)
+        wg = _grouped(w.numpy(), group_m)
+        values = np.where(valid, np.take_along_axis(wg, order, axis=2), 0.0).astype(np.float32)
+        offsets = np.where(valid, order, 0).astype(np.uint8)
+        return NmPrepared(values=np.ascontiguousarray(values.reshape(n, -1)),
+                          offsets=np.ascontiguousarray(offsets.reshape(n, -1)),
+                          n_keep=n_keep, group_m=group_m, n=n, k=k)
+
+    @classmethod
+    def run(cls, prepared: NmPrepared, x: torch.Tensor) -> torch.Tensor:
+        p = prepared
+        x = check_x(x, p.k)
+        batch = x.shape[0]
+        y = torch.empty((batch, p.n), dtype=torch.float32)
+        if p.n == 0 or batch == 0 or p.k == 0:
+            return y.zero_()
+        if batch == 1:
+            _gemv(p.values, p.offsets, p.n_keep, p.n_shift, p.group_m, x.numpy()[0], y.numpy()[0])
+        else:
+            acc = np.empty((p.n, batch), dtype=np.float32)
+            _gemm(p.values, p.offsets, p.n_keep, p.n_shift, p.group_m, x.t().contiguous().numpy(), acc,
+                  y.numpy())
+        return y
+
+    @classmethod
+    def storage_bytes(cls, prepared: NmPrepared) -> dict[str, int]:
+        return {"values": int(prepared.values.nbytes), "indices": int(prepared.offsets.nbytes)}
+
+    @classmethod
+    def warm_up(cls) -> None:
+        p = cls.prepare(torch.ones(2, 8), np.tile([True, False, True, False], (2, 2)))
+        cls.run(p, torch.ones(1, 8))
+        cls.run(p, torch.ones(2, 8))

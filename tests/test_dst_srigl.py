@@ -1,0 +1,87 @@
+"""SRigL: constant fan-in, neuron ablation, the last layer never ablated."""
+
+import torch
+from torch import nn
+
+from simsparse.dst.base import METHODS, MethodConfig
+from simsparse.dst.density import layer_nnz
+from simsparse.dst.srigl import srigl_layer_update
+from simsparse.dst.trainer import make_trainer, sparsifiable_params
+import simsparse.dst.srigl  # noqa: F401
+
+torch.set_num_threads(1)
+
+
+def _trainer(*, sparsity, gamma_sal=0.3, ablation=True, steps=60):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(16 * 16, 4))
+    cfg = MethodConfig(sparsity=sparsity, total_steps=steps, update_interval=4,
+                       extra={"gamma_sal": gamma_sal, "ablation": ablation})
+    method = METHODS.get("srigl")(cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    dens = {f: 1.0 - sparsity for f in sparsifiable_params(model)}
+    return make_trainer(model=model, method=method, optimizer=opt, densities=dens,
+                        generator=torch.Generator().manual_seed(1), example_input=torch.zeros(2, 1, 4, 4))
+
+
+def _run_checking(tr, steps):
+    g = torch.Generator().manual_seed(0)
+    checked = 0
+    for _ in range(steps):
+        x, y = torch.randn(16, 1, 4, 4, generator=g), torch.randint(4, (16,), generator=g)
+        n_hist = len(tr.method.history)
+        tr.train_step(x, y)
+        if len(tr.method.history) == n_hist:
+            continue
+        checked += 1
+        for f, p in tr.params.items():
+            rows = tr.masks[f].reshape(p.shape[0], -1).sum(dim=1)
+            ablated = tr.method.ablated[f]
+            active = [r for r in range(p.shape[0]) if r not in ablated]
+            k_new = tr.method.fan_in[f]
+            assert torch.all(rows[active] == k_new), f
+            assert torch.all(rows[ablated] == 0)
+            assert torch.all(p.reshape(p.shape[0], -1)[ablated] == 0.0)
+            assert k_new == min(p[0].numel(), tr.method.targets[f] // len(active))
+    return checked
+
+
+def test_every_active_row_holds_exactly_k_prime_after_every_update():
+    tr = _trainer(sparsity=0.9)
+    assert _run_checking(tr, 60) >= 10
+
+
+def test_ablation_at_very_high_sparsity_removes_rows_but_never_in_the_last_layer():
+    tr = _trainer(sparsity=0.99, gamma_sal=0.9)
+    _run_checking(tr, 60)
+    assert all(e["ablated_neurons"]["5.weight"] == 0 for e in tr.method.history)
+    assert any(e["ablated_neurons"]["2.weight"] > 0 for e in tr.method.history)
+
+
+def test_no_ablation_keeps_every_row_active():
+    tr = _trainer(sparsity=0.99, gamma_sal=0.9, ablation=False)
+    _run_checking(tr, 60)
+    assert all(v == [] for v in tr.method.ablated.values())
+
+
+def test_initial_mask_has_constant_fan_in():
+    tr = _trainer(sparsity=0.9)
+    for f, p in tr.params.items():
+        rows = tr.masks[f].reshape(p.shape[0], -1).sum(dim=1)
+        assert torch.all(rows == max(1, layer_nnz(p.numel(), 0.1) // p.shape[0]))
+
+
+def test_update_moves_the_budget_to_surviving_rows():
+    torch.manual_seed(0)
+    w = torch.randn(6, 10)
+    w[:3] *= 1e-3                                  # three weak rows
+    mask = torch.zeros(6, 10, dtype=torch.bool)
+    mask[:, :3] = True                             # fan-in 3, 18 nonzeros; keep 9 (all in strong rows)
+    grad = torch.zeros(6, 10)
+    grad[3:, 3:] = torch.rand(3, 7) + 1.0          # regrowth candidates only in the strong rows
+    new, grown, active, k = srigl_layer_update(weight=w, grad=grad, mask=mask, drop_fraction=0.5,
+                                               target_nnz=18, gamma_sal=0.9, ablate=True)
+    assert active.tolist() == [False, False, False, True, True, True]
+    assert k == 6
+    assert new.sum(dim=1).tolist() == [0, 0, 0, 6, 6, 6]

@@ -1,0 +1,58 @@
+"""The GPU arch specs: shipped files load with their datasheet peaks; bad values are rejected."""
+
+from __future__ import annotations
+
+import pytest
+
+from simsparse.archs import load_arch
+from simsparse.errors import SpecError
+
+
+@pytest.mark.parametrize("name,fp16_tflops,sms", [("a100_2to4", 312, 108), ("h100_2to4", 989, 132)])
+def test_shipped_specs_match_the_datasheet_peaks(name, fp16_tflops, sms):
+    spec = load_arch(name).spec
+    peak = 2 * spec.sms * spec.dense_fma_per_clk_per_sm["fp16"] * spec.clock_hz / 1e12
+    assert peak == pytest.approx(fp16_tflops, rel=0.01)
+    assert spec.sms == sms and spec.sparse_speedup == 2.0
+    assert set(spec.backends) == {"cusparselt", "cutlass"}
+
+
+@pytest.mark.parametrize("override,field", [
+    ("compute.sms=0", "compute.sms"),
+    ("memory.hbm_efficiency=1.5", "memory.hbm_efficiency"),
+    ("software.backend=magic", "software.backend"),
+    ("software.backends.cutlass.mainloop_efficiency=abc", "software.backends.cutlass.mainloop_efficiency"),
+    ('compute.sparse.pattern="1:4"', "compute.sparse.pattern"),
+])
+def test_invalid_set_values_are_rejected_naming_field_and_value(override, field):
+    with pytest.raises(SpecError) as err:
+        load_arch("a100_2to4", overrides=[override])
+    msg = str(err.value)
+    assert field in msg and override.split("=", 1)[1].strip('"') in msg and "a100_2to4.yaml" in msg
+    assert "allowed" in msg
+
+
+def test_set_of_unknown_field_is_rejected():
+    with pytest.raises(SpecError, match="no field compute.warp_size"):
+        load_arch("a100_2to4", overrides=["compute.warp_size=32"])
+
+
+def test_invalid_spec_file_names_file_field_and_value(tmp_path):
+    from simsparse.resources import data_dir
+
+    text = (data_dir("accelerators") / "a100_2to4.yaml").read_text()
+    bad = tmp_path / "bad_gpu.yaml"
+    bad.write_text(text.replace("sms: 108", "sms: -4"))
+    with pytest.raises(SpecError) as err:
+        load_arch(str(bad))
+    assert str(bad) in str(err.value) and "compute.sms" in str(err.value) and "-4" in str(err.value)
+
+
+def test_a_new_gpu_of_a_known_kind_is_a_yaml_file(tmp_path):
+    from simsparse.resources import data_dir
+
+    text = (data_dir("accelerators") / "a100_2to4.yaml").read_text()
+    half = tmp_path / "a100_half.yaml"
+    half.write_text(text.replace("name: a100_2to4", "name: a100_half").replace("sms: 108", "sms: 54"))
+    model = load_arch(str(half))
+    assert model.name == "a100_half" and model.spec.sms == 54
