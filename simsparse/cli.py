@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="model predictions beside measurements")
     p.add_argument("--device", choices=("cpu", "cuda", "published"), default="published")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
+    p.add_argument("--csv", help="published: a CSV of measured rows (default: the shipped A100 dev rows)")
     _fmt(p)
 
     p = sub.add_parser("calibrate", help="fit the CPU model's effective parameters on this machine")
@@ -186,7 +187,9 @@ def cmd_measure(a: argparse.Namespace) -> None:
 
 def cmd_validate(a: argparse.Namespace) -> None:
     if a.device == "published":
-        res = api.delegate("simsparse.validate_published", "run")(engine=a.engine)
+        csv_path = Path(a.csv) if a.csv else None
+        res = api.delegate("simsparse.validate_published", "run")(csv_path, engine=a.engine)
+        res = api.delegate("simsparse.validate_published", "result_to_dict")(res)
     elif a.device == "cpu":
         res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty())
     else:
@@ -200,13 +203,16 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
 
 
 def _render(res: Any, fmt: str) -> str:
+    data = res.to_dict() if hasattr(res, "to_dict") else report.plain(res)
     if fmt == "json":
-        return report.to_json(res.to_dict() if hasattr(res, "to_dict") else res)
+        return report.to_json(data)
     if fmt == "csv" and hasattr(res, "to_csv"):
         return res.to_csv()
     if hasattr(res, "to_table"):
         return res.to_table()
-    return report.to_json(res.to_dict() if hasattr(res, "to_dict") else res)
+    if isinstance(data, dict) and ("points" in data or "results" in data):
+        return report.points_table(data, key="points" if "points" in data else "results")
+    return report.to_json(data)
 
 
 def cmd_archs(a: argparse.Namespace) -> None:

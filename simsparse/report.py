@@ -201,3 +201,26 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# ----------------------------------------------------------------------------- validation / measurement
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "" if v is None else str(v)
+
+
+def points_table(d: Mapping[str, Any], *, key: str = "points", skip: Sequence[str] = ("source", "gpu", "csv_path")) -> str:
+    """A table of a result's `points` (or `results`) rows, then its `summary` as one line."""
+    rows = list(d.get(key) or [])
+    out = []
+    if rows:
+        cols = [c for c in rows[0] if c not in skip and not isinstance(rows[0][c], (dict, list))]
+        out.append(table([[_cell(r.get(c)) for c in cols] for r in rows], cols))
+    summary = d.get("summary")
+    if summary:
+        out.append("summary: " + ", ".join(f"{k} {_cell(v)}" for k, v in summary.items()
+                                            if not isinstance(v, (dict, list))))
+    return "\n".join(out) if out else to_json(d)

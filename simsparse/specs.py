@@ -126,9 +126,9 @@ def _type_name(t: type | tuple) -> str:
 
 def _check_leaf(f: Field, value: Any, source: str, path: list[str]) -> Any:
     types = f.type if isinstance(f.type, tuple) else (f.type,)
-    if float in types and isinstance(value, int) and not isinstance(value, bool):
+    if float in types and int not in types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if isinstance(value, str) and float in types and str not in types:
+    if isinstance(value, str) and float in types and str not in types and int not in types:
         try:  # YAML 1.1 reads 1.41e9 as a string; accept it as a number
             value = float(value)
         except ValueError:

@@ -72,7 +72,8 @@ class ValidationResult:
 def summarize(points: Sequence[Point]) -> dict:
     pred = np.array([p.predicted_s for p in points])
     meas = np.array([p.measured_s for p in points])
-    rho = float(spearmanr(pred, meas).statistic) if len(points) > 2 else float("nan")
+    varied = len(points) > 2 and np.ptp(pred) > 0 and np.ptp(meas) > 0
+    rho = float(spearmanr(pred, meas).statistic) if varied else float("nan")
     out = {"mape": mape(points), "spearman": rho, "n": len(points),
            "median_ape": float(np.median(np.abs(pred - meas) / meas)) if len(points) else float("nan")}
     out["by_kernel"] = {k: {"mape": mape([p for p in points if p.kernel == k]),

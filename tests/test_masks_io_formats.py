@@ -132,3 +132,11 @@ def test_mixed_state_dict_reads_pruned_and_plain_layers(tmp_path):
     maskset = mio.load(tmp_path / "mixed.pt")
     _assert_masks_equal(maskset, masks)
     assert maskset.provenance["mask_source"] == {"fc1.weight": "prune buffer *_mask", "fc2.weight": "weight != 0"}
+
+
+def test_legacy_torch_pickle_of_a_state_dict_is_read(tmp_path):
+    masks = cf.mlp_masks()
+    torch.save(cf.masked_mlp(masks).state_dict(), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    maskset = mio.load(tmp_path / "old.pt")
+    _assert_masks_equal(maskset, masks)
+    assert maskset.provenance["container"] == "torch-legacy"

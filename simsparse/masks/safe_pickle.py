@@ -21,6 +21,7 @@ import collections
 import io
 import os
 import pickle
+import pickletools
 import zipfile
 from typing import Any
 
@@ -237,6 +238,27 @@ class _SafeUnpickler(pickle.Unpickler):
         return raw[: numel * itemsize].view(storage_type.dtype)
 
 
+_REFUSED_OPCODES = {"BYTEARRAY8", "NEXT_BUFFER", "READONLY_BUFFER"}  # protocol-5 out-of-band data
+
+
+def _prescan(pkl: bytes) -> None:
+    """Walk the opcodes without building anything: a truncated or lying stream (lengths past its
+    end, unknown opcodes) fails here, before the unpickler allocates what the stream claims."""
+    try:
+        for opcode, _arg, _pos in pickletools.genops(pkl):
+            if opcode.name in _REFUSED_OPCODES:
+                raise UnsafePickleError(f"pickle uses {opcode.name}, which torch checkpoints never hold")
+    except UnsafePickleError:
+        raise
+    except Exception as exc:
+        raise UnsafePickleError(f"malformed pickle ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:160]
+
+
 def _pickle_record(archive: zipfile.ZipFile) -> str:
     names = [n for n in archive.namelist() if n.endswith("/data.pkl") and n.count("/") == 1]
     if len(names) != 1:
@@ -254,8 +276,10 @@ def load_torch_zip(path: str) -> tuple[Any, list[str]]:
                 if f"{prefix}/byteorder" in archive.namelist() else "little"
             if order.strip() != "little":
                 raise UnsafePickleError(f"byte order {order.strip()!r} is not supported")
+            pkl = archive.read(record)
+            _prescan(pkl)
             storages = _ZipStorages(archive, prefix, os.path.getsize(path))
-            unpickler = _SafeUnpickler(io.BytesIO(archive.read(record)), storages)
+            unpickler = _SafeUnpickler(io.BytesIO(pkl), storages)
             obj = unpickler.load()
             return obj, sorted(unpickler.foreign)
     except UnsafePickleError:
@@ -263,4 +287,4 @@ def load_torch_zip(path: str) -> tuple[Any, list[str]]:
     except RecursionError:
         raise UnsafePickleError("pickle nests too deeply") from None
     except Exception as exc:  # malformed zip or pickle: every failure becomes one error type
-        raise UnsafePickleError(f"{type(exc).__name__}: {exc}".splitlines()[0][:200]) from None
+        raise UnsafePickleError(f"{type(exc).__name__}: {_first_line(exc)}") from None

@@ -1,0 +1,112 @@
+"""The command line contract (DESIGN.md §4): JSON keys, exit codes, one-line errors, no half-written files."""
+
+import json
+
+import pytest
+
+from simsparse.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_evaluate_gemm_json_has_the_contract_keys(capsys):
+    code, out, _ = run(capsys, "evaluate", "--gemm", "3072,768,3072", "--pattern", "2:4", "--arch", "a100_2to4",
+                       "--format", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert {"arch", "engine", "dtype", "layers", "total", "dense_total", "speedup_vs_dense"} <= set(data)
+    layer = data["layers"][0]
+    for key in ("name", "m", "n", "k", "format", "density", "flops_dense", "flops_effective", "flops_executed",
+                "bytes", "cycles", "latency_s", "bound"):
+        assert key in layer
+    assert layer["format"] == "2:4"
+    assert data["speedup_vs_dense"] > 1.0
+
+
+def test_a_dense_pattern_is_exactly_as_fast_as_dense(capsys):
+    code, out, _ = run(capsys, "evaluate", "--gemm", "512,512,512", "--pattern", "dense", "--arch", "h100_2to4",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["speedup_vs_dense"] == pytest.approx(1.0)
+
+
+def test_evaluate_workload_with_pattern_covers_every_layer(capsys):
+    code, out, _ = run(capsys, "evaluate", "--workload", "wrn22_2", "--pattern", "2:4", "--arch", "a100_2to4",
+                       "--batch", "8", "--format", "json")
+    data = json.loads(out)
+    assert code == 0
+    assert any(l["format"] == "2:4" for l in data["layers"])
+    assert data["total"]["flops_dense"] == pytest.approx(sum(l["flops_dense"] for l in data["layers"]))
+
+
+def test_csv_output_has_a_header_and_a_total_row(capsys):
+    code, out, _ = run(capsys, "evaluate", "--gemm", "64,64,64", "--pattern", "2:4", "--arch", "systolic_32x32",
+                       "--format", "csv")
+    lines = out.strip().splitlines()
+    assert code == 0 and lines[0].startswith("arch,") and lines[-1].split(",")[3] == "total"
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["evaluate", "--gemm", "1,2", "--pattern", "2:4", "--arch", "a100_2to4"], "M,N,K"),
+    (["evaluate", "--gemm", "8,8,8", "--pattern", "3:2", "--arch", "a100_2to4"], "N:M"),
+    (["evaluate", "--gemm", "8,8,8", "--arch", "no_such_arch"], "unknown arch 'no_such_arch'; known:"),
+    (["evaluate", "--workload", "no_such_net", "--pattern", "2:4", "--arch", "a100_2to4"], "no_such_net"),
+    (["evaluate", "--gemm", "8,8,8", "--arch", "a100_2to4", "--set", "compute.sms=-3"], "compute.sms"),
+    (["evaluate", "--gemm", "8,8,8", "--arch", "a100_2to4", "--set", "compute.nope=1"], "no field compute.nope"),
+    (["evaluate", "--arch", "a100_2to4"], "needs"),
+    (["inspect", "/no/such/file.pt"], "file.pt"),
+])
+def test_bad_input_is_one_line_and_exit_code_2(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert fragment in err
+    assert len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_unknown_subcommand_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_invalid_spec_file_names_file_field_and_value(tmp_path, capsys):
+    spec = tmp_path / "bad.yaml"
+    text = (__import__("simsparse.resources", fromlist=["data_dir"]).data_dir("accelerators") / "a100_2to4.yaml").read_text()
+    spec.write_text(text.replace("sms: 108", "sms: zero"))
+    code, _, err = run(capsys, "evaluate", "--gemm", "8,8,8", "--arch", str(spec))
+    assert code == 2 and "bad.yaml" in err and "compute.sms" in err and "zero" in err
+
+
+def test_out_folder_gets_json_and_csv(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code, _, _ = run(capsys, "evaluate", "--gemm", "64,64,64", "--pattern", "2:4", "--arch", "a100_2to4",
+                     "--out", str(out))
+    assert code == 0
+    assert json.loads((out / "report.json").read_text())["arch"] == "a100_2to4"
+    assert (out / "report.csv").read_text().startswith("arch,")
+
+
+def test_failed_evaluate_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "rep"
+    code, _, _ = run(capsys, "evaluate", "--gemm", "64,64,64", "--pattern", "9:4", "--arch", "a100_2to4",
+                     "--out", str(out))
+    assert code == 2 and not out.exists()
+
+
+def test_archs_and_workloads_list_the_built_ins(capsys):
+    code, out, _ = run(capsys, "archs", "--format", "json")
+    names = {a["name"] for a in json.loads(out)["archs"]}
+    assert code == 0 and {"a100_2to4", "h100_2to4", "systolic_32x32", "cpu_host"} <= names
+    code, out, _ = run(capsys, "workloads", "--format", "json")
+    assert code == 0 and "resnet50" in {w["name"] for w in json.loads(out)["workloads"]}
+
+
+def test_validate_published_reports_points_and_summary(capsys):
+    code, out, _ = run(capsys, "validate", "--device", "published", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and len(data["points"]) == data["summary"]["n"] > 0
+    assert {"mape", "spearman", "n"} <= set(data["summary"])

@@ -1,0 +1,87 @@
+"""Calibration fits the per-kernel parameters back from points; validation statistics and crossover."""
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from simsparse import calibrate, validate_cpu
+from simsparse.archs import load_arch
+from simsparse.archs.cpu_spec import KernelParams
+from simsparse.calibrate import Point, Predictor
+from simsparse.kernels.suites import suite_cases
+
+
+def _points(kernel: str, threads=(1, 2)) -> list[Point]:
+    return [Point(kernel=kernel, m=m, n=n, k=k, pattern=p, threads=t, measured_s=1.0, iqr_s=0.0)
+            for (n, k, p) in ((256, 512, "fanin=32"), (512, 256, "fanin=64"))
+            for m in (1, 2, 8, 32) for t in threads]
+
+
+def test_fit_recovers_the_parameters_that_produced_the_times():
+    model = load_arch("spr_socket", ["software.threads=2"])
+    truth = KernelParams(overhead_s=2e-5, parallel_overhead_s=1e-5, compute_eff=0.4, bw_eff=0.6)
+    predictor = Predictor(model)
+    pts = [replace(p, measured_s=predictor.predict_s(p, {"condensed": truth})) for p in _points("condensed")]
+    fitted, out = calibrate.fit(pts, model)
+    assert calibrate.mape(out) < 0.01
+    assert fitted["condensed"].overhead_s == pytest.approx(truth.overhead_s, rel=0.05)
+    assert fitted["condensed"].compute_eff == pytest.approx(truth.compute_eff, rel=0.05)
+
+
+def test_calibration_and_validation_suites_share_no_point():
+    def key(c):
+        return (c.m, c.n, c.k, c.pattern)
+
+    cal = {key(c) for c in suite_cases("cpu_calibration")}
+    val = {key(c) for c in suite_cases("cpu_validation")}
+    assert not cal & val
+
+
+def test_validation_suite_has_at_least_60_points_over_five_kernels():
+    cases = suite_cases("cpu_validation")
+    assert sum(len(c.kernels) for c in cases) >= 60
+    assert {k for c in cases for k in c.kernels} == {"dense", "csr", "condensed", "nm", "shrunk"}
+    assert {c.m for c in cases} >= {1, 256}
+
+
+def test_measured_crossover_interpolates_between_batches():
+    # condensed 2x faster at batch 1, 2x slower at batch 4: the log-ratio crosses at batch 2
+    assert validate_cpu.measured_crossover([1, 4], [1.0, 2.0], [2.0, 1.0]) == pytest.approx(2.0)
+    assert math.isinf(validate_cpu.measured_crossover([1, 4], [1.0, 1.0], [2.0, 2.0]))
+
+
+def test_summary_reports_mape_spearman_and_n():
+    pts = [Point(kernel="csr", m=1, n=1, k=1, pattern="dense", threads=1, measured_s=t, iqr_s=0.0,
+                 predicted_s=1.1 * t) for t in (1.0, 2.0, 3.0, 4.0)]
+    s = validate_cpu.summarize(pts)
+    assert s["n"] == 4 and s["mape"] == pytest.approx(0.1) and s["spearman"] == pytest.approx(1.0)
+
+
+def test_evaluate_predicts_every_point_and_finds_crossovers_without_measuring():
+    model = load_arch("spr_socket", ["software.threads=1"])
+    pts = [Point(kernel=k, m=m, n=3072, k=768, pattern="fanin=77", threads=1, measured_s=1e-4, iqr_s=0.0)
+           for k in ("dense", "condensed") for m in (1, 4)]
+    out, summary, cross = validate_cpu.evaluate(pts, model)
+    assert summary["n"] == 4 and all(p.predicted_s > 0 for p in out)
+    assert len(cross) == 1 and cross[0].n == 3072 and cross[0].predicted_batch >= 1
+
+
+def test_validation_json_has_points_and_summary_keys():
+    result = validate_cpu.ValidationResult(machine="m", calibration="", points=(), elapsed_s=0.0,
+                                           summary={"mape": 0.1, "spearman": 0.9, "n": 0}, crossovers=())
+    d = validate_cpu.to_dict(result)
+    assert {"points", "summary"} <= set(d) and {"mape", "spearman", "n"} <= set(d["summary"])
+
+
+def test_stored_calibration_is_used_by_cpu_host(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("SIMSPARSE_SKIP_PROBE", "1")
+    from simsparse import hostinfo
+
+    key = hostinfo.detect().key
+    params = {"dense": KernelParams(overhead_s=1e-3, parallel_overhead_s=0.0, compute_eff=0.5, bw_eff=0.5)}
+    path = calibrate.store(key, params, points=[], suite="test", threads=(1,))
+    model = load_arch("cpu_host")
+    assert model.spec.calibration == path
+    assert model.spec.params("dense").overhead_s == pytest.approx(1e-3)
