@@ -1,10 +1,11 @@
 """DST quality benchmark (not a test): accuracy and train FLOPs of every method at 90 % sparsity.
 
-    python benchmarks/bench_dst_quality.py [--seeds 3] [--steps 400] [--model mlp] [--data synthetic]
+    python benchmarks/bench_dst_quality.py [--seeds 3] [--steps 500] [--model mlp] [--data synthetic]
 
 Runs dense, RigL, SRigL (with and without ablation), N:M 1:8 by SR-STE / mask decay / structure
 decay, and Chase (S_c 0.3) on a small task where 90 % sparsity costs accuracy, each with the
-shipped recipe (same optimizer and lr for all), ≥ 3 seeds; plus SRigL ± ablation at 99 %. Prints
+shipped recipe (same optimizer and lr for all), ≥ 3 seeds; plus RigL and SRigL ± ablation at 98 %
+(the papers' 99 % leaves this 0.3M-weight MLP too few weights to learn in 500 steps). Prints
 mean ± std test accuracy, train FLOPs relative to dense, and whether the papers' qualitative claims
 hold (SRigL ≈ RigL; decay ≥ SR-STE at 1:8; Chase close to RigL while removing channels).
 """
@@ -32,9 +33,9 @@ CASES = [
     ("nm-mask-decay 1:8", "nm-mask-decay", 0.0, (1, 8), {}),
     ("nm-structure-decay 1:8", "nm-structure-decay", 0.0, (1, 8), {}),
     ("chase S_c=0.3", "chase", 0.9, None, {"recipe_overrides": ("extra.channel_sparsity=0.3",)}),
-    ("rigl @99%", "rigl", 0.99, None, {}),
-    ("srigl @99%", "srigl", 0.99, None, {}),
-    ("srigl --no-ablation @99%", "srigl", 0.99, None, {"no_ablation": True}),
+    ("rigl @98%", "rigl", 0.98, None, {}),
+    ("srigl @98%", "srigl", 0.98, None, {}),
+    ("srigl --no-ablation @98%", "srigl", 0.98, None, {"no_ablation": True}),
 ]
 
 
@@ -66,9 +67,9 @@ def claims(s: dict) -> list[str]:
     t = tol("srigl", "rigl")
     lines.append(f"SRigL ≈ RigL at 90 % (|Δ| ≤ {t:.3f}): {within('srigl', 'rigl', t)} "
                  f"(Δ = {s['srigl']['acc_mean'] - s['rigl']['acc_mean']:+.3f})")
-    d = s["srigl @99%"]["acc_mean"] - s["srigl --no-ablation @99%"]["acc_mean"]
-    lines.append(f"ablation helps at 99 %: {d > 0} (Δ = {d:+.3f}, "
-                 f"{s['srigl @99%']['ablated']:.0f} neurons ablated)")
+    d = s["srigl @98%"]["acc_mean"] - s["srigl --no-ablation @98%"]["acc_mean"]
+    lines.append(f"ablation helps at 98 %: {d > 0} (Δ = {d:+.3f}, "
+                 f"{s['srigl @98%']['ablated']:.0f} neurons ablated)")
     for dec in ("nm-mask-decay 1:8", "nm-structure-decay 1:8"):
         d = s[dec]["acc_mean"] - s["srste 1:8"]["acc_mean"]
         lines.append(f"{dec} ≥ SR-STE 1:8: {d >= -tol(dec, 'srste 1:8')} (Δ = {d:+.3f}; "
@@ -83,10 +84,10 @@ def claims(s: dict) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--model", default="mlp")
     ap.add_argument("--data", default="synthetic")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     summary: dict = {"_seeds": args.seeds}

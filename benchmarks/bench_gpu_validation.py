@@ -7,6 +7,17 @@ The dev rows (accelerators/measurements/a100_2to4_dev.csv) are the only ones any
 fitted on (--fit: scipy least squares on log dense and sparse times; paste the printed values
 into accelerators/a100_2to4.yaml). The held-out rows (gpu_2to4_heldout.csv, A100 and H100
 rows from public issue threads) are only reported.
+
+Before -> after the physics follow-up (analytic engine; cycle in brackets):
+  dev A100 (9 rows)       speedup MAPE 5.1 -> 1.8 % [6.0 -> 2.5], time MAPE 3.3 -> 1.8 % [3.4 -> 1.8], sign 9/9
+  held-out A100 (10 rows) speedup MAPE 87.9 -> 48.8 % [93.3 -> 52.9], time MAPE 21.2 -> 16.5 % [21.9 -> 18.1]
+  held-out H100 (3 rows)  speedup MAPE 42.0 -> 12.8 % [42.8 -> 11.7], time MAPE 25.0 -> 7.7 % [31.5 -> 11.0],
+                          sign 3/3 (cycle 2/3 -> 3/3)
+What changed (all from library source / issue threads, none fitted on held-out rows): PyTorch's
+CUTLASS back end has one 128x128x64 tile and no split-K; `_cslt_sparse_mm` passes split_k=1 and
+re-creates its cuSPARSELt plan every call (~50 us host, pytorch#179642); Hopper cuBLAS uses
+stream-K and 2-CTA TMA multicast. The largest remaining error is H5 (PyTorch 2.1, one token,
+CUTLASS: 196 us measured, 53 us predicted), which no device-side term explains.
 """
 
 from __future__ import annotations

@@ -23,7 +23,9 @@ from simsparse.errors import MeasurementError
 from simsparse.kernels.suites import SUITES, Case, fan_in_for
 from simsparse.records import Gemm, LayerWork
 
-PARAMS = ("overhead_s", "parallel_overhead_s", "compute_eff", "bw_eff")
+PARAMS = ("overhead_s", "parallel_overhead_s", "compute_eff", "bw_eff", "batched_eff")
+# shrunk's GEMM runs on dense's parameters; only its own call overhead (index ops) is fitted
+FITTED = {"shrunk": ("overhead_s", "parallel_overhead_s")}
 CAL_SHAPES = ((2048, 1024), (1024, 2048))
 CAL_SPARSITIES = (0.85, 0.95)
 CAL_BATCHES = (1, 2, 8, 32, 128)
@@ -82,25 +84,52 @@ class CalibrationResult:
 
 
 def measure_points(cases: Sequence[Case], *, threads: Iterable[int], min_time_s: float,
-                   progress: bool, statistic: str = STATISTIC) -> list[Point]:
-    """Time `cases` with the kernels' harness at each thread count."""
+                   progress: bool, statistic: str = STATISTIC, repeats: int = 2) -> list[Point]:
+    """Time `cases` with the kernels' harness at each thread count, `repeats` passes (a pass
+    disturbed by other processes is outvoted: min of the minima, median of the medians)."""
     from simsparse.kernels.measure import measure_cases
 
+    runs: dict[tuple, list] = {}
+    for _ in range(max(1, repeats)):
+        for t in threads:
+            results, _ = measure_cases(cases, threads=int(t), cache="warm", min_time_s=min_time_s,
+                                       progress=progress, skip_unsuited=True)
+            for r in results:
+                runs.setdefault((r.kernel, r.m, r.n, r.k, r.pattern, r.threads), []).append(r)
     points = []
-    for t in threads:
-        results, _ = measure_cases(cases, threads=int(t), cache="warm", min_time_s=min_time_s,
-                                   progress=progress, skip_unsuited=True)
-        points += [Point(kernel=r.kernel, m=r.m, n=r.n, k=r.k, pattern=r.pattern, threads=r.threads,
-                         measured_s=r.min_s if statistic == "min" else r.median_s, iqr_s=r.iqr_s,
-                         median_s=r.median_s, min_s=r.min_s) for r in results]
+    for (kernel, m, n, k, pattern, t), rs in runs.items():
+        mins, medians = [r.min_s for r in rs], [r.median_s for r in rs]
+        median = float(np.median(medians))
+        points.append(Point(kernel=kernel, m=m, n=n, k=k, pattern=pattern, threads=t,
+                            measured_s=min(mins) if statistic == "min" else median,
+                            iqr_s=float(np.median([r.iqr_s for r in rs])), median_s=median, min_s=min(mins)))
     return points
 
 
 def thread_counts() -> tuple[int, ...]:
+    """1 and all usable cores (what calibration and validation measure by default)."""
     from simsparse.hostinfo import available_cores
 
     cores = available_cores()
     return (1,) if cores <= 1 else (1, cores)
+
+
+def load_note(threads: Sequence[int]) -> tuple[str, ...]:
+    """A warning when other processes keep the cores busy (multi-thread timings then include
+    their time slices; single-thread minima are much less affected)."""
+    import os
+
+    from simsparse.hostinfo import available_cores
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # pragma: no cover
+        return ()
+    cores = available_cores()
+    if load > 0.75 * cores and max(threads) > 1:
+        return (f"machine busy: load average {load:.1f} on {cores} cores; timings at {max(threads)} threads "
+                "include other processes' time slices",)
+    return ()
 
 
 # ----------------------------------------------------------------------------- predicting
@@ -150,19 +179,27 @@ def _to_params(theta: np.ndarray) -> KernelParams:
     return KernelParams(**{name: float(np.exp(v)) for name, v in zip(PARAMS, theta)})
 
 
-def fit_kernel(predictor: Predictor, kernel: str, points: Sequence[Point]) -> KernelParams:
-    """least_squares on log(pred/measured) for one kernel's parameters (log-space, bounded)."""
+def fit_kernel(predictor: Predictor, kernel: str, points: Sequence[Point],
+               fixed: dict[str, KernelParams] | None = None) -> KernelParams:
+    """least_squares on log(pred/measured) for one kernel's parameters (log-space, bounded);
+    `fixed` holds already fitted kernels whose parameters some phases use (shrunk's GEMM = dense)."""
     start = predictor.model.spec.kernels[kernel]
     theta0 = np.log([max(getattr(start, n), PARAM_RANGES[n][0] + 1e-9, 1e-8) for n in PARAMS])
     lo = np.log([max(PARAM_RANGES[n][0], 1e-8) for n in PARAMS])
     hi = np.log([PARAM_RANGES[n][1] for n in PARAMS])
     theta0 = np.clip(theta0, lo + 1e-6, hi - 1e-6)
     measured = np.log([p.measured_s for p in points])
+    frozen = [n for n in PARAMS if n not in FITTED.get(kernel, PARAMS)]
     if not any(p.threads > 1 for p in points):     # nothing to fit the fork/join cost on
-        lo[1], hi[1] = theta0[1] - 1e-9, theta0[1] + 1e-9
+        frozen.append("parallel_overhead_s")
+    if not any(p.m > 1 for p in points) or not any(p.m == 1 for p in points):
+        frozen.append("batched_eff")
+    for name in frozen:
+        i = PARAMS.index(name)
+        lo[i], hi[i] = theta0[i] - 1e-9, theta0[i] + 1e-9
 
     def residuals(theta):
-        params = {kernel: _to_params(theta)}
+        params = {**(fixed or {}), kernel: _to_params(theta)}
         return np.log([predictor.predict_s(p, params) for p in points]) - measured
 
     fit = least_squares(residuals, theta0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1, max_nfev=400)
@@ -173,10 +210,10 @@ def fit(points: Sequence[Point], model) -> tuple[dict[str, KernelParams], list[P
     """Fitted parameters per kernel present in `points`, and the points re-predicted with them."""
     predictor = Predictor(model)
     fitted: dict[str, KernelParams] = {}
-    for kernel in KERNEL_NAMES:
+    for kernel in KERNEL_NAMES:        # dense comes first: shrunk's GEMM phases use its parameters
         pts = [p for p in points if p.kernel == kernel and p.measured_s > 0]
         if pts:
-            fitted[kernel] = fit_kernel(predictor, kernel, pts)
+            fitted[kernel] = fit_kernel(predictor, kernel, pts, fixed=dict(fitted))
     out = [replace(p, predicted_s=predictor.predict_s(p, fitted)) for p in points]
     return fitted, out
 
@@ -199,7 +236,7 @@ def store(machine: str, kernels: dict[str, KernelParams], *, points: Sequence[Po
 
 
 def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequence[int] | None = None,
-        min_time_s: float = 0.1, progress: bool = False, save: bool = True) -> CalibrationResult:
+        min_time_s: float = 0.1, progress: bool = False, save: bool = True, repeats: int = 2) -> CalibrationResult:
     """Measure `suite` here, fit the per-kernel parameters, store them for `cpu_host`."""
     if device != "cpu":
         raise MeasurementError(f"calibrate supports --device cpu only (got {device!r}); the GPU models "
@@ -215,17 +252,20 @@ def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequenc
     data["software"]["kernels"] = {}          # fit from the documented defaults, not a previous fit
     model = CpuSimdModel.from_data(data, source="<detected cpu_host>")
     threads = tuple(threads) if threads else thread_counts()
-    points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress)
+    notes = load_note(threads)
+    points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress,
+                            repeats=repeats)
     fitted, points = fit(points, model)
     path = store(host.key, fitted, points=points, suite=suite, threads=threads) if save else ""
     return CalibrationResult(machine=host.key, kernels={k: {n: getattr(v, n) for n in PARAMS}
                                                         for k, v in fitted.items()},
                              points=tuple(points), fit_mape=mape(points), path=path, threads=threads,
-                             elapsed_s=time.perf_counter() - t0)
+                             elapsed_s=time.perf_counter() - t0, notes=notes)
 
 
 def to_dict(result: CalibrationResult) -> dict:
     return {"machine": result.machine, "path": result.path, "threads": list(result.threads),
             "kernels": result.kernels, "summary": {"fit_mape": result.fit_mape, "n": len(result.points),
                                                     "elapsed_s": result.elapsed_s},
+            "notes": list(result.notes),
             "points": [p.__dict__ for p in result.points]}

@@ -25,7 +25,7 @@ import numpy as np
 PROC_CPUINFO = "/proc/cpuinfo"
 SYSFS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
 SKIP_PROBE_ENV = "SIMSPARSE_SKIP_PROBE"
-PROBE_VERSION = 1
+PROBE_VERSION = 2
 
 # Per-clock read bandwidth per core used when the probe is skipped (documented defaults,
 # Golden Cove-like: 2 x 64 B loads per clock from L1, 64 B/clk from L2, ~16 B/clk from the LLC).
@@ -198,7 +198,7 @@ def _loops() -> dict:
 
 
 def probe_working_sets(caches: list[CacheLevel], cores: int) -> dict[str, int]:
-    """Bytes read per level: half of each private level, LLC share / 2, DRAM 4x the LLC (capped)."""
+    """Bytes read per level: half of each private level, LLC share / 2 (<= 16 MiB), DRAM 4x the LLC (64..256 MiB)."""
     sizes = {c.level: c for c in caches}
     ws = {}
     if 1 in sizes:
@@ -207,47 +207,47 @@ def probe_working_sets(caches: list[CacheLevel], cores: int) -> dict[str, int]:
         ws["l2"] = sizes[2].size_bytes // 2
     llc = max(caches, key=lambda c: c.level) if caches else None
     if llc is not None and llc.level >= 3:
-        ws["llc"] = min(llc.size_bytes // (2 * max(1, min(cores, llc.shared_cpus))), 64 << 20)
+        ws["llc"] = min(llc.size_bytes // (2 * max(1, min(cores, llc.shared_cpus))), 16 << 20)
     llc_bytes = llc.size_bytes if llc is not None else 32 << 20
-    ws["dram"] = int(min(max(4 * llc_bytes, 64 << 20), 512 << 20))
+    ws["dram"] = int(min(max(4 * llc_bytes, 64 << 20), 256 << 20))
     return ws
 
 
-def measure_read_bandwidth(nbytes: int, *, threads: int = 1, min_time_s: float = 0.02) -> float:
-    """Bytes/s of a vectorised read (sum) over `nbytes` per thread, repeated for >= min_time_s."""
+def measure_read_bandwidth(nbytes: int, *, threads: int = 1, sample_s: float = 0.002,
+                           samples: int = 15) -> float:
+    """Bytes/s of a vectorised read (sum) over `nbytes` per thread: the best of `samples` short
+    samples (~sample_s each; short samples slip between other processes' time slices)."""
     loops = _loops()
-    sum_repeat, sum_repeat_parallel = loops["sum_repeat"], loops["sum_repeat_parallel"]
     n = max(256, nbytes // 4)
     if threads <= 1:
         a = np.ones(n, dtype=np.float32)
-        fn = lambda reps: sum_repeat(a, reps)  # noqa: E731
+        fn = lambda reps: loops["sum_repeat"](a, reps)  # noqa: E731
     else:
         a = np.ones((threads, n), dtype=np.float32)
-        fn = lambda reps: sum_repeat_parallel(a, reps)  # noqa: E731
+        fn = lambda reps: loops["sum_repeat_parallel"](a, reps)  # noqa: E731
     fn(1)
-    reps, best = 1, float("inf")
+    reps = 1
     while True:
         t0 = time.perf_counter()
         fn(reps)
         dt = time.perf_counter() - t0
-        if dt >= min_time_s:
-            best = min(best, dt)
-            if reps > 1 or dt > 4 * min_time_s:
-                break
-        reps *= 4 if dt < min_time_s / 8 else 2
-    for _ in range(2):  # best of three: the machine is shared
+        if dt >= sample_s or reps >= 1 << 20:
+            break
+        reps *= 2
+    best = dt
+    for _ in range(samples - 1):
         t0 = time.perf_counter()
         fn(reps)
         best = min(best, time.perf_counter() - t0)
     return threads * n * 4 * reps / best
 
 
-def probe_bandwidth(caches: list[CacheLevel], cores: int, *, min_time_s: float = 0.02) -> dict:
+def probe_bandwidth(caches: list[CacheLevel], cores: int) -> dict:
     """{level: {"per_core_bytes_per_s", "all_cores_bytes_per_s", "working_set_bytes"}}."""
     out = {}
     for level, ws in probe_working_sets(caches, cores).items():
-        one = measure_read_bandwidth(ws, threads=1, min_time_s=min_time_s)
-        many = measure_read_bandwidth(ws, threads=cores, min_time_s=min_time_s) if cores > 1 else one
+        one = measure_read_bandwidth(ws, threads=1)
+        many = measure_read_bandwidth(ws, threads=cores) if cores > 1 else one
         out[level] = {"per_core_bytes_per_s": one, "all_cores_bytes_per_s": max(one, many),
                       "working_set_bytes": ws}
     return out

@@ -20,14 +20,14 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from simsparse.calibrate import Point, Predictor, mape, measure_points, thread_counts
+from simsparse.calibrate import Point, Predictor, load_note, mape, measure_points, thread_counts
 from simsparse.kernels.suites import SUITES, Case, fan_in_for
 
 VAL_SHAPES = ((3072, 768), (768, 3072))
 VAL_SPARSITIES = (0.80, 0.90, 0.99)
 VAL_BATCHES = (1, 4, 16, 64, 256)
 CROSSOVER_SPARSITY = 0.90
-CROSSOVER_SEARCH = tuple(range(1, 17)) + tuple(int(round(2 ** (e / 4))) for e in range(17, 37))
+CROSSOVER_BATCHES = (1, 2, 4, 16, 64, 128, 256)   # dense and condensed at 90 %: where condensed loses
 
 
 @SUITES.register("cpu_validation")
@@ -36,9 +36,11 @@ def validation_suite() -> tuple[Case, ...]:
     cases = []
     for n, k in VAL_SHAPES:
         for s in VAL_SPARSITIES:
-            kernels = ("dense", "csr", "condensed") if s == CROSSOVER_SPARSITY else ("csr", "condensed")
-            cases += [Case(m=b, n=n, k=k, pattern=f"fanin={fan_in_for(k, s)}", kernels=kernels)
-                      for b in VAL_BATCHES]
+            pattern = f"fanin={fan_in_for(k, s)}"
+            cases += [Case(m=b, n=n, k=k, pattern=pattern, kernels=("csr",)) for b in VAL_BATCHES]
+            batches = CROSSOVER_BATCHES if s == CROSSOVER_SPARSITY else VAL_BATCHES
+            kernels = ("dense", "condensed") if s == CROSSOVER_SPARSITY else ("condensed",)
+            cases += [Case(m=b, n=n, k=k, pattern=pattern, kernels=kernels) for b in batches]
     cases += [Case(m=b, n=1536, k=1536, pattern=p, kernels=("nm",)) for p in ("2:4", "1:8") for b in (1, 16, 256)]
     cases += [Case(m=b, n=3072, k=768, pattern=p, kernels=("shrunk",))
               for p in ("channels=0.5", "channels=0.25") for b in (1, 16, 256)]
@@ -47,12 +49,18 @@ def validation_suite() -> tuple[Case, ...]:
 
 @dataclass(frozen=True)
 class Crossover:
+    """Where `condensed` stops beating `dense` (90 % fan-in), measured and predicted on the same
+    batches: `first` = the first batch where it is no faster, `final` = the batch from which it is
+    no faster at every larger batch (log-interpolated between batches; inf = never)."""
+
     n: int
     k: int
     threads: int
-    predicted_batch: float       # inf: condensed never loses in the search range
-    measured_batch: float        # interpolated between measured batches; inf: never lost
-    within_2x: bool
+    predicted_first: float
+    measured_first: float
+    predicted_final: float
+    measured_final: float
+    within_2x: bool              # both crossovers within a factor of 2
 
 
 @dataclass(frozen=True)
@@ -85,35 +93,30 @@ def summarize(points: Sequence[Point]) -> dict:
     return out
 
 
-def measured_crossover(batches: Sequence[int], cond_s: Sequence[float], dense_s: Sequence[float]) -> float:
-    """First batch where condensed is no faster than dense, log-interpolated between batches."""
-    ratio = np.log(np.asarray(cond_s) / np.asarray(dense_s))
-    if ratio[0] >= 0:
-        return float(batches[0])
-    for i in range(1, len(batches)):
-        if ratio[i] >= 0:
-            lo, hi = math.log(batches[i - 1]), math.log(batches[i])
-            frac = -ratio[i - 1] / (ratio[i] - ratio[i - 1])
-            return float(math.exp(lo + frac * (hi - lo)))
-    return float("inf")
+def _crossing(b0: int, b1: int, r0: float, r1: float) -> float:
+    frac = -r0 / (r1 - r0) if r1 != r0 else 0.0
+    return float(math.exp(math.log(b0) + frac * (math.log(b1) - math.log(b0))))
 
 
-def predicted_crossover(predictor: Predictor, *, n: int, k: int, pattern: str, threads: int) -> float:
-    def ratio(b: int) -> float:
-        mk = dict(m=b, n=n, k=k, pattern=pattern, threads=threads, measured_s=1.0, iqr_s=0.0)
-        return math.log(predictor.predict_s(Point(kernel="condensed", **mk))
-                        / predictor.predict_s(Point(kernel="dense", **mk)))
-
-    prev_b, prev_r = None, None
-    for b in CROSSOVER_SEARCH:
-        r = ratio(b)
+def crossover_batches(batches: Sequence[int], cond_s: Sequence[float], dense_s: Sequence[float]) -> tuple[float, float]:
+    """(first, final) batch where condensed is no faster than dense, log-interpolated."""
+    ratio = [math.log(c / d) for c, d in zip(cond_s, dense_s)]
+    first = final = float("inf")
+    for i, r in enumerate(ratio):
         if r >= 0:
-            if prev_b is None:
-                return float(b)
-            frac = -prev_r / (r - prev_r)
-            return float(math.exp(math.log(prev_b) + frac * (math.log(b) - math.log(prev_b))))
-        prev_b, prev_r = b, r
-    return float("inf")
+            first = float(batches[0]) if i == 0 else _crossing(batches[i - 1], batches[i], ratio[i - 1], r)
+            break
+    if ratio[-1] >= 0:
+        i = len(ratio) - 1
+        while i > 0 and ratio[i - 1] >= 0:
+            i -= 1
+        final = float(batches[0]) if i == 0 else _crossing(batches[i - 1], batches[i], ratio[i - 1], ratio[i])
+    return first, final
+
+
+def measured_crossover(batches: Sequence[int], cond_s: Sequence[float], dense_s: Sequence[float]) -> float:
+    """First batch where condensed is no faster than dense (inf: never)."""
+    return crossover_batches(batches, cond_s, dense_s)[0]
 
 
 def _within_2x(a: float, b: float) -> bool:
@@ -127,16 +130,16 @@ def crossovers(points: Sequence[Point], predictor: Predictor) -> list[Crossover]
     for n, k in VAL_SHAPES:
         pattern = f"fanin={fan_in_for(k, CROSSOVER_SPARSITY)}"
         for t in sorted({p.threads for p in points}):
-            rows = {(p.kernel, p.m): p.measured_s for p in points
-                    if (p.n, p.k, p.pattern, p.threads) == (n, k, pattern, t)}
-            batches = [b for b in VAL_BATCHES if ("condensed", b) in rows and ("dense", b) in rows]
+            rows = {(p.kernel, p.m): p for p in points if (p.n, p.k, p.pattern, p.threads) == (n, k, pattern, t)}
+            batches = [b for b in CROSSOVER_BATCHES if ("condensed", b) in rows and ("dense", b) in rows]
             if len(batches) < 2:
                 continue
-            meas = measured_crossover(batches, [rows[("condensed", b)] for b in batches],
-                                      [rows[("dense", b)] for b in batches])
-            pred = predicted_crossover(predictor, n=n, k=k, pattern=pattern, threads=t)
-            out.append(Crossover(n=n, k=k, threads=t, predicted_batch=pred, measured_batch=meas,
-                                 within_2x=_within_2x(pred, meas)))
+            mf, ml = crossover_batches(batches, [rows[("condensed", b)].measured_s for b in batches],
+                                       [rows[("dense", b)].measured_s for b in batches])
+            pf, pl = crossover_batches(batches, [predictor.predict_s(rows[("condensed", b)]) for b in batches],
+                                       [predictor.predict_s(rows[("dense", b)]) for b in batches])
+            out.append(Crossover(n=n, k=k, threads=t, predicted_first=pf, measured_first=mf, predicted_final=pl,
+                                 measured_final=ml, within_2x=_within_2x(pf, mf) and _within_2x(pl, ml)))
     return out
 
 
@@ -151,7 +154,7 @@ def evaluate(points: Sequence[Point], model) -> tuple[list[Point], dict, list[Cr
 
 
 def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.1,
-        suite: str = "cpu_validation", arch: str = "cpu_host") -> ValidationResult:
+        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 2) -> ValidationResult:
     """Measure the validation suite here and compare with the model's predictions."""
     from simsparse import hostinfo
     from simsparse.archs.cpu_simd import cpu_model
@@ -160,11 +163,13 @@ def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_tim
     t0 = time.perf_counter()
     model = cpu_model(arch)
     threads = tuple(threads) if threads else thread_counts()
-    points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress)
+    busy = load_note(threads)
+    points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress,
+                            repeats=repeats)
     pts, summary, cross = evaluate(points, model)
-    notes = () if model.spec.calibration else (
+    notes = busy + (() if model.spec.calibration else (
         "no calibration for this machine: documented default kernel parameters "
-        "(run `simsparse calibrate --device cpu` first)",)
+        "(run `simsparse calibrate --device cpu` first)",))
     return ValidationResult(machine=hostinfo.detect().key, calibration=model.spec.calibration, points=tuple(pts),
                             summary=summary, crossovers=tuple(cross), elapsed_s=time.perf_counter() - t0,
                             notes=notes)
@@ -179,6 +184,5 @@ def to_dict(result: ValidationResult) -> dict:
             "points": [{**p.__dict__, "error": (p.predicted_s - p.measured_s) / p.measured_s}
                        for p in result.points],
             "summary": result.summary,
-            "crossover": [{**c.__dict__, "predicted_batch": num(c.predicted_batch),
-                           "measured_batch": num(c.measured_batch)} for c in result.crossovers],
+            "crossover": [{key: num(v) for key, v in c.__dict__.items()} for c in result.crossovers],
             "elapsed_s": result.elapsed_s, "notes": list(result.notes)}

@@ -51,6 +51,12 @@ def test_measured_crossover_interpolates_between_batches():
     assert math.isinf(validate_cpu.measured_crossover([1, 4], [1.0, 1.0], [2.0, 2.0]))
 
 
+def test_final_crossover_is_where_condensed_loses_for_good():
+    # loses at batch 2, wins again at 4, loses from 64 on
+    first, final = validate_cpu.crossover_batches([1, 2, 4, 16, 64], [1, 3, 1, 1, 3], [2, 1, 2, 2, 1])
+    assert 1 < first < 2 and 16 < final < 64
+
+
 def test_summary_reports_mape_spearman_and_n():
     pts = [Point(kernel="csr", m=1, n=1, k=1, pattern="dense", threads=1, measured_s=t, iqr_s=0.0,
                  predicted_s=1.1 * t) for t in (1.0, 2.0, 3.0, 4.0)]
@@ -64,7 +70,7 @@ def test_evaluate_predicts_every_point_and_finds_crossovers_without_measuring():
            for k in ("dense", "condensed") for m in (1, 4)]
     out, summary, cross = validate_cpu.evaluate(pts, model)
     assert summary["n"] == 4 and all(p.predicted_s > 0 for p in out)
-    assert len(cross) == 1 and cross[0].n == 3072 and cross[0].predicted_batch >= 1
+    assert len(cross) == 1 and cross[0].n == 3072 and cross[0].predicted_first >= 1
 
 
 def test_validation_json_has_points_and_summary_keys():

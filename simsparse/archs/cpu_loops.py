@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from simsparse.archs.cpu_spec import CpuSpec
 
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
+DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
+                               # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,8 @@ class Stream:
     bytes: float                 # bytes moved by one call, all threads together
     working_set_bytes: float     # footprint it competes for cache with, per thread
     first_touch: bool = True     # read once per call: comes from memory when the cache is cold
+    gathered_rows: bool = False  # short rows at data-dependent addresses (x^T rows per nonzero):
+                                 # prefetchers do not ramp up, see memory.gathered_row_efficiency
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class Phase:
     streams: tuple[Stream, ...]
     parallel: bool               # split over the threads
     units: int = 1               # independent work units (rows) the split can use
+    params: str = ""             # kernel whose parameters time this phase ("" = the plan's kernel)
+    batched: bool = False        # part of the batched (m > 1) code path (KernelParams.batched_eff)
 
 
 @dataclass(frozen=True)
@@ -89,19 +95,20 @@ def dense_phases(spec: CpuSpec, *, m: int, n: int, k: int, vb: int, threads: int
     ws = w_bytes / threads + (m * k + m * n) * vb
     x = Stream(prefix + "x", m * k * vb, m * k * vb)
     y = Stream(prefix + "y", m * n * vb, m * n * vb / threads, first_touch=False)
-    if m == 1:
+    if m <= DENSE_STREAM_MAX_M:
         chunks = n * math.ceil(k / L)
-        return [Phase(prefix + "gemv", {"fma": chunks / spec.fma_ports, "load": chunks / spec.load_ports},
-                      (Stream(prefix + "weights", w_bytes, ws), x, y), parallel=True, units=n)]
+        return [Phase(prefix + "gemv", {"fma": m * chunks / spec.fma_ports, "load": chunks / spec.load_ports},
+                      (Stream(prefix + "weights", w_bytes, ws), x, y), parallel=True, units=n, params="dense")]
     l2 = spec.levels[1].bytes if len(spec.levels) > 2 else spec.levels[0].bytes
     pack_ws = min(w_bytes / threads, 0.5 * l2)
-    pack = Phase(prefix + "pack", {"load": n * math.ceil(k / L) / spec.load_ports},
+    pack = Phase(prefix + "pack", {"load": n * math.ceil(k / L) / spec.load_ports}, batched=True,
+                 streams=
                  (Stream(prefix + "weights", w_bytes, ws),
                   Stream(prefix + "packed", 2.0 * w_bytes, pack_ws, first_touch=False)),
-                 parallel=True, units=n)
+                 parallel=True, units=n, params="dense")
     fmas = m * n * math.ceil(k / L)
     compute = Phase(prefix + "gemm", {"fma": fmas / spec.fma_ports}, (x, y), parallel=True,
-                    units=max(1, n // 16) * max(1, m // 8))
+                    units=max(1, n // 16) * max(1, m // 8), params="dense", batched=True)
     return [pack, compute]
 
 
@@ -139,14 +146,16 @@ def shrunk_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
 
 
 def _gather_dot(spec: CpuSpec, *, rows: int, per_row: int, vb: int, ib: float, alu_per_elem: float) -> dict:
-    """Cycles of a gather-dot over `per_row` stored entries in each of `rows` rows (batch 1)."""
+    """Cycles of a gather-dot over `per_row` stored entries in each of `rows` rows (batch 1).
+    The compiler vectorises the row (a masked / narrower vector for the tail), so a row costs
+    ceil(per_row / lanes) vector loads and FMAs, one gathered element per entry, and a horizontal
+    sum; rows are independent, so out-of-order execution overlaps their sums (throughput cost)."""
     L = spec.fp32_lanes
-    full, tail = divmod(per_row, L)
-    vec = rows * full
-    return {"gather": vec * L / spec.gather_elements_per_clk + rows * tail / spec.load_ports,
-            "load": (vec * (1 + ib / vb) + rows * tail * 2) / spec.load_ports,
-            "fma": (vec + rows * tail) / spec.fma_ports,
-            "alu": rows * per_row * alu_per_elem / (L if full else 1) / 2.0,
+    vec = rows * math.ceil(per_row / L)
+    return {"gather": rows * per_row / spec.gather_elements_per_clk,
+            "load": vec * (1 + ib / vb) / spec.load_ports,
+            "fma": vec / spec.fma_ports,
+            "alu": vec * alu_per_elem / 2.0,
             "serial": rows * (spec.hsum_clk + spec.row_overhead_clk)}
 
 
@@ -175,7 +184,7 @@ def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int,
     ws = stored / threads + x_ws + m * n * vb / threads
     out = [Stream("values+indices", stored, ws),
            Stream("x" if m == 1 else "x_t rows", rows * per_row * m * vb if m > 1 else k * vb,
-                  x_ws + m * (per_row * 0 + 1) * vb, first_touch=m == 1),
+                  x_ws, first_touch=m == 1, gathered_rows=m > 1),
            Stream("y", m * n * vb, m * n * vb / threads, first_touch=False)]
     return tuple(out)
 
@@ -201,7 +210,7 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
         cycles = _row_scale(spec, rows=1, per_row=s.nnz, m=s.m, vb=vb, alu_per_elem=0.0, in_memory_acc=False)
         cycles["serial"] = rows * (spec.row_overhead_clk + 2 * math.ceil(s.m / _lanes(spec, vb)))
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
-                  Phase("spmm", cycles, streams, parallel=True, units=rows))
+                  Phase("spmm", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel="csr", phases=phases, calls=calls, threaded=True,
                        macs_issued=s.m * s.nnz, metadata_bytes=meta)
@@ -220,7 +229,7 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
         cycles = _row_scale(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu_per_elem=alu,
                             in_memory_acc=True)
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
-                  Phase("row_scale", cycles, streams, parallel=True, units=rows))
+                  Phase("row_scale", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel=kernel, phases=phases, calls=calls, threaded=True,
                        macs_issued=s.m * rows * per_row, metadata_bytes=rows * per_row * ib + extra_meta)

@@ -61,6 +61,7 @@ def phases_to_data(profile: LoopProfile, spec: CpuSpec, threads: int) -> list[di
     out = []
     for ph in profile.phases:
         by_level: dict[str, float] = {}
+        rows_by_level: dict[str, float] = {}
         streams = []
         for st in ph.streams:
             split = place(bytes_moved=st.bytes, working_set_bytes=st.working_set_bytes, levels=spec.levels,
@@ -70,8 +71,12 @@ def phases_to_data(profile: LoopProfile, spec: CpuSpec, threads: int) -> list[di
                             "bytes_by_level": split})
             for lvl, b in split.items():
                 by_level[lvl] = by_level.get(lvl, 0.0) + b
-        out.append({"name": ph.name, "cycles": dict(ph.cycles), "parallel": ph.parallel,
-                    "units": int(ph.units), "bytes_by_level": by_level, "streams": streams})
+                if st.gathered_rows:
+                    rows_by_level[lvl] = rows_by_level.get(lvl, 0.0) + b
+        out.append({"name": ph.name, "cycles": dict(ph.cycles), "parallel": ph.parallel, "params": ph.params,
+                    "batched": ph.batched,
+                    "units": int(ph.units), "bytes_by_level": by_level, "gathered_row_bytes_by_level": rows_by_level,
+                    "streams": streams})
     return out
 
 

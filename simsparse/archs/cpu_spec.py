@@ -9,6 +9,8 @@ parameters that calibration fits (`simsparse.calibrate`):
     parallel_overhead_s  extra per call when it runs on more than one thread (fork/join)
     compute_eff          fraction of the port-model throughput the inner loop reaches
     bw_eff               fraction of the probed bandwidth its streams reach
+    batched_eff          extra factor on both for the batched code path (batch > 1: MKL spmm /
+                         sgemm, numba's row-scale loop), which is a different loop than batch 1
 
 Documented defaults (KERNEL_DEFAULTS) apply when a spec leaves them out.
 """
@@ -28,14 +30,15 @@ CACHE_STATES = ("warm", "cold")
 # Per-kernel defaults (before calibration). Overheads are eager-PyTorch / numba call costs on a
 # ~3 GHz core; efficiencies are typical sustained fractions of port peak and probed bandwidth.
 KERNEL_DEFAULTS: dict[str, dict[str, float]] = {
-    "dense": {"overhead_s": 6e-6, "parallel_overhead_s": 4e-6, "compute_eff": 0.85, "bw_eff": 0.9},
-    "csr": {"overhead_s": 8e-6, "parallel_overhead_s": 6e-6, "compute_eff": 0.5, "bw_eff": 0.8},
-    "condensed": {"overhead_s": 8e-6, "parallel_overhead_s": 8e-6, "compute_eff": 0.8, "bw_eff": 0.8},
-    "nm": {"overhead_s": 8e-6, "parallel_overhead_s": 8e-6, "compute_eff": 0.7, "bw_eff": 0.8},
-    "shrunk": {"overhead_s": 6e-6, "parallel_overhead_s": 4e-6, "compute_eff": 0.85, "bw_eff": 0.9},
+    "dense": {"overhead_s": 6e-6, "parallel_overhead_s": 4e-6, "compute_eff": 0.85, "bw_eff": 0.9, "batched_eff": 1.0},
+    "csr": {"overhead_s": 8e-6, "parallel_overhead_s": 6e-6, "compute_eff": 0.5, "bw_eff": 0.8, "batched_eff": 1.0},
+    "condensed": {"overhead_s": 8e-6, "parallel_overhead_s": 8e-6, "compute_eff": 0.8, "bw_eff": 0.8, "batched_eff": 1.0},
+    "nm": {"overhead_s": 8e-6, "parallel_overhead_s": 8e-6, "compute_eff": 0.7, "bw_eff": 0.8, "batched_eff": 1.0},
+    "shrunk": {"overhead_s": 6e-6, "parallel_overhead_s": 4e-6, "compute_eff": 0.85, "bw_eff": 0.9,
+               "batched_eff": 1.0},
 }
 PARAM_RANGES = {"overhead_s": (0.0, 1e-2), "parallel_overhead_s": (0.0, 1e-2),
-                "compute_eff": (0.01, 4.0), "bw_eff": (0.01, 4.0)}
+                "compute_eff": (0.01, 4.0), "bw_eff": (0.01, 4.0), "batched_eff": (0.05, 20.0)}
 
 _LEVEL = {
     "name": Field(str),
@@ -63,13 +66,14 @@ SCHEMA = {
         "gather_elements_per_clk": Field(float, min=0.05, max=64),
         "fma_latency_clk": Field(float, required=False, default=4.0, min=1, max=64),
         "store_forward_clk": Field(float, required=False, default=5.0, min=1, max=64),
-        "hsum_clk": Field(float, required=False, default=12.0, min=0, max=256),
-        "row_overhead_clk": Field(float, required=False, default=8.0, min=0, max=1024),
+        "hsum_clk": Field(float, required=False, default=4.0, min=0, max=256),
+        "row_overhead_clk": Field(float, required=False, default=2.0, min=0, max=1024),
         "bf16": Field(bool, required=False, default=False),
     },
     "memory": {
         "cache_state": Field(str, required=False, default="warm", choices=CACHE_STATES),
         "fill_fraction": Field(float, required=False, default=0.75, min=0.05, max=1.0),
+        "gathered_row_efficiency": Field(float, required=False, default=0.3, min=0.01, max=1.0),
         "levels": ListOf(_LEVEL, min_len=2),
     },
     "software": {
@@ -109,6 +113,13 @@ class KernelParams:
     parallel_overhead_s: float
     compute_eff: float
     bw_eff: float
+    batched_eff: float = 1.0
+
+    def for_phase(self, batched: bool) -> "KernelParams":
+        """The efficiencies that apply to a phase of the batch-1 or the batched code path."""
+        if not batched or self.batched_eff == 1.0:
+            return self
+        return replace(self, compute_eff=self.compute_eff * self.batched_eff, bw_eff=self.bw_eff * self.batched_eff)
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,7 @@ class CpuSpec:
     bf16: bool
     cache_state: str
     fill_fraction: float
+    gathered_row_efficiency: float
     levels: tuple[MemLevel, ...]
     threads: int
     parallel_eff: float
@@ -176,7 +188,8 @@ def parse_cpu_spec(data: dict, *, source: str) -> CpuSpec:
         gather_elements_per_clk=simd["gather_elements_per_clk"], fma_latency_clk=simd["fma_latency_clk"],
         store_forward_clk=simd["store_forward_clk"], hsum_clk=simd["hsum_clk"],
         row_overhead_clk=simd["row_overhead_clk"], bf16=simd["bf16"],
-        cache_state=mem["cache_state"], fill_fraction=mem["fill_fraction"], levels=levels,
+        cache_state=mem["cache_state"], fill_fraction=mem["fill_fraction"],
+        gathered_row_efficiency=mem["gathered_row_efficiency"], levels=levels,
         threads=sw["threads"], parallel_eff=sw["parallel_eff"], dispatch_s=sw["dispatch_s"],
         kernels=kernel_params(sw["kernels"]), calibration=sw["calibration"])
 

@@ -64,7 +64,7 @@ class KernelTiming:
     tile_store_bytes: float
     fill_clk: float
     epilogue_clk: float
-    full_waves: int
+    full_waves: float            # whole waves (fractional under stream-K: the tail spread over all SMs)
     full_wave: WaveWork | None
     last_wave: WaveWork | None
     wave_clk_full: float
@@ -72,11 +72,12 @@ class KernelTiming:
     compute_clk: float           # sum over waves of the compute term
     memory_clk: float            # sum over waves of the largest memory term
     kernel_clk: float            # main kernel, all waves
-    reduction_s: float           # split-K reduction kernel (0 without split-K)
+    reduction_s: float           # split-K reduction kernel / stream-K fix-up traffic (0 without either)
     hbm_bytes: float
     l2_bytes: float
     smem_bytes: float
     macs_issued: float           # MACs the tensor cores issue (tile padding included; halved for 2:4)
+    tile_l2_bytes: float = 0.0   # L2 egress per tile (tile_load_bytes / the library's cluster multicast)
 
     @property
     def waves(self) -> float:
@@ -125,37 +126,45 @@ def soft_max(a: float, b: float) -> float:
     return hi * ((a / hi) ** OVERLAP_P + (b / hi) ** OVERLAP_P) ** (1.0 / OVERLAP_P)
 
 
-def wave_terms(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float,
-               tile_load_bytes: float) -> tuple[float, float, float, float]:
-    """(compute, port, l2, hbm) clocks of one wave's main loop."""
+def wave_terms(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float, tile_load_bytes: float,
+               tile_l2_bytes: float | None = None) -> tuple[float, float, float, float]:
+    """(compute, port, l2, hbm) clocks of one wave's main loop. `tile_l2_bytes` is what a tile
+    draws from L2 (less than what it loads when a cluster multicasts shared operand tiles)."""
     compute = wave.per_sm * tile_compute_clk
     port = wave.per_sm * tile_load_bytes / spec.sm_load_bytes_per_clk
-    l2 = wave.tiles * tile_load_bytes / spec.l2_bytes_per_clk
+    l2_bytes = tile_load_bytes if tile_l2_bytes is None else tile_l2_bytes
+    l2 = wave.tiles * l2_bytes / spec.l2_bytes_per_clk
     return compute, port, l2, wave.hbm_bytes / spec.hbm_bytes_per_clk
 
 
 def wave_clk(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float, tile_load_bytes: float,
-             tile_store_bytes: float, fill_clk: float, epilogue_clk: float) -> tuple[float, float, float]:
+             tile_store_bytes: float, fill_clk: float, epilogue_clk: float,
+             tile_l2_bytes: float | None = None) -> tuple[float, float, float]:
     """(total, compute, memory) clocks of one wave: fill + softmax(compute, loads) + epilogue."""
     compute, port, l2, hbm = wave_terms(spec, wave, tile_compute_clk=tile_compute_clk,
-                                        tile_load_bytes=tile_load_bytes)
+                                        tile_load_bytes=tile_load_bytes, tile_l2_bytes=tile_l2_bytes)
     memory = max(port, l2, hbm)
     epilogue = epilogue_wave_clk(spec, wave, tile_store_bytes=tile_store_bytes, epilogue_clk=epilogue_clk)
     return fill_clk + soft_max(compute, memory) + epilogue, compute, memory
 
 
 def _waves(spec: GpuSpec, call: KernelCall, tile: TileConfig, k_split: int, tiles: int, slots: int,
-           a_elem: float) -> tuple[int, WaveWork | None, WaveWork | None]:
+           a_elem: float, *, stream_k: bool = False) -> tuple[float, WaveWork | None, WaveWork | None]:
+    """(number of full waves, a full wave, the partial last wave). Under stream-K scheduling a
+    grid larger than one wave has no partial wave: its tail is split along K over all SMs, so
+    the kernel runs tiles/slots (fractional) full waves."""
     full, rem = divmod(tiles, slots)
 
     def mk(w: int) -> WaveWork:
         return WaveWork(tiles=w, per_sm=math.ceil(w / spec.sms), active_sms=min(spec.sms, w),
                         hbm_bytes=_wave_hbm_bytes(spec, call, tile, k_split, w, tiles, a_elem))
 
+    if stream_k and full and rem:
+        return tiles / slots, mk(slots), None
     return full, (mk(slots) if full else None), (mk(rem) if rem else None)
 
 
-def _kernel_clk(spec: GpuSpec, full: int, wfull: WaveWork | None, wlast: WaveWork | None, kw: dict) -> float:
+def _kernel_clk(spec: GpuSpec, full: float, wfull: WaveWork | None, wlast: WaveWork | None, kw: dict) -> float:
     """Main-kernel clocks: per-wave fills and epilogues, plus the K-loops bounded over the whole
     kernel (waves are not barriers: each resource's total over all waves bounds the time)."""
     totals = [0.0, 0.0, 0.0, 0.0]
@@ -163,7 +172,8 @@ def _kernel_clk(spec: GpuSpec, full: int, wfull: WaveWork | None, wlast: WaveWor
     for wave, times in ((wfull, full), (wlast, 1)):
         if wave is None or times == 0:
             continue
-        terms = wave_terms(spec, wave, tile_compute_clk=kw["tile_compute_clk"], tile_load_bytes=kw["tile_load_bytes"])
+        terms = wave_terms(spec, wave, tile_compute_clk=kw["tile_compute_clk"], tile_load_bytes=kw["tile_load_bytes"],
+                           tile_l2_bytes=kw["tile_l2_bytes"])
         totals = [t + times * x for t, x in zip(totals, terms)]
         fixed += times * (kw["fill_clk"] + epilogue_wave_clk(spec, wave, tile_store_bytes=kw["tile_store_bytes"],
                                                              epilogue_clk=kw["epilogue_clk"]))
@@ -189,10 +199,11 @@ def time_config(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: TileC
     tile_load = k_steps * (a_step + b_step)
     store_b = ACCUM_BYTES if split_k > 1 else b
     fill = spec.latency_s * spec.clock_hz + (a_step + b_step) / spec.sm_load_bytes_per_clk
-    full, wfull, wlast = _waves(spec, call, tile, k_split, tiles, slots, a_elem)
+    full, wfull, wlast = _waves(spec, call, tile, k_split, tiles, slots, a_elem, stream_k=lib.stream_k)
     store = tile.rows * tile.cols * store_b
+    tile_l2 = tile_load / lib.l2_multicast
     kw = dict(tile_compute_clk=tile_compute, tile_load_bytes=tile_load, tile_store_bytes=store,
-              fill_clk=fill, epilogue_clk=float(lib.epilogue_clk))
+              fill_clk=fill, epilogue_clk=float(lib.epilogue_clk), tile_l2_bytes=tile_l2)
     t_full, c_full, m_full = wave_clk(spec, wfull, **kw) if wfull else (0.0, 0.0, 0.0)
     t_last, c_last, m_last = wave_clk(spec, wlast, **kw) if wlast else (0.0, 0.0, 0.0)
     kernel_clk = _kernel_clk(spec, full, wfull, wlast, kw)
@@ -202,6 +213,11 @@ def time_config(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: TileC
         red_bytes = call.rows * call.cols * call.count * (split_k * ACCUM_BYTES + b)
         reduction_s = red_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency) + spec.launch_gap_s
         hbm += red_bytes
+    elif full != int(full):
+        # stream-K fix-up: the tail tiles' K-slices meet through fp32 partials in global memory
+        fix_bytes = (tiles % slots) * tile.rows * tile.cols * ACCUM_BYTES * 2.0
+        reduction_s = fix_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency)
+        hbm += fix_bytes
     issued = tiles * tile.rows * tile.cols * k_split / (spec.sparse_speedup if call.sparse else 1.0)
     return KernelTiming(
         tile=tile, split_k=split_k, ctas_per_sm=ctas, tiles=tiles, slots=slots, k_split=k_split,
@@ -210,8 +226,8 @@ def time_config(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: TileC
         full_waves=full, full_wave=wfull, last_wave=wlast, wave_clk_full=t_full, wave_clk_last=t_last,
         compute_clk=full * c_full + c_last, memory_clk=full * m_full + m_last,
         kernel_clk=kernel_clk, reduction_s=reduction_s, hbm_bytes=hbm,
-        l2_bytes=tiles * (tile_load + store),
-        smem_bytes=tiles * tile_load, macs_issued=issued)
+        l2_bytes=tiles * (tile_l2 + store),
+        smem_bytes=tiles * tile_load, macs_issued=issued, tile_l2_bytes=tile_l2)
 
 
 def kernel_seconds(spec: GpuSpec, t: KernelTiming) -> float:

@@ -32,6 +32,12 @@ LIBRARY_SCHEMA = {
     "output_copies": Field(int, required=False, default=0, min=0, max=8,
                            doc="extra kernels per call that copy the whole output once more "
                                "(e.g. transposing the transposed result back to row-major)"),
+    "stream_k": Field(bool, required=False, default=False,
+                      doc="persistent stream-K scheduling: the partial last wave is spread over all SMs "
+                          "(K-split fix-up through global memory) instead of idling most of them"),
+    "l2_multicast": Field(float, required=False, default=1.0, min=1.0, max=16.0,
+                          doc="CTAs of a cluster sharing one L2->SM operand load (TMA multicast on Hopper); "
+                              "divides the L2 egress bytes of a tile"),
 }
 
 GPU_SCHEMA = {
@@ -86,6 +92,8 @@ class KernelLibrary:
     tiles: tuple[TileConfig, ...]
     min_shapes: Mapping[str, tuple[int, int, int, int]]  # dtype -> (sparse rows, sparse cols, dense rows, dense cols)
     output_copies: int = 0
+    stream_k: bool = False
+    l2_multicast: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,7 +135,8 @@ def _library(d: dict) -> KernelLibrary:
         k_step_bytes=d["k_step_bytes"], split_k=tuple(d["split_k"]), epilogue_clk=d["epilogue_clk"],
         tiles=tuple(TileConfig(rows=t[0], cols=t[1], stages=t[2]) for t in d["tiles"]),
         min_shapes={k: tuple(v[:4]) for k, v in d["min_shapes"].items()},
-        output_copies=d.get("output_copies") or 0)
+        output_copies=d.get("output_copies") or 0, stream_k=bool(d.get("stream_k") or False),
+        l2_multicast=float(d.get("l2_multicast") or 1.0))
 
 
 def _check_cross_fields(d: dict, source: str) -> None:

@@ -50,8 +50,9 @@ class Method(ABC):
         self.config = config
         self.history: list[dict[str, Any]] = []
 
-    def bind_model(self, model: torch.nn.Module) -> None:
-        """Called once before init_masks with the whole model (e.g. Chase reads the channel coupling).
+    def bind_model(self, model: torch.nn.Module, *, example_input: torch.Tensor | None = None) -> None:
+        """Called once before init_masks with the whole model and a sample input batch (e.g. Chase
+        traces the channel coupling).
 
         Default: nothing. Methods that touch non-sparsified tensors (BN entries of removed channels)
         keep the reference and use it in their hooks.

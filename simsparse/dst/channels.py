@@ -1,6 +1,11 @@
 """Which output channels Chase may remove, and what goes with them (the channel coupling).
 
-Rule (used when simsparse.graph.coupling is not available), found on a torch.fx trace of the
+Preferred source: simsparse.graph.coupling on the traced geometry (needs a sample input). Chase
+keeps a coupling group when it has ONE producer (no residual add), is not open, feeds exactly one
+consumer of the same kind (conv -> conv, linear -> linear) one input column per channel, and
+carries at most one norm — the same rule as below.
+
+Fallback rule (no sample input, or the coupling/tracing fails), on a torch.fx trace of the
 model: a Conv/Linear weight (the producer, groups = 1) whose output reaches exactly ONE
 Conv/Linear consumer (groups = 1, same channel count) through a single-user chain of at most one
 BatchNorm and channel-wise ops (activations, dropout, pooling). Anything else — a residual add,
@@ -78,8 +83,44 @@ def _follow(node: torch.fx.Node, modules: dict[str, nn.Module]) -> tuple[str | N
             return None, None
 
 
-def removable_channel_groups(model: nn.Module, *, sparsified: set[str]) -> list[ChannelGroup]:
-    """Channel groups of `model` under the rule above (empty when the model cannot be traced)."""
+def _from_coupling(model: nn.Module, *, sparsified: set[str], example_input: torch.Tensor) -> list[ChannelGroup]:
+    """The Chase-removable groups of simsparse.graph.coupling on the traced model."""
+    from simsparse.graph.coupling import channel_groups
+    from simsparse.graph.trace import trace
+    workload = trace(model, (example_input[:1],), name=type(model).__name__)
+    ops = {o.name: o for o in workload.ops}
+    modules = dict(model.named_modules())
+    out = []
+    for g in channel_groups(workload):
+        if g.open or len(g.producers) != 1 or len(g.consumers) != 1:
+            continue
+        prod_w, cons_w = g.producers[0], g.consumers[0]
+        norms = [f for f in g.followers if ops[f].kind == "norm"]
+        prod, cons = modules.get(prod_w.rsplit(".", 1)[0]), modules.get(cons_w.rsplit(".", 1)[0])
+        if (len(norms) > 1 or prod is None or cons is None or type(prod) is not type(cons)
+                or _in_channels(cons) != g.channels or _grouped(prod) or _grouped(cons)
+                or prod_w not in sparsified or cons_w not in sparsified
+                or (norms and not isinstance(modules.get(norms[0]), _NORMS))):
+            continue
+        bias = prod_w.rsplit(".", 1)[0] + ".bias" if getattr(prod, "bias", None) is not None else None
+        out.append(ChannelGroup(producer=prod_w, producer_bias=bias, norm=norms[0] if norms else None,
+                                consumer=cons_w, channels=g.channels))
+    return out
+
+
+def removable_channel_groups(model: nn.Module, *, sparsified: set[str],
+                             example_input: torch.Tensor | None = None) -> list[ChannelGroup]:
+    """Channel groups of `model`: from the coupling graph when possible, else the fx rule above."""
+    if example_input is not None:
+        try:
+            return _from_coupling(model, sparsified=sparsified, example_input=example_input)
+        except Exception:  # noqa: BLE001 - coupling unavailable or untraceable: use the fx rule
+            pass
+    return _fx_groups(model, sparsified=sparsified)
+
+
+def _fx_groups(model: nn.Module, *, sparsified: set[str]) -> list[ChannelGroup]:
+    """The fx rule of the module docstring (empty when the model cannot be traced)."""
     try:
         graph = torch.fx.symbolic_trace(model).graph
     except Exception:  # noqa: BLE001 - untraceable models simply have no removable channels

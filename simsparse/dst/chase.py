@@ -86,11 +86,14 @@ class Chase(ScheduledDST):
         return self.is_update(step) or self.is_removal(step)
 
     # ------------------------------------------------------------------ hooks
-    def bind_model(self, model: torch.nn.Module) -> None:
+    def bind_model(self, model: torch.nn.Module, *, example_input: torch.Tensor | None = None) -> None:
         self.model = model
+        self._example_input = example_input
 
     def init_masks(self, params, densities, generator):
-        self.groups = removable_channel_groups(self.model, sparsified=set(params)) if self.model is not None else []
+        self.groups = (removable_channel_groups(self.model, sparsified=set(params),
+                                                example_input=getattr(self, "_example_input", None))
+                       if self.model is not None else [])
         self.removed = {g.producer: [] for g in self.groups}
         self.targets = {f: layer_nnz(p.numel(), densities[f]) for f, p in params.items()}
         ratio = self.memory_ratio(0) if self.config.sparsity > 0 else 1.0

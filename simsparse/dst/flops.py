@@ -49,9 +49,9 @@ def layer_positions(model: nn.Module, example_input: torch.Tensor) -> dict[str, 
 
     def make_hook(fqns: list[str], kind: str, mod: nn.Module):
         def hook(_m, inputs, output):
-            if kind == "attention":
-                query = inputs[0]
-                pos = query.numel() // (mod.embed_dim * batch)
+            if kind == "attention":  # tokens of the attention output (query length), per sample
+                attn_out = output[0] if isinstance(output, tuple) else output
+                pos = attn_out.numel() // (mod.embed_dim * batch)
             else:
                 out = output
                 channels = out.shape[-1] if isinstance(mod, nn.Linear) else out.shape[1]

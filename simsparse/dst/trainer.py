@@ -161,7 +161,7 @@ def make_trainer(*, model: nn.Module, method: Method, optimizer: torch.optim.Opt
                  sync: Sync | None = None) -> Trainer:
     """Bind the method to the model, draw the initial masks and zero the weights outside them."""
     params = sparsifiable_params(model)
-    method.bind_model(model)
+    method.bind_model(model, example_input=example_input)
     masks = method.init_masks(params, {f: densities.get(f, 1.0) for f in params}, generator)
     if sync is not None:
         masks = sync.masks(masks)

@@ -44,9 +44,13 @@ def phase_compute_s(spec: CpuSpec, params: KernelParams, phase: dict, t_eff: flo
 
 
 def phase_memory_s(spec: CpuSpec, params: KernelParams, phase: dict, threads: int) -> float:
+    """Bytes over bandwidth; gathered short rows reach only gathered_row_efficiency of it."""
+    rows = phase.get("gathered_row_bytes_by_level", {})
     total = 0.0
     for name, b in phase["bytes_by_level"].items():
-        total += b / (spec.level(name).bytes_per_s(threads) * params.bw_eff)
+        r = rows.get(name, 0.0)
+        seq_b = b - r
+        total += (seq_b + r / spec.gathered_row_efficiency) / (spec.level(name).bytes_per_s(threads) * params.bw_eff)
     return total
 
 
@@ -68,11 +72,12 @@ def latency_breakdown(plan: ExecutionPlan, spec: CpuSpec) -> Breakdown:
     compute = memory = 0.0
     phases_s = []
     for ph in d["phases"]:
+        pp = kernel_params_for(spec, ph.get("params") or d["kernel"]).for_phase(ph.get("batched", False))
         t_eff = threads_eff(spec, parallel=ph["parallel"], threaded=d["threaded"], units=ph["units"],
                             threads=threads)
         used = threads if ph["parallel"] and d["threaded"] else 1
-        c = phase_compute_s(spec, params, ph, t_eff)
-        mem = phase_memory_s(spec, params, ph, used)
+        c = phase_compute_s(spec, pp, ph, t_eff)
+        mem = phase_memory_s(spec, pp, ph, used)
         compute += c
         memory += mem
         phases_s.append(max(c, mem))

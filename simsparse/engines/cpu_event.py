@@ -66,6 +66,13 @@ def _memory(m: _Machine, by_level: dict, share: float, bw_eff: float, bw_scale: 
             yield from m.transfer(level, b * share, bw_eff, bw_scale)
 
 
+def _effective_bytes(spec: CpuSpec, phase: dict) -> dict:
+    """Bytes per level, gathered short rows weighted by 1 / gathered_row_efficiency."""
+    rows = phase.get("gathered_row_bytes_by_level", {})
+    return {lvl: b - rows.get(lvl, 0.0) + rows.get(lvl, 0.0) / spec.gathered_row_efficiency
+            for lvl, b in phase["bytes_by_level"].items()}
+
+
 def _worker(m: _Machine, phase: dict, params: KernelParams, share: float, slow: float, bw_scale: float):
     """One core running `share` of the phase in steps; compute and memory overlap per step."""
     env, spec = m.env, m.spec
@@ -76,7 +83,7 @@ def _worker(m: _Machine, phase: dict, params: KernelParams, share: float, slow: 
     step = 1.0 / STEPS_PER_THREAD
     for _ in range(STEPS_PER_THREAD):
         compute = env.timeout(compute_s * step)
-        memory = env.process(_memory(m, phase["bytes_by_level"], share * step, params.bw_eff, bw_scale))
+        memory = env.process(_memory(m, _effective_bytes(spec, phase), share * step, params.bw_eff, bw_scale))
         yield simpy.AllOf(env, [compute, memory])
 
 
@@ -104,7 +111,8 @@ def simulate_s(plan: ExecutionPlan, spec: CpuSpec) -> float:
         yield env.timeout(call_overhead_s(spec, params, calls=int(d["calls"]), threads=threads,
                                           threaded=d["threaded"]))
         for ph in d["phases"]:
-            yield env.process(_phase(machine, ph, params, threads, d["threaded"]))
+            pp = kernel_params_for(spec, ph.get("params") or d["kernel"]).for_phase(ph.get("batched", False))
+            yield env.process(_phase(machine, ph, pp, threads, d["threaded"]))
 
     env.process(call())
     env.run()

@@ -7,8 +7,8 @@ to the representative SMs' share of the active SMs. Each CTA runs a multi-stage 
 loader process streams K-chunks (the first one a single pipeline stage, after the memory
 latency) through port, L2 and HBM at once, into a bounded buffer; the compute process takes
 chunks and issues their MMAs on the SM's tensor cores; an epilogue ends the tile. A full wave
-and the partial last wave are simulated once each and identical waves replicated, so a whole
-network stays fast. Everything after the main kernel (split-K reduction, pad copies, launch
+and the partial last wave are simulated once each and identical waves replicated (a fractional
+count of full waves under stream-K scheduling), so a whole network stays fast. Everything after the main kernel (split-K reduction, pad copies, launch
 gaps, host overhead) is the same call-level composition as the analytic engine.
 """
 
@@ -59,13 +59,14 @@ def _cta(env, t: KernelTiming, wave: WaveWork, links, tc: simpy.Resource, busy: 
     buf = simpy.Store(env, capacity=max(1, t.tile.stages - 1))
     hbm_per_step = wave.hbm_bytes / wave.tiles / t.k_steps
     load_per_step = t.tile_load_bytes / t.k_steps
+    l2_per_step = (t.tile_l2_bytes or t.tile_load_bytes) / t.k_steps   # cluster multicast shares L2 reads
     compute_per_step = t.tile_compute_clk / t.k_steps
 
     def loader():
         yield env.timeout(latency_clk)
         for steps in chunks:
             yield env.all_of([env.process(port.transfer(steps * load_per_step)),
-                              env.process(l2.transfer(steps * load_per_step)),
+                              env.process(l2.transfer(steps * l2_per_step)),
                               env.process(hbm.transfer(steps * hbm_per_step))])
             yield buf.put(steps)
 

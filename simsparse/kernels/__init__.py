@@ -8,7 +8,7 @@ Contract (every kernel, fp32): a class registered in `KERNELS` whose classmethod
     warm_up() -> None                                               # JIT compile outside timing
 
 and class attributes describing the implementation for the CPU model (`value_dtype`,
-`index_dtype`, `layout`, `threaded`, `backend`). `prepare` raises `PatternError` (a
+`index_dtype`, `layout`, `threaded`, `backend`, `batch_paths`). `prepare` raises `PatternError` (a
 `SimSparseError`) with one line when the mask does not suit the format.
 
     from simsparse.kernels import KERNELS
@@ -37,6 +37,7 @@ class Kernel(ABC):
     layout: ClassVar[str] = ""                 # one line: what is stored
     threaded: ClassVar[bool] = True            # honours the thread count of the harness
     backend: ClassVar[str] = ""                # torch / mkl / numba / scipy
+    batch_paths: ClassVar[dict] = {"library": (1, None)}   # code path -> (first batch, last batch|None)
 
     @classmethod
     @abstractmethod

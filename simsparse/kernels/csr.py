@@ -35,6 +35,7 @@ class CsrKernel(Kernel):
     index_dtype = "int32"
     layout = "CSR: values [nnz] fp32 + col indices [nnz] int32 + row pointers [n+1] int32; MKL mv / spmm"
     backend = "torch"
+    batch_paths = {"mkl_mv": (1, 1), "mkl_spmm": (2, None)}
 
     @classmethod
     def prepare(cls, weight, mask) -> CsrPrepared:

@@ -95,7 +95,7 @@ def choose_inner(call_s: float, *, min_sample_s: float) -> int:
 
 
 def time_callable(fn: Callable[[], object], *, min_time_s: float = 0.2, warmup: int = 3,
-                  min_repeats: int = 5, max_repeats: int = 10_000, min_sample_s: float = 1e-4,
+                  min_repeats: int = 5, max_repeats: int = 10_000, min_sample_s: float = 2e-5,
                   before_each: Callable[[], object] | None = None,
                   clock: Clock = time.perf_counter) -> TimingStats:
     """Warm up, then take samples until `min_time_s` of timed calls and `min_repeats` samples.

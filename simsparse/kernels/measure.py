@@ -36,6 +36,9 @@ class MeasureResult:
     versions: Mapping[str, str]
     skipped: tuple[str, ...] = ()     # "kernel on pattern: why" for kernels that do not suit a pattern
 
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
 
 def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, suite: str | None,
         kernel: str | None, threads: int | None, cache: str = "warm",

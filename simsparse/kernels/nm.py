@@ -4,7 +4,8 @@ Storage: for each row and each group of M consecutive columns along k, N value s
 and N in-group offsets (uint8); groups with fewer than N nonzeros are padded with value 0 at
 offset 0; a last partial group (k not a multiple of M) is handled like the others. This is the
 layout of 2:4 sparse tensor cores, run here on the CPU: the column of slot j is
-(j // N) * M + offset[j], computed on the fly (a shift when N is a power of two).
+(j // N) * M + offset[j], computed on the fly (a shift when N is a power of two). The batch
+paths are those of `condensed` (gemv / per-column gather-dot / blocked over x^T).
 
 M is chosen by `prepare(..., group_m=None)` among 4, 8, 16, 32 as the group with the fewest
 slots per column (smallest N/M, then smallest M); pass group_m to force one.
@@ -20,6 +21,7 @@ from numba import njit, prange
 
 from simsparse.errors import PatternError
 from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x
+from simsparse.kernels.condensed import BLOCK_BATCH, COLUMNS_MAX_BATCH, _stack_f32
 
 GROUP_SIZES = (4, 8, 16, 32)
 
@@ -41,20 +43,45 @@ def _gemv(values, offsets, n_keep, n_shift, group_m, x, y):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _gemm(values, offsets, n_keep, n_shift, group_m, x_t, acc, y):
+def _gemm_columns(values, offsets, n_keep, n_shift, group_m, x, y):
+    """batch 2..4: the batch-1 gather-dot once per batch column."""
+    rows, slots = values.shape
+    for i in prange(rows):
+        for c in range(x.shape[0]):
+            xc = x[c]
+            acc = np.float32(0.0)
+            for j in range(slots):
+                acc += values[i, j] * xc[_col(j, n_keep, n_shift, group_m, offsets[i, j])]
+            y[c, i] = acc
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _gemm_blocked(values, offsets, n_keep, n_shift, group_m, x_t, y):
+    """batch > 4: rows of x^T scaled into a stack accumulator, 4 slots per update."""
     rows, slots = values.shape
     batch = x_t.shape[1]
+    s4 = slots - slots % 4
     for i in prange(rows):
-        a = acc[i]
-        for c in range(batch):
-            a[c] = 0.0
-        for j in range(slots):
-            v = values[i, j]
-            xr = x_t[_col(j, n_keep, n_shift, group_m, offsets[i, j])]
-            for c in range(batch):
-                a[c] += v * xr[c]
-        for c in range(batch):
-            y[c, i] = a[c]
+        a = _stack_f32(BLOCK_BATCH)
+        for c0 in range(0, batch, BLOCK_BATCH):
+            w = min(BLOCK_BATCH, batch - c0)
+            for c in range(w):
+                a[c] = 0.0
+            for j in range(0, s4, 4):
+                v0, v1, v2, v3 = values[i, j], values[i, j + 1], values[i, j + 2], values[i, j + 3]
+                x0 = x_t[_col(j, n_keep, n_shift, group_m, offsets[i, j]), c0:]
+                x1 = x_t[_col(j + 1, n_keep, n_shift, group_m, offsets[i, j + 1]), c0:]
+                x2 = x_t[_col(j + 2, n_keep, n_shift, group_m, offsets[i, j + 2]), c0:]
+                x3 = x_t[_col(j + 3, n_keep, n_shift, group_m, offsets[i, j + 3]), c0:]
+                for c in range(w):
+                    a[c] += (v0 * x0[c] + v1 * x1[c]) + (v2 * x2[c] + v3 * x3[c])
+            for j in range(s4, slots):
+                v = values[i, j]
+                xr = x_t[_col(j, n_keep, n_shift, group_m, offsets[i, j]), c0:]
+                for c in range(w):
+                    a[c] += v * xr[c]
+            for c in range(w):
+                y[c0 + c, i] = a[c]
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,6 +136,7 @@ class NmKernel(Kernel):
     index_dtype = "uint8"
     layout = "values [n, k/M*N] fp32 + in-group offsets [n, k/M*N] uint8; column = group*M + offset"
     backend = "numba"
+    batch_paths = {"gemv": (1, 1), "columns": (2, COLUMNS_MAX_BATCH), "blocked": (COLUMNS_MAX_BATCH + 1, None)}
 
     @classmethod
     def prepare(cls, weight, mask, *, group_m: int | None = None) -> NmPrepared:
@@ -133,12 +161,13 @@ class NmKernel(Kernel):
         y = torch.empty((batch, p.n), dtype=torch.float32)
         if p.n == 0 or batch == 0 or p.k == 0:
             return y.zero_()
+        args = (p.values, p.offsets, p.n_keep, p.n_shift, p.group_m)
         if batch == 1:
-            _gemv(p.values, p.offsets, p.n_keep, p.n_shift, p.group_m, x.numpy()[0], y.numpy()[0])
+            _gemv(*args, x.numpy()[0], y.numpy()[0])
+        elif batch <= COLUMNS_MAX_BATCH:
+            _gemm_columns(*args, x.numpy(), y.numpy())
         else:
-            acc = np.empty((p.n, batch), dtype=np.float32)
-            _gemm(p.values, p.offsets, p.n_keep, p.n_shift, p.group_m, x.t().contiguous().numpy(), acc,
-                  y.numpy())
+            _gemm_blocked(*args, x.t().contiguous().numpy(), y.numpy())
         return y
 
     @classmethod
@@ -148,5 +177,5 @@ class NmKernel(Kernel):
     @classmethod
     def warm_up(cls) -> None:
         p = cls.prepare(torch.ones(2, 8), np.tile([True, False, True, False], (2, 2)))
-        cls.run(p, torch.ones(1, 8))
-        cls.run(p, torch.ones(2, 8))
+        for batch in (1, COLUMNS_MAX_BATCH, COLUMNS_MAX_BATCH + 1):
+            cls.run(p, torch.ones(batch, 8))

@@ -1,0 +1,59 @@
+"""CPU model accuracy on this machine: calibrate (optional), then validate on held-out points.
+
+    python benchmarks/bench_cpu_model.py [--calibrate] [--threads 1,2] [--repeats 2] [--json OUT]
+
+Prints MAPE, Spearman and n (overall, per kernel, per thread count), the condensed-vs-dense
+crossover batches (predicted vs measured) and the validation wall time. Targets (issue 6):
+MAPE <= 15 %, Spearman >= 0.95, crossover within 2x, validation <= 5 min on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calibrate", action="store_true", help="re-run the calibration suite first")
+    ap.add_argument("--threads", default="", help="comma list (default: 1 and all usable cores)")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--json", default="", help="write the validation JSON here")
+    args = ap.parse_args()
+    threads = tuple(int(t) for t in args.threads.split(",") if t) or None
+
+    from simsparse import calibrate, validate_cpu
+
+    if args.calibrate:
+        t0 = time.perf_counter()
+        cal = calibrate.run(threads=threads, repeats=args.repeats, progress=True)
+        print(f"calibration: {len(cal.points)} points, in-sample MAPE {cal.fit_mape:.1%}, "
+              f"{time.perf_counter() - t0:.0f} s -> {cal.path}")
+        for k, v in cal.kernels.items():
+            print(f"  {k:9s} " + "  ".join(f"{n}={x:.3g}" for n, x in v.items()))
+        for note in cal.notes:
+            print(f"  note: {note}")
+    res = validate_cpu.run(threads=threads, repeats=args.repeats, progress=True)
+    s = res.summary
+    print(f"validation: n={s['n']}  MAPE={s['mape']:.1%}  Spearman={s['spearman']:.3f}  "
+          f"median APE={s['median_ape']:.1%}  wall={res.elapsed_s:.0f} s  (calibration: {res.calibration or 'none'})")
+    for k, v in s["by_kernel"].items():
+        print(f"  kernel {k:9s} n={v['n']:3d}  MAPE={v['mape']:.1%}")
+    for t, v in s["by_threads"].items():
+        print(f"  threads {t:>2s}       n={v['n']:3d}  MAPE={v['mape']:.1%}")
+    for c in res.crossovers:
+        print(f"  crossover {c.k}->{c.n} t={c.threads}: first loss predicted {c.predicted_first:.1f} vs measured "
+              f"{c.measured_first:.1f}; final loss predicted {c.predicted_final:.1f} vs measured "
+              f"{c.measured_final:.1f}; within 2x: {c.within_2x}")
+    for note in res.notes:
+        print(f"  note: {note}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(validate_cpu.to_dict(res), fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
