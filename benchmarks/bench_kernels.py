@@ -32,9 +32,9 @@ KERNEL_ORDER = ("dense", "csr", "condensed")
 STAT = "median_s"   # --stat min: the fastest sample, robust when other processes share the cores
 
 
-def one_pass(threads: int, min_time_s: float, sparsity: float) -> dict:
+def one_pass(threads: int, min_time_s: float, sparsity: float, batches: tuple[int, ...]) -> dict:
     cases = [Case(m=b, n=n, k=k, pattern=f"fanin={fan_in_for(k, sparsity)}", kernels=KERNEL_ORDER)
-             for (n, k) in SRIGL_SHAPES for b in BATCHES]
+             for (n, k) in SRIGL_SHAPES for b in batches]
     results, _ = measure_cases(cases, threads=threads, min_time_s=min_time_s)
     times = {(r.n, r.k, r.m, r.kernel): getattr(r, STAT) for r in results}
     with thread_count(threads):                      # CSR through sparse.mm at batch 1, for reference
@@ -54,13 +54,15 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--sparsity", type=float, default=0.90)
     ap.add_argument("--stat", choices=("median", "min"), default="median")
+    ap.add_argument("--batches", default=",".join(map(str, BATCHES)), help="comma list; 1 must be in it")
     args = ap.parse_args()
     global STAT
     STAT = f"{args.stat}_s"
     m = machine_info()
     print(f"# {m.cpu_model}, {m.usable_cpus} CPUs, {m.isa}, threads={args.threads}, fp32, "
           f"torch {torch.__version__}, runs={args.runs}, stat={args.stat}, min_time={args.min_time}s, load={os.getloadavg()[0]:.1f}")
-    passes = [one_pass(args.threads, args.min_time, args.sparsity) for _ in range(args.runs)]
+    batches = tuple(int(b) for b in args.batches.split(","))
+    passes = [one_pass(args.threads, args.min_time, args.sparsity, batches) for _ in range(args.runs)]
     runs: dict[tuple, list[float]] = defaultdict(list)
     for p in passes:
         for key, t in p.items():
@@ -79,7 +81,7 @@ def main() -> None:
     for (n, k) in SRIGL_SHAPES:
         print(f"{k}->{n}: {'batch':>6} {'dense us':>10} {'csr':>7} {'condensed':>9}")
         crossover = None
-        for b in BATCHES:
+        for b in batches:
             d = med[(n, k, b, "dense")]
             rc, rs = d / med[(n, k, b, "csr")], d / med[(n, k, b, "condensed")]
             if rs < 1.0 and crossover is None:

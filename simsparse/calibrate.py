@@ -255,6 +255,9 @@ def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequenc
     notes = load_note(threads)
     points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress,
                             repeats=repeats)
+    if notes:   # a busy machine: multi-thread timings measure the other processes, not the kernels
+        notes += ("multi-thread points left out of the fit; parallel_overhead_s keeps its default",)
+        points = [p for p in points if p.threads == 1]
     fitted, points = fit(points, model)
     path = store(host.key, fitted, points=points, suite=suite, threads=threads) if save else ""
     return CalibrationResult(machine=host.key, kernels={k: {n: getattr(v, n) for n in PARAMS}

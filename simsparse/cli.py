@@ -75,11 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int)
     p.add_argument("--recipe", help="recipe YAML overriding the method's defaults")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, help="default: the recipe's")
     p.add_argument("--lr", type=float)
     p.add_argument("--distribution", choices=("uniform", "erk"))
     p.add_argument("--no-ablation", action="store_true", help="SRigL without neuron ablation")
     p.add_argument("--world-size", type=int, default=1, help="DDP processes (gloo, CPU)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a recipe field (repeatable), e.g. --set alpha=0.5")
+    p.add_argument("--save-every", type=int, help="write the full training state to OUT.state.pt every N steps")
+    p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("measure", help="time real kernels on this machine (or CUDA)")
@@ -166,7 +170,8 @@ def cmd_train(a: argparse.Namespace) -> None:
     res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
               epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
               lr=a.lr, no_ablation=a.no_ablation, distribution=a.distribution, progress=True,
-              world_size=a.world_size)
+              world_size=a.world_size, recipe_overrides=tuple(a.overrides), save_every=a.save_every,
+              resume_from=Path(a.resume) if a.resume else None)
     _emit(report.to_json(res) if not hasattr(res, "summary_line") else res.summary_line())
 
 

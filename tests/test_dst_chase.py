@@ -106,3 +106,11 @@ def test_soft_memory_bound_keeps_density_above_budget_before_the_stop():
     tr = _trainer(_cnn())
     budget = sum(tr.method.targets.values())
     assert sum(int(m.sum()) for m in tr.masks.values()) > budget  # ρ(0) = d + 0.05
+
+
+def test_coupling_graph_and_fx_rule_find_the_same_removable_channels():
+    from simsparse.dst.channels import _fx_groups
+    model = _cnn()
+    sp = set(sparsifiable_params(model))
+    assert removable_channel_groups(model, sparsified=sp, example_input=torch.zeros(2, 1, 6, 6)) == \
+        _fx_groups(model, sparsified=sp)

@@ -106,3 +106,10 @@ def test_batch_stream_state_resumes_the_same_batches():
     t = BatchStream(10, batch_size=4, seed=0)
     t.load_state_dict(state)
     assert all(torch.equal(x, t.next_indices()) for x in expected)
+
+
+def test_digits_is_the_bundled_8x8_set_split_75_25():
+    pytest.importorskip("sklearn")
+    d = load_data("digits", seed=0)
+    assert d.input_shape == (1, 8, 8) and d.num_classes == 10
+    assert len(d.train_y) + len(d.test_y) == 1797 and len(d.test_y) == 1797 // 4

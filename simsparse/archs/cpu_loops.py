@@ -15,8 +15,9 @@ The loops modelled (see the kernels' own docstrings):
             above it: the weights are packed (read + write + read in L2), then FMAs (compute-bound).
   csr       torch CSR: MKL sparse mv at batch 1 (gather per nonzero), sparse.mm above it
             (x^T copied, one contiguous row of x^T per nonzero, accumulators in registers).
-  condensed numba: batch 1 gather-dot per row; batch > 1 one row of x^T per nonzero into an
-            accumulator row kept in memory (a load->FMA->store chain per nonzero).
+  condensed numba: batch 1 gather-dot per row; batch 2..4 that gather-dot once per column;
+            above, x^T rows scaled into a stack accumulator per block of 64 columns, the
+            accumulator loaded/stored once per 8 nonzeros (its round trip bounds a group).
   nm        as condensed with N slots per group of M, the column computed from a uint8 offset.
   shrunk    dense GEMM on the kept rows/cols + index_select of x + zeros + index_copy of y.
 """
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from simsparse.archs.cpu_spec import CpuSpec
 
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
+GROUP_OVERHEAD_CLK = 16.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views)
+SCATTER_STORE_CLK = 4.0        # a scalar store to its own cache line (transposed output column)
 DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
                                # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
 
@@ -216,20 +219,60 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
                        macs_issued=s.m * s.nnz, metadata_bytes=meta)
 
 
+def numba_batch_constants() -> tuple[int, int]:
+    """(COLUMNS_MAX_BATCH, BLOCK_BATCH) of the numba kernels (their defaults if not importable)."""
+    try:
+        from simsparse.kernels.condensed import BLOCK_BATCH, COLUMNS_MAX_BATCH
+        return int(COLUMNS_MAX_BATCH), int(BLOCK_BATCH)
+    except Exception:  # pragma: no cover - kernels unavailable: the documented values
+        return 4, 64
+
+
+def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: float, block: int) -> dict:
+    """Cycles of the blocked path: per row and block of <= `block` batch columns, each stored entry
+    scales a row slice of x^T into a stack accumulator that is loaded/stored once per 8 entries
+    (a tree of 8 products); the accumulator round trip (adds + store forwarding) bounds a group."""
+    L = _lanes(spec, vb)
+    out = {"load": 0.0, "store": 0.0, "fma": 0.0, "alu": 0.0, "chain": 0.0, "serial": 0.0}
+    for w in [block] * (m // block) + ([m % block] if m % block else []):
+        ch = math.ceil(w / L)
+        entries = rows * per_row
+        groups = rows * math.ceil(per_row / 8)
+        out["load"] += (entries * (2 + ch) + groups * ch) / spec.load_ports
+        out["store"] += groups * ch / spec.store_ports
+        out["fma"] += entries * ch * 2.0 / spec.fma_ports
+        out["alu"] += entries * (1 + alu) / 4.0
+        out["chain"] += groups * (3 * spec.fma_latency_clk + spec.store_forward_clk)
+        tail = per_row % 8              # entries after the last full group: one accumulator round trip each
+        out["chain"] += rows * tail * (spec.fma_latency_clk + spec.store_forward_clk)
+        # loop set-up + 8 x^T slice views per group; the y column scatter: w strided stores (one cache
+        # line each, conflict misses when the row stride is a multiple of 4 KiB)
+        out["serial"] += groups * GROUP_OVERHEAD_CLK + rows * (spec.row_overhead_clk + ch
+                                                              + w * SCATTER_STORE_CLK / spec.store_ports)
+    return out
+
+
 def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: int, per_row: int,
                    ib: float, alu: float, extra_meta: float) -> LoopProfile:
+    """condensed / nm: gather-dot at batch 1, once per column up to COLUMNS_MAX_BATCH, blocked above."""
     vb = s.value_bytes
-    streams = _sparse_streams(m=s.m, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
-                              extra_meta=extra_meta, threads=threads)
-    if s.m == 1:
-        phases = (Phase("gather_dot", _gather_dot(spec, rows=rows, per_row=per_row, vb=vb, ib=ib,
-                                                  alu_per_elem=alu), streams, parallel=True, units=rows),)
+    cols_max, block = numba_batch_constants()
+    if s.m <= cols_max:
+        streams = _sparse_streams(m=1, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
+                                  extra_meta=extra_meta, threads=threads)
+        cyc = _gather_dot(spec, rows=rows, per_row=per_row, vb=vb, ib=ib, alu_per_elem=alu)
+        cycles = {key: v * s.m for key, v in cyc.items()}
+        streams = tuple(Stream(st.name, st.bytes * s.m, st.working_set_bytes * (s.m if st.name == "x" else 1),
+                               st.first_touch) for st in streams)
+        phases = (Phase("gather_dot" if s.m == 1 else "gather_dot_columns", cycles, streams, parallel=True,
+                        units=rows, batched=s.m > 1),)
         calls = 1
     else:
-        cycles = _row_scale(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu_per_elem=alu,
-                            in_memory_acc=True)
+        streams = _sparse_streams(m=s.m, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
+                                  extra_meta=extra_meta, threads=threads)
+        cycles = _blocked(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu=alu, block=block)
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
-                  Phase("row_scale", cycles, streams, parallel=True, units=rows, batched=True))
+                  Phase("blocked", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel=kernel, phases=phases, calls=calls, threaded=True,
                        macs_issued=s.m * rows * per_row, metadata_bytes=rows * per_row * ib + extra_meta)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
-
-import torch
 
 from simsparse.dst.data import DataSplit
 from simsparse.dst.train import TrainJob, TrainResult, method_config
@@ -48,7 +45,9 @@ def write_checkpoint(job: TrainJob, trainer: Trainer, split: DataSplit) -> Train
     geometry, note = _geometry(job, trainer, split)
     result = TrainResult(out=job.out, method=job.method, steps=trainer.step, test_accuracy=test_acc,
                          test_loss=test_loss, train_flops=trainer.train_flops,
-                         dense_train_flops=trainer.dense_train_flops, density=nnz / max(1, size),
+                         dense_train_flops=trainer.dense_train_flops,
+                         train_flops_relative=trainer.train_flops / trainer.dense_train_flops
+                         if trainer.dense_train_flops else 1.0, density=nnz / max(1, size),
                          removed_channels=removed, ablated_neurons=ablated)
     meta = {"method": job.method, "model": job.model if isinstance(job.model, str) else type(job.model).__name__,
             "model_options": dict(job.model_options), "data": job.data, "sparsity": job.sparsity,

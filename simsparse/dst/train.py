@@ -52,13 +52,17 @@ class TrainResult:
     test_loss: float
     train_flops: float
     dense_train_flops: float
+    train_flops_relative: float     # train_flops / dense_train_flops (RigL's accounting)
     density: float
     removed_channels: Mapping[str, list[int]] = field(default_factory=dict)
     ablated_neurons: Mapping[str, list[int]] = field(default_factory=dict)
 
-    @property
-    def train_flops_relative(self) -> float:
-        return self.train_flops / self.dense_train_flops if self.dense_train_flops else 1.0
+    def summary_line(self) -> str:
+        removed = sum(len(v) for v in self.removed_channels.values())
+        ablated = sum(len(v) for v in self.ablated_neurons.values())
+        return (f"wrote {self.out}: {self.method}, {self.steps} steps, test accuracy {self.test_accuracy:.4f}, "
+                f"density {self.density:.4f}, train FLOPs {self.train_flops_relative:.3f}x dense"
+                + (f", {removed} channels removed" if removed else "") + (f", {ablated} neurons ablated" if ablated else ""))
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from simsparse.errors import GeometryError, SimSparseError
+from simsparse.errors import GeometryError
 from simsparse.registry import Registry
 
 
@@ -90,4 +90,4 @@ def masked_weight(weight: torch.Tensor, mask_np: np.ndarray) -> torch.Tensor:
 # register the kernels (modules import Kernel/KERNELS from here, so this comes last)
 from simsparse.kernels import condensed, csr, dense, nm, shrunk  # noqa: E402,F401
 
-__all__ = ["KERNELS", "Kernel", "SimSparseError", "check_inputs", "check_x"]
+__all__ = ["KERNELS", "Kernel", "check_inputs", "check_x", "masked_weight"]

@@ -9,6 +9,7 @@ before every sample and so always uses inner = 1.
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from contextlib import contextmanager
@@ -71,6 +72,7 @@ class Measurement:
     inner: int = 1
     density: float = 1.0
     storage_bytes: Mapping[str, int] = field(default_factory=dict)
+    load_avg_1min: float = 0.0       # system load when measured: above usable_cpus, timings are contended
 
 
 # ----------------------------------------------------------------------------- timing
@@ -186,6 +188,14 @@ def machine_info() -> Machine:
                    isa=hostinfo.simd_from_flags(info.flags, info.model_name)["isa"] if info.flags else "other",
                    flags=tuple(f for f in _SIMD_FLAGS if f in info.flags), cache_bytes=caches,
                    clock_hz=info.mhz * 1e6, system=f"{platform.system()} {platform.machine()}")
+
+
+def load_average() -> float:
+    """1-minute system load average (0.0 where the OS does not report it)."""
+    try:
+        return float(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        return 0.0
 
 
 @lru_cache(maxsize=1)

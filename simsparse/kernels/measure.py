@@ -8,6 +8,8 @@ Every kernel's output is checked against the dense reference before it is timed.
 
 from __future__ import annotations
 
+import csv
+import io
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -19,8 +21,8 @@ import torch
 from simsparse.errors import MeasurementError, PatternError, SimSparseError
 from simsparse.kernels import KERNELS
 from simsparse.kernels.harness import (CACHE_MODES, Clock, Machine, Measurement, flush_bytes_for,
-                                       library_versions, machine_info, make_flusher, thread_count,
-                                       time_callable)
+                                       library_versions, load_average, machine_info, make_flusher,
+                                       thread_count, time_callable)
 from simsparse.kernels.suites import Case, suite_cases
 from simsparse.masks.synthetic import make_matrix
 
@@ -38,6 +40,9 @@ class MeasureResult:
 
     def to_dict(self) -> dict:
         return to_dict(self)
+
+    def to_csv(self) -> str:
+        return to_csv(self)
 
 
 def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, suite: str | None,
@@ -138,7 +143,7 @@ def _measure_one(case: Case, name: str, prep, weight: torch.Tensor, mask: np.nda
                        median_s=stats.median_s, iqr_s=stats.iqr_s, threads=threads, repeats=stats.repeats,
                        cache=cache, machine=machine, versions=dict(versions), dtype="fp32",
                        min_s=stats.min_s, inner=stats.inner, density=float(mask.mean()) if mask.size else 0.0,
-                       storage_bytes=kern.storage_bytes(prep))
+                       storage_bytes=kern.storage_bytes(prep), load_avg_1min=load_average())
 
 
 class _NoBar:
@@ -167,3 +172,17 @@ def to_dict(result: MeasureResult) -> dict:
         rows.append(row)
     return {"device": result.device, "machine": asdict(result.machine), "versions": dict(result.versions),
             "results": rows, "skipped": list(result.skipped)}
+
+
+CSV_COLUMNS = ("kernel", "m", "n", "k", "pattern", "density", "median_s", "iqr_s", "min_s", "threads",
+               "repeats", "inner", "cache", "dtype", "load_avg_1min")
+
+
+def to_csv(result: MeasureResult) -> str:
+    """One line per measurement (CSV_COLUMNS), with a header."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in result.results:
+        writer.writerow([getattr(r, c) for c in CSV_COLUMNS])
+    return buf.getvalue()
