@@ -119,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train three structured-DST runs and compare them across hardware")
     p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and reports")
-    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
     return parser
 
 

@@ -1,6 +1,6 @@
 """`simsparse demo`: the main job end to end on built-in defaults.
 
-1. Train one run of each structured-DST family on the built-in synthetic task (`cnn`, 90 %
+1. Train one run of each structured-DST family on the built-in synthetic task (`cnn` of width 32, 90 %
    sparse where the method allows): SRigL (constant fan-in + ablation), N:M 2:4 reached by
    sparse-structure decay, Chase (channel removal), and RigL as the unstructured reference.
 2. Inspect each checkpoint's masks (what structure did training really produce?).
@@ -37,14 +37,15 @@ def train_runs(*, out: Path, steps: int, progress: bool) -> list[Path]:
     paths = []
     for name, kw in RUNS:
         path = out / f"{name}.pt"
-        res = train(model="cnn", data="synthetic", steps=steps, out=path, seed=0, progress=progress, **kw)
+        res = train(model="cnn", model_options={"width": 32}, data="synthetic", steps=steps, batch_size=64,
+                    out=path, seed=0, progress=progress, **kw)
         _say(f"  {name:26s} test accuracy {res.test_accuracy:.3f}  density {res.density:.3f}  "
              f"train FLOPs {res.train_flops_relative:.2f}x dense  -> {path}")
         paths.append(path)
     return paths
 
 
-def run(*, out: Path, steps: int = 300, batch: int = 64, progress: bool | None = None) -> None:
+def run(*, out: Path, steps: int = 150, batch: int = 64, progress: bool | None = None) -> None:
     progress = sys.stderr.isatty() if progress is None else progress
     out.mkdir(parents=True, exist_ok=True)
     _say(f"[1/4] training {len(RUNS)} DST runs (cnn on synthetic data, {steps} steps each)")

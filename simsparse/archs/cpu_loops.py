@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from simsparse.archs.cpu_spec import CpuSpec
 
+CACHE_LINE_BYTES = 64
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
 GROUP_OVERHEAD_CLK = 16.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views)
 SCATTER_STORE_CLK = 4.0        # a scalar store to its own cache line (transposed output column)
@@ -186,10 +187,16 @@ def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int,
     x_ws = k * m * vb
     ws = stored / threads + x_ws + m * n * vb / threads
     out = [Stream("values+indices", stored, ws),
-           Stream("x" if m == 1 else "x_t rows", rows * per_row * m * vb if m > 1 else k * vb,
+           Stream("x" if m == 1 else "x_t rows", rows * per_row * row_line_bytes(m * vb) if m > 1 else k * vb,
                   x_ws, first_touch=m == 1, gathered_rows=m > 1),
            Stream("y", m * n * vb, m * n * vb / threads, first_touch=False)]
     return tuple(out)
+
+
+def row_line_bytes(row_bytes: float) -> float:
+    """Bytes the memory system moves for one gathered row of x^T: whole cache lines (a row of
+    8 fp32 = 32 B at a data-dependent address still brings in its 64 B line)."""
+    return CACHE_LINE_BYTES * math.ceil(row_bytes / CACHE_LINE_BYTES)
 
 
 def _transpose_phase(spec: CpuSpec, *, m: int, k: int, vb: int) -> Phase:
@@ -228,32 +235,36 @@ def numba_batch_constants() -> tuple[int, int]:
         return 4, 64
 
 
-def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: float, block: int) -> dict:
-    """Cycles of the blocked path: per row and block of <= `block` batch columns, each stored entry
-    scales a row slice of x^T into a stack accumulator that is loaded/stored once per 8 entries
-    (a tree of 8 products); the accumulator round trip (adds + store forwarding) bounds a group."""
+def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: float, block: int,
+             group: int = 8) -> dict:
+    """Cycles of the blocked path: per row and block of <= `block` batch columns, each group of
+    `group` stored entries (8 in condensed, 4 in nm) scales that many row slices of x^T into a
+    stack accumulator loaded/stored once (a tree of products); the accumulator round trip (adds +
+    store forwarding) bounds a group. The per_row % group tail entries each do their own, shorter
+    round trip; measured, a tail of t entries costs about t/group of a group (7 tail entries ~ one
+    group of 8), so a row is charged per_row / group groups: smooth and monotone in the fan-in
+    (the kernel itself is within ~5-15 % of that at fan-ins just below a multiple of 8)."""
     L = _lanes(spec, vb)
     out = {"load": 0.0, "store": 0.0, "fma": 0.0, "alu": 0.0, "chain": 0.0, "serial": 0.0}
+    entries = rows * per_row
+    groups = rows * per_row / float(group)
+    tree = math.log2(group)
     for w in [block] * (m // block) + ([m % block] if m % block else []):
         ch = math.ceil(w / L)
-        entries = rows * per_row
-        groups = rows * math.ceil(per_row / 8)
         out["load"] += (entries * (2 + ch) + groups * ch) / spec.load_ports
         out["store"] += groups * ch / spec.store_ports
         out["fma"] += entries * ch * 2.0 / spec.fma_ports
         out["alu"] += entries * (1 + alu) / 4.0
-        out["chain"] += groups * (3 * spec.fma_latency_clk + spec.store_forward_clk)
-        tail = per_row % 8              # entries after the last full group: one accumulator round trip each
-        out["chain"] += rows * tail * (spec.fma_latency_clk + spec.store_forward_clk)
-        # loop set-up + 8 x^T slice views per group; the y column scatter: w strided stores (one cache
-        # line each, conflict misses when the row stride is a multiple of 4 KiB)
-        out["serial"] += groups * GROUP_OVERHEAD_CLK + rows * (spec.row_overhead_clk + ch
+        out["chain"] += groups * (tree * spec.fma_latency_clk + spec.store_forward_clk)
+        # loop set-up + `group` x^T slice views per group; the y column scatter: w strided stores (one
+        # cache line each, conflict misses when the row stride is a multiple of 4 KiB)
+        out["serial"] += groups * GROUP_OVERHEAD_CLK * group / 8.0 + rows * (spec.row_overhead_clk + ch
                                                               + w * SCATTER_STORE_CLK / spec.store_ports)
     return out
 
 
 def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: int, per_row: int,
-                   ib: float, alu: float, extra_meta: float) -> LoopProfile:
+                   ib: float, alu: float, extra_meta: float, group: int) -> LoopProfile:
     """condensed / nm: gather-dot at batch 1, once per column up to COLUMNS_MAX_BATCH, blocked above."""
     vb = s.value_bytes
     cols_max, block = numba_batch_constants()
@@ -270,7 +281,8 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
     else:
         streams = _sparse_streams(m=s.m, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
                                   extra_meta=extra_meta, threads=threads)
-        cycles = _blocked(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu=alu, block=block)
+        cycles = _blocked(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu=alu, block=block,
+                          group=group)
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
                   Phase("blocked", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
@@ -281,7 +293,7 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
 def condensed_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
     ib = 2.0 if s.k <= 2 ** 16 else 4.0
     return _numba_profile(spec, s, threads, kernel="condensed", rows=s.rows_active, per_row=s.fan_in,
-                          ib=ib, alu=0.0, extra_meta=4.0 * s.rows_active)
+                          ib=ib, alu=0.0, extra_meta=4.0 * s.rows_active, group=8)
 
 
 def nm_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
@@ -289,7 +301,7 @@ def nm_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
     slots = math.ceil(s.k / max(1, group_m)) * n_keep
     alu = 2.0 if n_keep & (n_keep - 1) == 0 else 8.0        # shift+madd, or an integer division
     return _numba_profile(spec, s, threads, kernel="nm", rows=s.n, per_row=slots, ib=1.0, alu=alu,
-                          extra_meta=0.0)
+                          extra_meta=0.0, group=4)
 
 
 PROFILES = {"dense": dense_profile, "csr": csr_profile, "condensed": condensed_profile,

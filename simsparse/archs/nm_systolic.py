@@ -51,10 +51,16 @@ class NmSystolic(ArchModel):
         if dense or work.mask is None:
             choice = dense_choice(work)
         else:
-            choice = choose(work, self.spec, nnz=nnz)
+            choice = choose(work, self.spec, nnz=nnz, cost=lambda c: self._cycles(work, c, nnz=nnz))
         return self._plan_gemm(work, choice, nnz=nnz)
 
     # ------------------------------------------------------------------ helpers
+
+    def _cycles(self, work: LayerWork, choice: Choice, *, nnz: float) -> float:
+        """Closed-form total cycles (stalls included) of running `work` in `choice`."""
+        from simsparse.engines.systolic_analytic import analytic_timing
+
+        return analytic_timing(self._plan_gemm(work, choice, nnz=nnz), self).cycles
 
     def traffic(self, plan: ExecutionPlan) -> list[FoldTraffic]:
         """Per-pass fold traffic of a GEMM plan (what the engines time)."""

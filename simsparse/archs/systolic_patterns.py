@@ -12,6 +12,8 @@ the zeros a looser pattern carries.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,8 +113,14 @@ def _cost_key(c: Choice, spec: SystolicSpec) -> tuple:
     return cycles, c.weight_slots, c.metadata_bits
 
 
-def choose(work: LayerWork, spec: SystolicSpec, *, nnz: float) -> Choice:
-    """The pattern this layer runs in (see module docstring), with notes saying why."""
+def choose(work: LayerWork, spec: SystolicSpec, *, nnz: float,
+           cost: Callable[[Choice], float] | None = None) -> Choice:
+    """The pattern this layer runs in (see module docstring), with notes saying why.
+
+    `cost` (total cycles of a candidate, stalls included) ranks the candidates first, so a
+    compressed pattern whose metadata traffic makes a memory-bound layer slower loses to dense;
+    compute cycles, weight slots and metadata bits break ties.
+    """
     g = work.gemm
     if tuple(work.mask.shape) not in ((g.n, g.k), (g.n * g.count, g.k)):
         raise GeometryError(f"layer {work.name}: mask shape {tuple(work.mask.shape)} does not match the GEMM "
@@ -122,7 +130,10 @@ def choose(work: LayerWork, spec: SystolicSpec, *, nnz: float) -> Choice:
     candidates = [dense_choice(work)] + uniform
     if spec.row_wise is not None:
         candidates.append(row_wise_choice(work, spec.row_wise))
-    best = min(candidates, key=lambda c: _cost_key(c, spec))
+    if cost is None:
+        best = min(candidates, key=lambda c: _cost_key(c, spec))
+    else:
+        best = min(candidates, key=lambda c: (cost(c),) + _cost_key(c, spec))
     env_text = ", ".join(f"{n}:{m}" for m, n in sorted(envs.items()))
     slots = best.weight_slots
     if best.label == "dense" and not uniform and spec.row_wise is None:
