@@ -139,6 +139,9 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
         raise SimSparseError("evaluate needs exactly one of --mask CKPT, --workload W --pattern P, --gemm M,N,K --pattern P")
     model = load_arch(arch, overrides)
     dtype = _check_dtype(model, dtype)
+    if kernel is not None and "kernel" not in __import__("inspect").signature(model.plan).parameters:
+        raise SimSparseError(f"--kernel applies to archs that offer several kernels (CPU); {model.name} is "
+                             f"a {model.kind} and picks its own format")
     provenance: dict[str, Any] = {"arch_source": model.source}
     if mask is not None:
         works, prov = mask_works(mask_path=mask, workload=workload, batch=batch, dtype=dtype)
