@@ -18,6 +18,18 @@ CUTLASS back end has one 128x128x64 tile and no split-K; `_cslt_sparse_mm` passe
 re-creates its cuSPARSELt plan every call (~50 us host, pytorch#179642); Hopper cuBLAS uses
 stream-K and 2-CTA TMA multicast. The largest remaining error is H5 (PyTorch 2.1, one token,
 CUTLASS: 196 us measured, 53 us predicted), which no device-side term explains.
+
+Second follow-up (per-tile physics; analytic [cycle]; nothing fitted on held-out rows, the three
+efficiencies refit on the dev rows): register-file cap on CTAs per SM, a prologue of stages-1
+in-flight stages, C tiles stored through the SM port into the write-back L2 (their L2 and HBM
+traffic a main-loop bandwidth term instead of an exposed HBM burst per wave), cycle engine with
+the same store traffic and a ramped K-chunking (its coarse second chunk stalled the tensor cores).
+  dev A100 (9 rows)       speedup MAPE 1.8 -> 1.7 % [2.5 -> 2.1], time MAPE 1.8 -> 1.3 % [1.8 -> 1.4], sign 9/9
+  held-out A100 (10 rows) speedup MAPE 48.8 -> 50.0 % [52.9 -> 52.0], time MAPE 16.5 -> 16.0 % [18.1 -> 16.3]
+  held-out H100 (3 rows)  speedup MAPE 12.8 -> 12.3 % [11.7 -> 10.3], time MAPE 7.7 -> 8.7 % [11.0 -> 11.2]
+The short-K dense rows H1/H3 are now right (272/1049 us vs 274/1020 measured; were 292/1130), and
+the engines agree on them (were 1.48 vs 1.64); their cuSPARSELt sparse times stay ~19 % low
+(174 vs 215 us): the missing sparse-only short-K cost is not identified.
 """
 
 from __future__ import annotations

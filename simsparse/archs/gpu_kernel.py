@@ -25,6 +25,9 @@ from simsparse.units import dtype_bytes
 
 METADATA_BYTES_PER_DENSE_ELEMENT = 1.0 / 8.0  # 2-bit index per kept value, one value kept of two
 ACCUM_BYTES = 4                               # fp32 (int32) split-K partials
+ACCUM_REGISTER_SHARE = 0.5                    # prior: fp32 accumulators hold ~half a CTA's registers (the
+                                              # rest: operand fragments, addresses), so a 128x256 tile (128 KB
+                                              # of accumulators) runs one CTA per 256 KB register file
 OVERLAP_P = 6.0                               # smooth-max exponent (2^(1/6) = +12 % at the ridge)
 
 
@@ -92,7 +95,9 @@ def operand_a_bytes_per_element(dtype: str, sparse: bool) -> float:
 
 def _ctas_per_sm(spec: GpuSpec, tile: TileConfig, a_step: float, b_step: float) -> int:
     smem_per_cta = tile.stages * (a_step + b_step)
-    return max(1, min(spec.max_ctas_per_sm, int(spec.smem_bytes_per_sm // max(1.0, smem_per_cta))))
+    regs_per_cta = tile.rows * tile.cols * ACCUM_BYTES / ACCUM_REGISTER_SHARE
+    return max(1, min(spec.max_ctas_per_sm, int(spec.smem_bytes_per_sm // max(1.0, smem_per_cta)),
+                      int(spec.registers_bytes_per_sm // regs_per_cta)))
 
 
 def _wave_hbm_bytes(spec: GpuSpec, call: KernelCall, tile: TileConfig, k_split: int, w: int,
@@ -111,10 +116,20 @@ def _wave_hbm_bytes(spec: GpuSpec, call: KernelCall, tile: TileConfig, k_split: 
     return max(panels, (a_total + b_total) * call.count * w / tiles_total)
 
 
+def prologue_clk(spec: GpuSpec, tile: TileConfig, stage_bytes: float) -> float:
+    """Clocks before a CTA's first MMA: a multistage K-loop issues the loads of `stages - 1`
+    stages up front and waits for the first of them (memory latency + those bytes through the
+    SM's load port). Fewer, longer stages (the sparse kernels' K=64 stages) expose more of it."""
+    in_flight = max(1, tile.stages - 1)
+    return spec.latency_s * spec.clock_hz + in_flight * stage_bytes / spec.sm_load_bytes_per_clk
+
+
 def epilogue_wave_clk(spec: GpuSpec, wave: WaveWork, *, tile_store_bytes: float, epilogue_clk: float) -> float:
-    """Exposed epilogue of a wave: the tiles of a wave finish together, so their output stores
-    burst at once and drain at HBM bandwidth (not hidden behind the K-loop)."""
-    return epilogue_clk + wave.tiles * tile_store_bytes / spec.hbm_bytes_per_clk
+    """Exposed epilogue of a wave: the tiles of a wave finish together and their C tiles leave
+    each SM through its store port into the write-back L2. L2 drains them to HBM while the next
+    wave's K-loops run, so the L2 and HBM traffic of the stores are bandwidth terms of the main
+    loop (`wave_terms`); only the per-SM store is exposed here."""
+    return epilogue_clk + wave.per_sm * tile_store_bytes / spec.sm_load_bytes_per_clk
 
 
 def soft_max(a: float, b: float) -> float:
@@ -127,14 +142,15 @@ def soft_max(a: float, b: float) -> float:
 
 
 def wave_terms(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float, tile_load_bytes: float,
-               tile_l2_bytes: float | None = None) -> tuple[float, float, float, float]:
+               tile_l2_bytes: float | None = None, tile_store_bytes: float = 0.0) -> tuple[float, float, float, float]:
     """(compute, port, l2, hbm) clocks of one wave's main loop. `tile_l2_bytes` is what a tile
-    draws from L2 (less than what it loads when a cluster multicasts shared operand tiles)."""
+    draws from L2 (less than what it loads when a cluster multicasts shared operand tiles); the
+    HBM term carries the operand reads and the write-back of the wave's C tiles."""
     compute = wave.per_sm * tile_compute_clk
     port = wave.per_sm * tile_load_bytes / spec.sm_load_bytes_per_clk
     l2_bytes = tile_load_bytes if tile_l2_bytes is None else tile_l2_bytes
-    l2 = wave.tiles * l2_bytes / spec.l2_bytes_per_clk
-    return compute, port, l2, wave.hbm_bytes / spec.hbm_bytes_per_clk
+    l2 = wave.tiles * (l2_bytes + tile_store_bytes) / spec.l2_bytes_per_clk
+    return compute, port, l2, (wave.hbm_bytes + wave.tiles * tile_store_bytes) / spec.hbm_bytes_per_clk
 
 
 def wave_clk(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float, tile_load_bytes: float,
@@ -142,7 +158,8 @@ def wave_clk(spec: GpuSpec, wave: WaveWork, *, tile_compute_clk: float, tile_loa
              tile_l2_bytes: float | None = None) -> tuple[float, float, float]:
     """(total, compute, memory) clocks of one wave: fill + softmax(compute, loads) + epilogue."""
     compute, port, l2, hbm = wave_terms(spec, wave, tile_compute_clk=tile_compute_clk,
-                                        tile_load_bytes=tile_load_bytes, tile_l2_bytes=tile_l2_bytes)
+                                        tile_load_bytes=tile_load_bytes, tile_l2_bytes=tile_l2_bytes,
+                                        tile_store_bytes=tile_store_bytes)
     memory = max(port, l2, hbm)
     epilogue = epilogue_wave_clk(spec, wave, tile_store_bytes=tile_store_bytes, epilogue_clk=epilogue_clk)
     return fill_clk + soft_max(compute, memory) + epilogue, compute, memory
@@ -173,7 +190,7 @@ def _kernel_clk(spec: GpuSpec, full: float, wfull: WaveWork | None, wlast: WaveW
         if wave is None or times == 0:
             continue
         terms = wave_terms(spec, wave, tile_compute_clk=kw["tile_compute_clk"], tile_load_bytes=kw["tile_load_bytes"],
-                           tile_l2_bytes=kw["tile_l2_bytes"])
+                           tile_l2_bytes=kw["tile_l2_bytes"], tile_store_bytes=kw["tile_store_bytes"])
         totals = [t + times * x for t, x in zip(totals, terms)]
         fixed += times * (kw["fill_clk"] + epilogue_wave_clk(spec, wave, tile_store_bytes=kw["tile_store_bytes"],
                                                              epilogue_clk=kw["epilogue_clk"]))
@@ -198,7 +215,7 @@ def time_config(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: TileC
     k_steps = k_split // k_step
     tile_load = k_steps * (a_step + b_step)
     store_b = ACCUM_BYTES if split_k > 1 else b
-    fill = spec.latency_s * spec.clock_hz + (a_step + b_step) / spec.sm_load_bytes_per_clk
+    fill = prologue_clk(spec, tile, a_step + b_step)
     full, wfull, wlast = _waves(spec, call, tile, k_split, tiles, slots, a_elem, stream_k=lib.stream_k)
     store = tile.rows * tile.cols * store_b
     tile_l2 = tile_load / lib.l2_multicast

@@ -51,6 +51,9 @@ GPU_SCHEMA = {
         "dense_fma_per_clk_per_sm": MapOf(Field(int, min=1, max=1 << 16), keys=GPU_DTYPES),
         "sparse": {"pattern": Field(str, choices=("2:4",)), "speedup": Field(float, min=1.0, max=4.0)},
         "max_ctas_per_sm": Field(int, min=1, max=32),
+        "registers_bytes_per_sm": Field(int, required=False, default=262144, min=16384, max=1 << 22,
+                                        doc="register file per SM (64K x 32-bit on A100/H100); a CTA's fp32 "
+                                            "accumulator tile must fit in its share, which caps CTAs per SM"),
     },
     "memory": {
         "hbm_bytes_per_s": Field(float, min=1e9, max=1e14),
@@ -118,6 +121,7 @@ class GpuSpec:
     dense: KernelLibrary
     backends: Mapping[str, KernelLibrary]
     description: str = ""
+    registers_bytes_per_sm: int = 262144
 
     @property
     def sparse_library(self) -> KernelLibrary:
@@ -169,4 +173,5 @@ def parse_gpu_spec(data: dict, *, source: str) -> GpuSpec:
         smem_bytes_per_sm=m["smem_bytes_per_sm"], sm_load_bytes_per_clk=m["sm_load_bytes_per_clk"],
         latency_s=m["latency_s"], backend=s["backend"], launch_gap_s=s["launch_gap_s"],
         include_host_overhead=s["include_host_overhead"], dense=_library(s["dense"]),
-        backends={k: _library(v) for k, v in s["backends"].items()}, description=d.get("description") or "")
+        backends={k: _library(v) for k, v in s["backends"].items()}, description=d.get("description") or "",
+        registers_bytes_per_sm=c.get("registers_bytes_per_sm") or 262144)

@@ -6,7 +6,8 @@ CTAs share it) and an L2->SM load port; L2 and HBM bandwidth are shared rate res
 to the representative SMs' share of the active SMs. Each CTA runs a multi-stage K-loop: a
 loader process streams K-chunks (the first one a single pipeline stage, after the memory
 latency) through port, L2 and HBM at once, into a bounded buffer; the compute process takes
-chunks and issues their MMAs on the SM's tensor cores; an epilogue ends the tile. A full wave
+chunks and issues their MMAs on the SM's tensor cores; an epilogue ends the tile (fixed clocks,
+then the C tile through the SM's port into the write-back L2; L2 drains it to HBM during K-loops). A full wave
 and the partial last wave are simulated once each and identical waves replicated (a fractional
 count of full waves under stream-K scheduling), so a whole network stays fast. Everything after the main kernel (split-K reduction, pad copies, launch
 gaps, host overhead) is the same call-level composition as the analytic engine.
@@ -26,7 +27,7 @@ from simsparse.engines.gpu_analytic import memory_estimate
 from simsparse.records import Estimate, ExecutionPlan
 
 REP_SMS = 4          # SMs simulated per wave (the rest are identical)
-K_CHUNKS = 8         # K-loop granularity of the simulation (first chunk = one pipeline stage)
+K_CHUNKS = 12        # K-loop granularity of the simulation (first chunk = one pipeline stage)
 
 
 class RateLink:
@@ -44,20 +45,32 @@ class RateLink:
 
 
 def _chunks(k_steps: int) -> list[int]:
-    """K-steps per simulated chunk: one stage first (the pipeline fill), the rest split evenly."""
-    if k_steps <= 1:
-        return [1]
-    rest = k_steps - 1
-    n = min(K_CHUNKS - 1, rest)
-    base, extra = divmod(rest, n)
-    return [1] + [base + (1 if i < extra else 0) for i in range(n)]
+    """K-steps per simulated chunk: one stage first (the pipeline fill), then chunks that double
+    (1, 2, 3, 4, 6, 9, ...: x1.5) so that loading the next chunk never takes longer than computing the current
+    one while the pipeline ramps up (a coarse second chunk would stall the tensor cores, an
+    artefact of the granularity), and the rest split evenly into at most `K_CHUNKS` chunks.
+    The loader runs `stages - 1` chunks ahead (the buffer), the prologue's in-flight stages."""
+    chunks: list[int] = []
+    rest, size = k_steps, 1
+    while rest > 0 and len(chunks) < K_CHUNKS // 2:
+        take = min(size, rest)
+        chunks.append(take)
+        rest -= take
+        size = max(size + 1, (3 * size) // 2)
+    if rest > 0:
+        n = min(K_CHUNKS - len(chunks), rest)
+        base, extra = divmod(rest, n)
+        chunks += [base + (1 if i < extra else 0) for i in range(n)]
+    return chunks
 
 
 def _cta(env, t: KernelTiming, wave: WaveWork, links, tc: simpy.Resource, busy: list, latency_clk: float):
     port, l2, hbm = links
     chunks = _chunks(t.k_steps)
     buf = simpy.Store(env, capacity=max(1, t.tile.stages - 1))
-    hbm_per_step = wave.hbm_bytes / wave.tiles / t.k_steps
+    # HBM carries the operand reads and the write-back of the previous C tiles (drained from L2
+    # while the K-loop runs); the C tile itself leaves the SM through port and L2 in the epilogue
+    hbm_per_step = (wave.hbm_bytes / wave.tiles + t.tile_store_bytes) / t.k_steps
     load_per_step = t.tile_load_bytes / t.k_steps
     l2_per_step = (t.tile_l2_bytes or t.tile_load_bytes) / t.k_steps   # cluster multicast shares L2 reads
     compute_per_step = t.tile_compute_clk / t.k_steps
@@ -78,6 +91,8 @@ def _cta(env, t: KernelTiming, wave: WaveWork, links, tc: simpy.Resource, busy: 
             yield env.timeout(steps * compute_per_step)
             busy[0] += steps * compute_per_step
     yield env.timeout(t.epilogue_clk)
+    yield env.all_of([env.process(port.transfer(t.tile_store_bytes)),
+                      env.process(l2.transfer(t.tile_store_bytes))])
 
 
 @lru_cache(maxsize=4096)
