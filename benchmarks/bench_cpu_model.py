@@ -1,6 +1,6 @@
 """CPU model accuracy on this machine: calibrate (optional), then validate on held-out points.
 
-    python benchmarks/bench_cpu_model.py [--calibrate] [--threads 1,2] [--repeats 2] [--json OUT]
+    python benchmarks/bench_cpu_model.py [--calibrate] [--threads 1,2] [--repeats 3] [--json OUT]
 
 Prints MAPE, Spearman and n (overall, per kernel, per thread count), the condensed-vs-dense
 crossover batches (predicted vs measured) and the validation wall time. Targets (issue 6):
@@ -19,7 +19,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calibrate", action="store_true", help="re-run the calibration suite first")
     ap.add_argument("--threads", default="", help="comma list (default: 1 and all usable cores)")
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default="", help="write the validation JSON here")
     args = ap.parse_args()
     threads = tuple(int(t) for t in args.threads.split(",") if t) or None

@@ -153,8 +153,8 @@ def evaluate(points: Sequence[Point], model) -> tuple[list[Point], dict, list[Cr
     return pts, summarize(pts), crossovers(pts, predictor)
 
 
-def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.1,
-        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 2) -> ValidationResult:
+def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.15,
+        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 3) -> ValidationResult:
     """Measure the validation suite here and compare with the model's predictions."""
     from simsparse import hostinfo
     from simsparse.archs.cpu_simd import cpu_model

@@ -14,10 +14,14 @@ The loops modelled (see the kernels' own docstrings):
   dense     torch F.linear: MKL sgemv at batch 1 (weights streamed once, bandwidth-bound); sgemm
             above it: the weights are packed (read + write + read in L2), then FMAs (compute-bound).
   csr       torch CSR: MKL sparse mv at batch 1 (gather per nonzero), sparse.mm above it
-            (x^T copied, one contiguous row of x^T per nonzero, accumulators in registers).
+            (x^T copied, one contiguous row of x^T per nonzero, accumulators in registers):
+            ~0.8 clk/nnz at batch 1, ~1.5 clk/nnz scalar work at batch 2..16, then bound by the
+            x^T rows' cache level (~64 B per nonzero and 16 columns at L2 bandwidth; LLC when
+            x^T outgrows L2).
   condensed numba: batch 1 gather-dot per row; batch 2..4 that gather-dot once per column;
             above, x^T rows scaled into a stack accumulator per block of 64 columns, the
-            accumulator loaded/stored once per 8 nonzeros (its round trip bounds a group).
+            accumulator loaded/stored once per 8 nonzeros (its round trip bounds a group),
+            and the output written transposed: one strided store per (row, batch column).
   nm        as condensed with N slots per group of M, the column computed from a uint8 offset.
   shrunk    dense GEMM on the kept rows/cols + index_select of x + zeros + index_copy of y.
 """
@@ -32,7 +36,12 @@ from simsparse.archs.cpu_spec import CpuSpec
 CACHE_LINE_BYTES = 64
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
 GROUP_OVERHEAD_CLK = 16.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views)
-SCATTER_STORE_CLK = 4.0        # a scalar store to its own cache line (transposed output column)
+SCATTER_STORE_CLK = 8.0        # a scalar store to its own cache line (transposed output column y[c, r]):
+                               # the m lines of one row share an L1 set (row stride a multiple of 1-4 KiB),
+                               # so each store misses L1; measured ~8-9 clk each (fan-in 8 rows: ~180 clk
+                               # per row at batch 16, ~580 at 64, ~2450 at 256, group work included)
+CSR_NNZ_CLK = 1.5              # MKL CSR spmm: scalar work per nonzero (column index + value load, broadcast,
+                               # row-of-x^T address); measured 1.35-1.8 clk/nnz at batch 8 with x^T in L1
 DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
                                # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
 
@@ -44,7 +53,9 @@ class Stream:
     working_set_bytes: float     # footprint it competes for cache with, per thread
     first_touch: bool = True     # read once per call: comes from memory when the cache is cold
     gathered_rows: bool = False  # short rows at data-dependent addresses (x^T rows per nonzero):
-                                 # prefetchers do not ramp up, see memory.gathered_row_efficiency
+                                 # see memory.gathered_row_efficiency
+    gather_loop: bool = False    # streamed by a gather-dot loop (its gathers hold the load ports and
+                                 # fill buffers): memory.gather_loop_efficiency of the bandwidth
 
 
 @dataclass(frozen=True)
@@ -163,30 +174,12 @@ def _gather_dot(spec: CpuSpec, *, rows: int, per_row: int, vb: int, ib: float, a
             "serial": rows * (spec.hsum_clk + spec.row_overhead_clk)}
 
 
-def _row_scale(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu_per_elem: float,
-               in_memory_acc: bool) -> dict:
-    """Cycles of `acc[:m] += v * x_t[col, :m]` for each stored entry (batch m > 1)."""
-    L = _lanes(spec, vb)
-    full, rem = divmod(m, L)
-    ops = full + rem                     # vector ops + scalar remainder ops per entry
-    entries = rows * per_row
-    acc_io = 2 * ops if in_memory_acc else 0
-    cycles = {"load": entries * (2 + ops + acc_io / 2) / spec.load_ports,
-              "store": entries * (ops if in_memory_acc else 0) / spec.store_ports,
-              "fma": entries * ops / spec.fma_ports,
-              "alu": entries * (1 + alu_per_elem) / 4.0,
-              "serial": rows * (spec.row_overhead_clk + (m + 2 * math.ceil(m / L)) / spec.store_ports)}
-    if in_memory_acc:
-        cycles["chain"] = entries * (spec.fma_latency_clk + spec.store_forward_clk)
-    return cycles
-
-
 def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int, ib: float,
                     extra_meta: float, threads: int) -> tuple[Stream, ...]:
     stored = rows * per_row * (vb + ib) + extra_meta
     x_ws = k * m * vb
     ws = stored / threads + x_ws + m * n * vb / threads
-    out = [Stream("values+indices", stored, ws),
+    out = [Stream("values+indices", stored, ws, gather_loop=m == 1),
            Stream("x" if m == 1 else "x_t rows", rows * per_row * row_line_bytes(m * vb) if m > 1 else k * vb,
                   x_ws, first_touch=m == 1, gathered_rows=m > 1),
            Stream("y", m * n * vb, m * n * vb / threads, first_touch=False)]
@@ -206,6 +199,17 @@ def _transpose_phase(spec: CpuSpec, *, m: int, k: int, vb: int) -> Phase:
                  parallel=el > TORCH_PARALLEL_GRAIN, units=k)
 
 
+def _csr_spmm(spec: CpuSpec, *, nnz: int, rows: int, m: int, vb: int) -> dict:
+    """Cycles of MKL's CSR spmm on a row-major x^T [k, m] (batch m > 1): per nonzero a scalar part
+    (CSR_NNZ_CLK) and ceil(m / lanes) vector loads of its x^T row + FMAs into register accumulators;
+    per output row the accumulators are stored once. The x^T row loads are the memory side (its
+    gathered-row stream): L2-resident x^T costs ~64 B / L2 bandwidth per chunk, as measured."""
+    ch = math.ceil(m / _lanes(spec, vb))
+    return {"load": nnz * (2 + ch) / spec.load_ports, "fma": nnz * ch / spec.fma_ports,
+            "alu": nnz * CSR_NNZ_CLK, "store": 2 * rows * ch / spec.store_ports,
+            "serial": rows * (spec.row_overhead_clk + 2 * ch)}
+
+
 def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
     vb, ib, rows = s.value_bytes, 4.0, s.n
     per_row = s.nnz / max(1, rows)
@@ -217,8 +221,10 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
         phases = (Phase("spmv", cycles, streams, parallel=True, units=rows),)
         calls = 1
     else:
-        cycles = _row_scale(spec, rows=1, per_row=s.nnz, m=s.m, vb=vb, alu_per_elem=0.0, in_memory_acc=False)
-        cycles["serial"] = rows * (spec.row_overhead_clk + 2 * math.ceil(s.m / _lanes(spec, vb)))
+        cycles = _csr_spmm(spec, nnz=s.nnz, rows=rows, m=s.m, vb=vb)
+        # the [n, m] result is zero-filled, then each row's accumulators are added into it
+        streams = tuple(Stream(st.name, 2.0 * st.bytes, st.working_set_bytes, first_touch=False)
+                        if st.name == "y" else st for st in streams)
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
                   Phase("spmm", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
@@ -274,7 +280,7 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
         cyc = _gather_dot(spec, rows=rows, per_row=per_row, vb=vb, ib=ib, alu_per_elem=alu)
         cycles = {key: v * s.m for key, v in cyc.items()}
         streams = tuple(Stream(st.name, st.bytes * s.m, st.working_set_bytes * (s.m if st.name == "x" else 1),
-                               st.first_touch) for st in streams)
+                               st.first_touch, gather_loop=st.gather_loop) for st in streams)
         phases = (Phase("gather_dot" if s.m == 1 else "gather_dot_columns", cycles, streams, parallel=True,
                         units=rows, batched=s.m > 1),)
         calls = 1

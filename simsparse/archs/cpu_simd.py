@@ -62,6 +62,7 @@ def phases_to_data(profile: LoopProfile, spec: CpuSpec, threads: int) -> list[di
     for ph in profile.phases:
         by_level: dict[str, float] = {}
         rows_by_level: dict[str, float] = {}
+        loop_by_level: dict[str, float] = {}
         streams = []
         for st in ph.streams:
             split = place(bytes_moved=st.bytes, working_set_bytes=st.working_set_bytes, levels=spec.levels,
@@ -73,9 +74,12 @@ def phases_to_data(profile: LoopProfile, spec: CpuSpec, threads: int) -> list[di
                 by_level[lvl] = by_level.get(lvl, 0.0) + b
                 if st.gathered_rows:
                     rows_by_level[lvl] = rows_by_level.get(lvl, 0.0) + b
+                elif st.gather_loop:
+                    loop_by_level[lvl] = loop_by_level.get(lvl, 0.0) + b
         out.append({"name": ph.name, "cycles": dict(ph.cycles), "parallel": ph.parallel, "params": ph.params,
                     "batched": ph.batched,
                     "units": int(ph.units), "bytes_by_level": by_level, "gathered_row_bytes_by_level": rows_by_level,
+                    "gather_loop_bytes_by_level": loop_by_level,
                     "streams": streams})
     return out
 

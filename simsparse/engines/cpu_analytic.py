@@ -30,10 +30,16 @@ class Breakdown:
     bound: str
 
 
-def threads_eff(spec: CpuSpec, *, parallel: bool, threaded: bool, units: int, threads: int) -> float:
+def threads_eff(spec: CpuSpec, *, parallel: bool, threaded: bool, units: int, threads: int,
+                params: KernelParams | None = None) -> float:
     if not (parallel and threaded) or threads <= 1:
         return 1.0
-    return max(1.0, min(threads, units) * spec.parallel_eff)
+    return max(1.0, min(threads, units) * parallel_eff_of(spec, params))
+
+
+def parallel_eff_of(spec: CpuSpec, params: KernelParams | None) -> float:
+    """The kernel's fitted thread-scaling efficiency, else the spec's."""
+    return params.parallel_eff if params is not None and params.parallel_eff > 0 else spec.parallel_eff
 
 
 def phase_compute_s(spec: CpuSpec, params: KernelParams, phase: dict, t_eff: float) -> float:
@@ -43,15 +49,22 @@ def phase_compute_s(spec: CpuSpec, params: KernelParams, phase: dict, t_eff: flo
     return (ports + serial) / (spec.clock_hz * params.compute_eff * t_eff)
 
 
-def phase_memory_s(spec: CpuSpec, params: KernelParams, phase: dict, threads: int) -> float:
-    """Bytes over bandwidth; gathered short rows reach only gathered_row_efficiency of it."""
+def effective_bytes_by_level(spec: CpuSpec, phase: dict) -> dict[str, float]:
+    """Bytes per level weighted by how fast their access pattern streams: gathered short rows at
+    gathered_row_efficiency, streams of a gather loop at gather_loop_efficiency, the rest at 1."""
     rows = phase.get("gathered_row_bytes_by_level", {})
-    total = 0.0
+    loop = phase.get("gather_loop_bytes_by_level", {})
+    out = {}
     for name, b in phase["bytes_by_level"].items():
-        r = rows.get(name, 0.0)
-        seq_b = b - r
-        total += (seq_b + r / spec.gathered_row_efficiency) / (spec.level(name).bytes_per_s(threads) * params.bw_eff)
-    return total
+        r, g = rows.get(name, 0.0), loop.get(name, 0.0)
+        out[name] = b - r - g + r / spec.gathered_row_efficiency + g / spec.gather_loop_efficiency
+    return out
+
+
+def phase_memory_s(spec: CpuSpec, params: KernelParams, phase: dict, threads: int) -> float:
+    """Bytes over bandwidth (see effective_bytes_by_level)."""
+    return sum(b / (spec.level(name).bytes_per_s(threads) * params.bw_eff)
+               for name, b in effective_bytes_by_level(spec, phase).items())
 
 
 def call_overhead_s(spec: CpuSpec, params: KernelParams, *, calls: int, threads: int, threaded: bool) -> float:
@@ -74,7 +87,7 @@ def latency_breakdown(plan: ExecutionPlan, spec: CpuSpec) -> Breakdown:
     for ph in d["phases"]:
         pp = kernel_params_for(spec, ph.get("params") or d["kernel"]).for_phase(ph.get("batched", False))
         t_eff = threads_eff(spec, parallel=ph["parallel"], threaded=d["threaded"], units=ph["units"],
-                            threads=threads)
+                            threads=threads, params=pp)
         used = threads if ph["parallel"] and d["threaded"] else 1
         c = phase_compute_s(spec, pp, ph, t_eff)
         mem = phase_memory_s(spec, pp, ph, used)

@@ -18,7 +18,7 @@ import simpy
 
 from simsparse.archs.cpu_spec import CpuSpec, KernelParams
 from simsparse.engines import register
-from simsparse.engines.cpu_analytic import (SERIAL_PORTS, call_overhead_s, kernel_params_for,
+from simsparse.engines.cpu_analytic import (SERIAL_PORTS, call_overhead_s, kernel_params_for, parallel_eff_of,
                                             latency_breakdown, to_estimate)
 from simsparse.records import Estimate, ExecutionPlan
 
@@ -67,10 +67,10 @@ def _memory(m: _Machine, by_level: dict, share: float, bw_eff: float, bw_scale: 
 
 
 def _effective_bytes(spec: CpuSpec, phase: dict) -> dict:
-    """Bytes per level, gathered short rows weighted by 1 / gathered_row_efficiency."""
-    rows = phase.get("gathered_row_bytes_by_level", {})
-    return {lvl: b - rows.get(lvl, 0.0) + rows.get(lvl, 0.0) / spec.gathered_row_efficiency
-            for lvl, b in phase["bytes_by_level"].items()}
+    """Bytes per level weighted by their access pattern (as the analytic engine)."""
+    from simsparse.engines.cpu_analytic import effective_bytes_by_level
+
+    return effective_bytes_by_level(spec, phase)
 
 
 def _worker(m: _Machine, phase: dict, params: KernelParams, share: float, slow: float, bw_scale: float):
@@ -92,7 +92,7 @@ def _phase(m: _Machine, phase: dict, params: KernelParams, threads: int, threade
     parallel = phase["parallel"] and threaded and threads > 1
     units = max(1, int(phase["units"]))
     blocks = _blocks(units, threads) if parallel else [units]
-    slow = 1.0 / spec.parallel_eff if parallel else 1.0
+    slow = 1.0 / parallel_eff_of(spec, params) if parallel else 1.0
     # private levels: each core has its own bandwidth, so a block moves its share at per-core speed;
     # the analytic engine's aggregate bandwidth = per-core x threads is the same thing.
     procs = [env.process(_worker(m, phase, params, b / units, slow, 1.0)) for b in blocks if b > 0]

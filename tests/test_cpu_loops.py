@@ -1,0 +1,67 @@
+"""Loop-model details of the cpu_simd model that calibration relies on (archs/cpu_loops.py)."""
+
+from dataclasses import replace
+
+from simsparse.archs import load_arch
+from simsparse.calibrate import Point, Predictor, fit
+from simsparse.engines import estimate
+from simsparse.masks.patterns import analyze
+from simsparse.masks.synthetic import make_matrix
+from simsparse.records import Gemm, LayerWork
+
+
+def work(m: int, n: int, k: int, pattern: str) -> LayerWork:
+    mask = make_matrix(n, k, pattern, seed=0)
+    return LayerWork(name="fc", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype="fp32"),
+                     mask=mask, pattern=analyze(mask), dtype="fp32")
+
+
+def latency(model, w, kernel):
+    return estimate(model.plan(w, kernel=kernel), model, "analytic").latency_s
+
+
+def test_gather_loop_streams_are_slower_when_their_efficiency_drops():
+    # batch-1 condensed on a layer whose values outgrow the caches: memory-bound on the gather loop
+    fast = load_arch("spr_socket", ["software.threads=1", "memory.gather_loop_efficiency=1.0",
+                                    "memory.cache_state=cold"])
+    slow = load_arch("spr_socket", ["software.threads=1", "memory.gather_loop_efficiency=0.25",
+                                    "memory.cache_state=cold"])
+    w = work(1, 2048, 2048, "fanin=1024")
+    assert latency(slow, w, "condensed") > 1.5 * latency(fast, w, "condensed")
+
+
+def test_batched_csr_costs_more_per_nonzero_once_x_rows_leave_l1():
+    model = load_arch("spr_socket", ["software.threads=1"])
+    # same nonzeros and batch, x^T 16 KiB (L1) vs 4 MiB (beyond L2): the gathered rows cost more
+    small = latency(model, work(16, 4096, 256, "fanin=64"), "csr")
+    large = latency(model, work(16, 256, 65536, "fanin=1024"), "csr")
+    assert large > small
+
+
+def test_strided_output_stores_make_small_fan_in_rows_cost_more_than_their_nonzeros():
+    model = load_arch("spr_socket", ["software.threads=1"])
+    few_rows = latency(model, work(64, 256, 1024, "fanin=64"), "condensed")      # 16 K nonzeros
+    many_rows = latency(model, work(64, 2048, 1024, "fanin=8"), "condensed")     # 16 K nonzeros
+    assert many_rows > few_rows
+
+
+def test_kernel_parallel_eff_overrides_the_spec_value():
+    model = load_arch("spr_socket", ["software.threads=2"])
+    w = work(64, 2048, 2048, "fanin=205")
+    plan = model.plan(w, kernel="condensed")
+    from simsparse.engines.cpu_analytic import latency_breakdown
+
+    spec = model.spec
+    good = replace(spec, kernels={**spec.kernels, "condensed": replace(spec.kernels["condensed"], parallel_eff=1.0)})
+    poor = replace(spec, kernels={**spec.kernels, "condensed": replace(spec.kernels["condensed"], parallel_eff=0.5)})
+    assert latency_breakdown(plan, poor).latency_s > latency_breakdown(plan, good).latency_s
+
+
+def test_fit_leaves_batched_eff_at_one():
+    model = load_arch("spr_socket", ["software.threads=2"])
+    pts = [Point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t, measured_s=0.0, iqr_s=0.0)
+           for m in (1, 16) for t in (1, 2)]
+    pred = Predictor(model)
+    pts = [replace(p, measured_s=1.3 * pred.predict_s(p)) for p in pts]
+    fitted, _ = fit(pts, model)
+    assert abs(fitted["condensed"].batched_eff - 1.0) < 1e-6
