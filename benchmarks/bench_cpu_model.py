@@ -15,6 +15,14 @@ import sys
 import time
 
 
+def _noise(r: dict) -> str:
+    """The measurement's own repeatability, to read next to the model error."""
+    if not r.get("passes"):
+        return "noise: n/a"
+    return (f"noise ({r['passes']} passes): spread median {r['spread_median']:.1%} p90 {r['spread_p90']:.1%}, "
+            f"single-pass APE {r['single_pass_ape']:.1%}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calibrate", action="store_true", help="re-run the calibration suite first")
@@ -31,6 +39,7 @@ def main() -> int:
         cal = calibrate.run(threads=threads, repeats=args.repeats, progress=True)
         print(f"calibration: {len(cal.points)} points, in-sample MAPE {cal.fit_mape:.1%}, "
               f"{time.perf_counter() - t0:.0f} s -> {cal.path}")
+        print("  " + _noise(calibrate.repeatability(cal.points)))
         for k, v in cal.kernels.items():
             print(f"  {k:9s} " + "  ".join(f"{n}={x:.3g}" for n, x in v.items()))
         for note in cal.notes:
@@ -39,10 +48,12 @@ def main() -> int:
     s = res.summary
     print(f"validation: n={s['n']}  MAPE={s['mape']:.1%}  Spearman={s['spearman']:.3f}  "
           f"median APE={s['median_ape']:.1%}  wall={res.elapsed_s:.0f} s  (calibration: {res.calibration or 'none'})")
+    print("  " + _noise(s["repeatability"]))
     for k, v in s["by_kernel"].items():
         print(f"  kernel {k:9s} n={v['n']:3d}  MAPE={v['mape']:.1%}")
     for t, v in s["by_threads"].items():
-        print(f"  threads {t:>2s}       n={v['n']:3d}  MAPE={v['mape']:.1%}")
+        print(f"  threads {t:>2s}       n={v['n']:3d}  MAPE={v['mape']:.1%}  Spearman={v['spearman']:.3f}  "
+              + _noise(v["repeatability"]))
     for c in res.crossovers:
         print(f"  crossover {c.k}->{c.n} t={c.threads}: first loss predicted {c.predicted_first:.1f} vs measured "
               f"{c.measured_first:.1f}; final loss predicted {c.predicted_final:.1f} vs measured "

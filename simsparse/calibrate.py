@@ -11,6 +11,7 @@ then on. The shapes, sparsities and batches differ from the validation suite (va
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
@@ -70,6 +71,8 @@ class Point:
     predicted_s: float = 0.0
     median_s: float = 0.0
     min_s: float = 0.0
+    spread: float = 0.0               # slowest / fastest pass minimum - 1 (the measurement's repeatability)
+    pass_mins_s: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,26 +91,57 @@ class CalibrationResult:
 
 
 def measure_points(cases: Sequence[Case], *, threads: Iterable[int], min_time_s: float,
-                   progress: bool, statistic: str = STATISTIC, repeats: int = 2) -> list[Point]:
-    """Time `cases` with the kernels' harness at each thread count, `repeats` passes (a pass
-    disturbed by other processes is outvoted: min of the minima, median of the medians)."""
+                   progress: bool, statistic: str = STATISTIC, repeats: int = 3, seed: int = 0) -> list[Point]:
+    """Time every (case, kernel, thread count) in `repeats` interleaved passes, each pass in its
+    own shuffled order (the machine's speed drifts over minutes: a slow spell then spreads over
+    all kernels and batches instead of biasing a contiguous block of the suite). A point's
+    measured time is the minimum over passes of each pass's minimum (or the median of the pass
+    medians); `spread` = slowest / fastest pass minimum - 1 is the measurement's own repeatability."""
     from simsparse.kernels.measure import measure_cases
 
+    items = [(Case(m=c.m, n=c.n, k=c.k, pattern=c.pattern, kernels=(kname,)), int(t))
+             for c in cases for kname in c.kernels for t in threads]
+    rng = np.random.default_rng(seed)
+    store: dict = {}
     runs: dict[tuple, list] = {}
     for _ in range(max(1, repeats)):
-        for t in threads:
-            results, _ = measure_cases(cases, threads=int(t), cache="warm", min_time_s=min_time_s,
-                                       progress=progress, skip_unsuited=True)
+        order = rng.permutation(len(items))
+        i = 0
+        while i < len(order):            # consecutive items at one thread count share one harness call
+            t = items[order[i]][1]
+            j = i
+            while j < len(order) and items[order[j]][1] == t:
+                j += 1
+            results, _ = measure_cases([items[o][0] for o in order[i:j]], threads=t, cache="warm",
+                                       min_time_s=min_time_s, progress=False, skip_unsuited=True, store=store)
             for r in results:
                 runs.setdefault((r.kernel, r.m, r.n, r.k, r.pattern, r.threads), []).append(r)
-    points = []
-    for (kernel, m, n, k, pattern, t), rs in runs.items():
-        mins, medians = [r.min_s for r in rs], [r.median_s for r in rs]
-        median = float(np.median(medians))
-        points.append(Point(kernel=kernel, m=m, n=n, k=k, pattern=pattern, threads=t,
-                            measured_s=min(mins) if statistic == "min" else median,
-                            iqr_s=float(np.median([r.iqr_s for r in rs])), median_s=median, min_s=min(mins)))
-    return points
+            i = j
+        if progress:
+            print(f"  pass {_ + 1}/{max(1, repeats)}: {len(items)} timings", file=sys.stderr, flush=True)
+    return [_point(key, rs, statistic) for key, rs in runs.items()]
+
+
+def _point(key: tuple, rs: list, statistic: str) -> Point:
+    kernel, m, n, k, pattern, t = key
+    mins, medians = [r.min_s for r in rs], [r.median_s for r in rs]
+    median = float(np.median(medians))
+    return Point(kernel=kernel, m=m, n=n, k=k, pattern=pattern, threads=t,
+                 measured_s=min(mins) if statistic == "min" else median,
+                 iqr_s=float(np.median([r.iqr_s for r in rs])), median_s=median, min_s=min(mins),
+                 spread=max(mins) / min(mins) - 1.0 if min(mins) > 0 else 0.0,
+                 pass_mins_s=tuple(float(v) for v in mins))
+
+
+def repeatability(points: Sequence[Point]) -> dict:
+    """The measurement's own noise: pass-to-pass spread of the minima (median, p90) and the mean
+    |error| a perfect model would show against a single pass (pass minimum vs the point's minimum)."""
+    spreads = [p.spread for p in points if p.pass_mins_s]
+    single = [v / p.measured_s - 1.0 for p in points if p.measured_s > 0 for v in p.pass_mins_s]
+    if not spreads:
+        return {"passes": 0}
+    return {"passes": max(len(p.pass_mins_s) for p in points), "spread_median": float(np.median(spreads)),
+            "spread_p90": float(np.percentile(spreads, 90)), "single_pass_ape": float(np.mean(single))}
 
 
 def thread_counts() -> tuple[int, ...]:

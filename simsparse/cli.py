@@ -36,12 +36,7 @@ def _common_eval(p: argparse.ArgumentParser) -> None:
     _fmt(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="simsparse", description="Trained DST masks -> FLOPs, memory traffic and latency on sparse hardware.")
-    parser.add_argument("--version", action="version", version=f"simsparse {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _add_analysis(sub) -> None:
     p = sub.add_parser("inspect", help="load a checkpoint and report the structure of its masks")
     p.add_argument("checkpoint")
     _fmt(p, ("table", "json"))
@@ -49,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="estimate FLOPs, traffic and latency of masks on an architecture")
     p.add_argument("--mask", help="checkpoint of trained masks")
     p.add_argument("--gemm", help="a single GEMM M,N,K (m activation rows, n outputs, k reduction)")
-    p.add_argument("--pattern", help="synthetic pattern: dense, N:M, fanin=K, density=D, channels=D")
+    p.add_argument("--pattern", help="synthetic pattern: dense, N:M, fanin=K, fanin=D, density=D, channels=D")
     p.add_argument("--arch", required=True, help="arch name (see `simsparse archs`) or YAML path")
     p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
@@ -64,10 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="folder for a speedup plot (PNG)")
     _common_eval(p)
 
+    p = sub.add_parser("sweep", help="design-space sweep from a YAML grid (CSV out, resumable)")
+    p.add_argument("sweep_file")
+    p.add_argument("--out", required=True, help="result CSV")
+    p.add_argument("--executor", default="local", help="local or dask://HOST:PORT")
+    p.add_argument("--resume", action="store_true")
+
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a sparse model with a DST method and write a checkpoint")
     p.add_argument("--method", required=True)
     p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
+    p.add_argument("--data", required=True, help="synthetic, digits, or folder:PATH")
     p.add_argument("--sparsity", type=float, required=True)
     p.add_argument("--nm", help="N:M target for N:M methods, e.g. 1:8")
     g = p.add_mutually_exclusive_group()
@@ -86,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
     p.add_argument("--out", required=True)
 
+
+def _add_measurement(sub) -> None:
     p = sub.add_parser("measure", help="time real kernels on this machine (or CUDA)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--gemm", help="M,N,K with M = batch rows")
@@ -106,20 +111,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu",), default="cpu")
     _fmt(p, ("table", "json"))
 
-    p = sub.add_parser("sweep", help="design-space sweep from a YAML grid (CSV out, resumable)")
-    p.add_argument("sweep_file")
-    p.add_argument("--out", required=True, help="result CSV")
-    p.add_argument("--executor", default="local", help="local or dask://HOST:PORT")
-    p.add_argument("--resume", action="store_true")
 
+def _add_catalogs(sub) -> None:
     p = sub.add_parser("archs", help="list the built-in architectures")
     _fmt(p, ("table", "json"))
     p = sub.add_parser("workloads", help="list the built-in workloads")
     _fmt(p, ("table", "json"))
-
-    p = sub.add_parser("demo", help="train three structured-DST runs and compare them across hardware")
+    p = sub.add_parser("demo", help="train four DST runs and compare them across hardware")
     p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and reports")
     p.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="simsparse", description="Trained DST masks -> FLOPs, memory traffic and latency on sparse hardware.")
+    parser.add_argument("--version", action="version", version=f"simsparse {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in (_add_analysis, _add_train, _add_measurement, _add_catalogs):
+        add(sub)
     return parser
 
 

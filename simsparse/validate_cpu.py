@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 from scipy.stats import spearmanr
 
-from simsparse.calibrate import Point, Predictor, load_note, mape, measure_points, thread_counts
+from simsparse.calibrate import (Point, Predictor, load_note, mape, measure_points, repeatability,
+                                thread_counts)
 from simsparse.kernels.suites import SUITES, Case, fan_in_for
 
 VAL_SHAPES = ((3072, 768), (768, 3072))
@@ -87,9 +88,15 @@ def summarize(points: Sequence[Point]) -> dict:
     out["by_kernel"] = {k: {"mape": mape([p for p in points if p.kernel == k]),
                             "n": sum(p.kernel == k for p in points)}
                         for k in sorted({p.kernel for p in points})}
-    out["by_threads"] = {str(t): {"mape": mape([p for p in points if p.threads == t]),
-                                  "n": sum(p.threads == t for p in points)}
-                         for t in sorted({p.threads for p in points})}
+    out["by_threads"] = {}
+    for t in sorted({p.threads for p in points}):
+        sub = [p for p in points if p.threads == t]
+        ok = len(sub) > 2 and np.ptp([p.predicted_s for p in sub]) > 0
+        out["by_threads"][str(t)] = {"mape": mape(sub), "n": len(sub), "repeatability": repeatability(sub),
+                                     "spearman": float(spearmanr([p.predicted_s for p in sub],
+                                                                 [p.measured_s for p in sub]).statistic)
+                                     if ok else float("nan")}
+    out["repeatability"] = repeatability(points)
     return out
 
 

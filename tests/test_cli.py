@@ -110,3 +110,38 @@ def test_validate_published_reports_points_and_summary(capsys):
     data = json.loads(out)
     assert code == 0 and len(data["points"]) == data["summary"]["n"] > 0
     assert {"mape", "spearman", "n"} <= set(data["summary"])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--method", "nope", "--model", "mlp", "--data", "synthetic", "--sparsity", "0.9", "--steps", "2"], "nope"),
+    (["--method", "rigl", "--model", "mlp", "--data", "synthetic", "--sparsity", "1.5", "--steps", "2"], "sparsity"),
+    (["--method", "srste", "--model", "mlp", "--data", "synthetic", "--sparsity", "0.5", "--steps", "2"], "--nm"),
+    (["--method", "srste", "--nm", "2-4", "--model", "mlp", "--data", "synthetic", "--sparsity", "0.5", "--steps", "2"], "N:M"),
+])
+def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, fragment):
+    code, _, err = run(capsys, "train", *argv, "--out", str(tmp_path / "x.pt"))
+    assert code == 2 and fragment in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_compare_two_checkpoints_on_two_archs_with_a_plot(tmp_path, capsys):
+    import ckpt_factory as cf
+    from simsparse.graph.trace import trace
+    import torch
+
+    class Two(torch.nn.Module):  # the factory's fc1 [16, 32] and fc2 [8, 16], with a forward to trace
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = torch.nn.Linear(32, 16), torch.nn.Linear(16, 8)
+
+        def forward(self, x):
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    geometry = trace(Two(), (torch.zeros(1, 32),), name="tiny")
+    cf.make_native(tmp_path / "a.pt", geometry=geometry)
+    cf.make_native(tmp_path / "b.pt", geometry=geometry)
+    code, out, err = run(capsys, "compare", str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--arch", "a100_2to4",
+                         "systolic_32x32", "--format", "json", "--plot", str(tmp_path / "plots"))
+    assert code == 0, err
+    assert len(json.loads(out)["reports"]) == 4
+    assert (tmp_path / "plots" / "speedup.png").is_file()

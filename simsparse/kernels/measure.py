@@ -88,15 +88,17 @@ def _cases(*, gemm, pattern, suite, kernel) -> tuple[Case, ...]:
 def measure_cases(cases: Iterable[Case], *, threads: int | None, cache: str = "warm",
                   min_time_s: float = DEFAULT_MIN_TIME_S, progress: bool = False,
                   skip_unsuited: bool = False, seed: int = 0,
-                  clock: Clock = time.perf_counter) -> tuple[list[Measurement], list[str]]:
+                  clock: Clock = time.perf_counter,
+                  store: dict | None = None) -> tuple[list[Measurement], list[str]]:
     """Time every (case, kernel) on the CPU. Masks, weights and kernel storage are built once per
-    (n, k, pattern). Kernels that reject a pattern raise, or are listed in the second return value
-    when `skip_unsuited`."""
+    (n, k, pattern) (and kept in `store` across calls when one is given). Kernels that reject a
+    pattern raise, or are listed in the second return value when `skip_unsuited`."""
     cases = tuple(cases)
     machine, versions = machine_info(), library_versions()
     flush = make_flusher(flush_bytes_for(machine)) if cache == "cold" else None
-    prepared: dict[tuple, object] = {}
-    operands: dict[tuple, tuple[torch.Tensor, np.ndarray]] = {}
+    store = {} if store is None else store
+    prepared: dict[tuple, object] = store.setdefault("prepared", {})
+    operands: dict[tuple, tuple[torch.Tensor, np.ndarray]] = store.setdefault("operands", {})
     results: list[Measurement] = []
     skipped: list[str] = []
     bar = _progress_bar(sum(len(c.kernels) for c in cases), enabled=progress)
