@@ -104,7 +104,7 @@ def measure_points(cases: Sequence[Case], *, threads: Iterable[int], min_time_s:
     rng = np.random.default_rng(seed)
     store: dict = {}
     runs: dict[tuple, list] = {}
-    for _ in range(max(1, repeats)):
+    for pass_i in range(max(1, repeats)):
         order = rng.permutation(len(items))
         i = 0
         while i < len(order):            # consecutive items at one thread count share one harness call
@@ -118,7 +118,7 @@ def measure_points(cases: Sequence[Case], *, threads: Iterable[int], min_time_s:
                 runs.setdefault((r.kernel, r.m, r.n, r.k, r.pattern, r.threads), []).append(r)
             i = j
         if progress:
-            print(f"  pass {_ + 1}/{max(1, repeats)}: {len(items)} timings", file=sys.stderr, flush=True)
+            print(f"  pass {pass_i + 1}/{max(1, repeats)}: {len(items)} timings", file=sys.stderr, flush=True)
     return [_point(key, rs, statistic) for key, rs in runs.items()]
 
 

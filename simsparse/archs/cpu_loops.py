@@ -56,6 +56,10 @@ class Stream:
                                  # see memory.gathered_row_efficiency
     gather_loop: bool = False    # streamed by a gather-dot loop (its gathers hold the load ports and
                                  # fill buffers): memory.gather_loop_efficiency of the bandwidth
+    row_bytes: float = 0.0       # gathered_rows: the bytes of one row (an L1-resident row costs its
+                                 # own bytes, not a whole line: the load ports already count it)
+    cross_core: bool = False     # lines another core just wrote (memory.cross_core_efficiency of the
+                                 # LLC's per-core bandwidth; not hidden behind the phase's compute)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,7 @@ def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int,
     ws = stored / threads + x_ws + m * n * vb / threads
     out = [Stream("values+indices", stored, ws, gather_loop=m == 1),
            Stream("x" if m == 1 else "x_t rows", rows * per_row * row_line_bytes(m * vb) if m > 1 else k * vb,
-                  x_ws, first_touch=m == 1, gathered_rows=m > 1),
+                  x_ws, first_touch=m == 1, gathered_rows=m > 1, row_bytes=m * vb if m > 1 else 0.0),
            Stream("y", m * n * vb, m * n * vb / threads, first_touch=False)]
     return tuple(out)
 
@@ -192,11 +196,30 @@ def row_line_bytes(row_bytes: float) -> float:
     return CACHE_LINE_BYTES * math.ceil(row_bytes / CACHE_LINE_BYTES)
 
 
+TRANSPOSE_CLK_PER_ELEM = 1.5  # torch x.t().contiguous(): measured 0.55-0.7 ns per element at 2.7 GHz for
+                               # [16..64, 768..3072], the same at 1 and 2 threads (torch runs this copy serially)
+
+
 def _transpose_phase(spec: CpuSpec, *, m: int, k: int, vb: int) -> Phase:
     el = m * k
-    return Phase("x_transpose", {"load": el / spec.load_ports, "store": el / spec.store_ports},
+    return Phase("x_transpose", {"serial": el * TRANSPOSE_CLK_PER_ELEM},
                  (Stream("x", el * vb, 2 * el * vb), Stream("x_t", el * vb, el * vb, first_touch=False)),
-                 parallel=el > TORCH_PARALLEL_GRAIN, units=k)
+                 parallel=False, units=1, params="dense")   # a torch op: timed on torch's (dense) efficiencies,
+                                                            # not the sparse loop's fitted ones
+
+
+def _remote_xt_phase(*, m: int, k: int, nnz: int, vb: int, threads: int) -> list[Phase]:
+    """On > 1 thread: x^T was just written by one core (the serial transpose), so every other
+    thread first pulls the x^T lines its rows touch out of that core's cache (a coherence
+    transfer, ~8-14 GB/s measured here against ~29 GB/s LLC reads: sparse.mm on a reused x^T
+    gains 1.7-2x from the 2nd thread, on a fresh x.t() it gains 0.9-1.5x). The threads pull in
+    parallel; each touches 1 - exp(-nnz / (threads k)) of the k rows (uniform columns)."""
+    if threads <= 1 or k <= 0:
+        return []
+    touched = 1.0 - math.exp(-nnz / float(threads * k))
+    b = k * touched * row_line_bytes(m * vb)
+    return [Phase("x_t_remote", {}, (Stream("x_t lines from the writing core", b, b, first_touch=False,
+                                            cross_core=True),), parallel=False, units=1, batched=True)]
 
 
 def _csr_spmm(spec: CpuSpec, *, nnz: int, rows: int, m: int, vb: int) -> dict:
@@ -226,6 +249,7 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
         streams = tuple(Stream(st.name, 2.0 * st.bytes, st.working_set_bytes, first_touch=False)
                         if st.name == "y" else st for st in streams)
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
+                  *_remote_xt_phase(m=s.m, k=s.k, nnz=s.nnz, vb=vb, threads=threads),
                   Phase("spmm", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel="csr", phases=phases, calls=calls, threaded=True,
@@ -290,6 +314,7 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
         cycles = _blocked(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, alu=alu, block=block,
                           group=group)
         phases = (_transpose_phase(spec, m=s.m, k=s.k, vb=vb),
+                  *_remote_xt_phase(m=s.m, k=s.k, nnz=rows * per_row, vb=vb, threads=threads),
                   Phase("blocked", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel=kernel, phases=phases, calls=calls, threaded=True,

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from simsparse.archs import ARCH_KINDS, DYNAMIC_ARCHS, ArchModel
-from simsparse.archs.cpu_loops import PROFILES, LoopProfile, Shape
+from simsparse.archs.cpu_loops import PROFILES, LoopProfile, Shape, row_line_bytes
 from simsparse.archs.cpu_spec import KERNEL_NAMES, KIND, CpuSpec, MemLevel, parse_cpu_spec
 from simsparse.errors import PatternError, SimSparseError
 from simsparse.records import ExecutionPlan, Gemm, LayerWork
@@ -63,14 +63,22 @@ def phases_to_data(profile: LoopProfile, spec: CpuSpec, threads: int) -> list[di
         by_level: dict[str, float] = {}
         rows_by_level: dict[str, float] = {}
         loop_by_level: dict[str, float] = {}
+        cross_core = 0.0
         streams = []
         for st in ph.streams:
+            if st.cross_core:
+                cross_core += st.bytes
+                streams.append({"name": st.name, "bytes": st.bytes, "working_set_bytes": st.working_set_bytes,
+                                "bytes_by_level": {}, "cross_core": True})
+                continue
             split = place(bytes_moved=st.bytes, working_set_bytes=st.working_set_bytes, levels=spec.levels,
                           threads=threads if ph.parallel else 1, fill_fraction=spec.fill_fraction,
                           cold=cold and st.first_touch)
             streams.append({"name": st.name, "bytes": st.bytes, "working_set_bytes": st.working_set_bytes,
                             "bytes_by_level": split})
             for lvl, b in split.items():
+                if st.gathered_rows and st.row_bytes and lvl == spec.levels[0].name:
+                    b *= min(1.0, st.row_bytes / row_line_bytes(st.row_bytes))   # L1: the row's own bytes
                 by_level[lvl] = by_level.get(lvl, 0.0) + b
                 if st.gathered_rows:
                     rows_by_level[lvl] = rows_by_level.get(lvl, 0.0) + b
@@ -79,7 +87,7 @@ def phases_to_data(profile: LoopProfile, spec: CpuSpec, threads: int) -> list[di
         out.append({"name": ph.name, "cycles": dict(ph.cycles), "parallel": ph.parallel, "params": ph.params,
                     "batched": ph.batched,
                     "units": int(ph.units), "bytes_by_level": by_level, "gathered_row_bytes_by_level": rows_by_level,
-                    "gather_loop_bytes_by_level": loop_by_level,
+                    "gather_loop_bytes_by_level": loop_by_level, "cross_core_bytes": cross_core,
                     "streams": streams})
     return out
 

@@ -84,6 +84,10 @@ SCHEMA = {
         "gather_loop_efficiency": Field(float, required=False, default=0.5, min=0.01, max=1.0,
                                         doc="values/indices streamed by a gather-dot loop (batch 1 sparse): "
                                             "measured ~12-13 GB/s from LLC vs ~26 GB/s for sgemv here"),
+        "cross_core_efficiency": Field(float, required=False, default=0.35, min=0.01, max=1.0,
+                                       doc="lines just written by another core (x^T after a serial transpose), "
+                                           "as a fraction of the LLC per-core bandwidth: measured 8-14 GB/s "
+                                           "vs 29 GB/s here"),
         "levels": ListOf(_LEVEL, min_len=2),
     },
     "software": {
@@ -158,6 +162,7 @@ class CpuSpec:
     threads: int
     parallel_eff: float
     dispatch_s: float
+    cross_core_efficiency: float = 0.35
     kernels: Mapping[str, KernelParams] = field(default_factory=dict)
     calibration: str = ""        # where the kernel parameters came from ("" = documented defaults)
 
@@ -203,6 +208,7 @@ def parse_cpu_spec(data: dict, *, source: str) -> CpuSpec:
         cache_state=mem["cache_state"], fill_fraction=mem["fill_fraction"],
         gathered_row_efficiency=mem["gathered_row_efficiency"],
         gather_loop_efficiency=mem["gather_loop_efficiency"], levels=levels,
+        cross_core_efficiency=mem["cross_core_efficiency"],
         threads=sw["threads"], parallel_eff=sw["parallel_eff"], dispatch_s=sw["dispatch_s"],
         kernels=kernel_params(sw["kernels"]), calibration=sw["calibration"])
 

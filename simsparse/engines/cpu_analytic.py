@@ -67,6 +67,15 @@ def phase_memory_s(spec: CpuSpec, params: KernelParams, phase: dict, threads: in
                for name, b in effective_bytes_by_level(spec, phase).items())
 
 
+def cross_core_s(spec: CpuSpec, phase: dict) -> float:
+    """Lines pulled from another core's cache (not overlapped: the loop waits for them)."""
+    b = phase.get("cross_core_bytes", 0.0)
+    if b <= 0:
+        return 0.0
+    llc = spec.levels[-2] if len(spec.levels) > 1 else spec.levels[-1]
+    return b / (llc.per_core_bytes_per_s * spec.cross_core_efficiency)
+
+
 def call_overhead_s(spec: CpuSpec, params: KernelParams, *, calls: int, threads: int, threaded: bool) -> float:
     extra = params.parallel_overhead_s if threads > 1 and threaded else 0.0
     return params.overhead_s + extra + max(0, calls - 1) * spec.dispatch_s
@@ -93,7 +102,7 @@ def latency_breakdown(plan: ExecutionPlan, spec: CpuSpec) -> Breakdown:
         mem = phase_memory_s(spec, pp, ph, used)
         compute += c
         memory += mem
-        phases_s.append(max(c, mem))
+        phases_s.append(max(c, mem) + cross_core_s(spec, ph))
     overhead = call_overhead_s(spec, params, calls=int(d["calls"]), threads=threads, threaded=d["threaded"])
     count = int(d.get("count", 1))
     work = sum(phases_s)

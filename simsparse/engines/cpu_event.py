@@ -18,7 +18,7 @@ import simpy
 
 from simsparse.archs.cpu_spec import CpuSpec, KernelParams
 from simsparse.engines import register
-from simsparse.engines.cpu_analytic import (SERIAL_PORTS, call_overhead_s, kernel_params_for, parallel_eff_of,
+from simsparse.engines.cpu_analytic import (SERIAL_PORTS, call_overhead_s, cross_core_s, kernel_params_for, parallel_eff_of,
                                             latency_breakdown, to_estimate)
 from simsparse.records import Estimate, ExecutionPlan
 
@@ -113,6 +113,8 @@ def simulate_s(plan: ExecutionPlan, spec: CpuSpec) -> float:
         for ph in d["phases"]:
             pp = kernel_params_for(spec, ph.get("params") or d["kernel"]).for_phase(ph.get("batched", False))
             yield env.process(_phase(machine, ph, pp, threads, d["threaded"]))
+            if ph.get("cross_core_bytes", 0.0) > 0:          # lines pulled from another core's cache
+                yield env.timeout(cross_core_s(spec, ph))
 
     env.process(call())
     env.run()
