@@ -4,10 +4,10 @@
 
 Runs dense, RigL, SRigL (with and without ablation), N:M 1:8 by SR-STE / mask decay / structure
 decay, and Chase (S_c 0.3) on a small task where 90 % sparsity costs accuracy, each with the
-shipped recipe (same optimizer and lr for all), ≥ 3 seeds; plus RigL and SRigL ± ablation at 98 %
-(the papers' 99 % leaves this 0.3M-weight MLP too few weights to learn in 500 steps). Prints
-mean ± std test accuracy, train FLOPs relative to dense, and whether the papers' qualitative claims
-hold (SRigL ≈ RigL; decay ≥ SR-STE at 1:8; Chase close to RigL while removing channels).
+shipped recipe (same optimizer and lr for all), ≥ 3 seeds. Prints mean ± std test accuracy, train
+FLOPs relative to dense, and whether the papers' qualitative claims hold (SRigL ≈ RigL; decay ≥
+SR-STE at 1:8; Chase close to RigL while removing channels). The SRigL claim about very high
+sparsity (ablation helps at 99 %) needs longer runs and its own setting: benchmarks/bench_dst_ablation.py.
 """
 
 from __future__ import annotations
@@ -33,9 +33,6 @@ CASES = [
     ("nm-mask-decay 1:8", "nm-mask-decay", 0.0, (1, 8), {}),
     ("nm-structure-decay 1:8", "nm-structure-decay", 0.0, (1, 8), {}),
     ("chase S_c=0.3", "chase", 0.9, None, {"recipe_overrides": ("extra.channel_sparsity=0.3",)}),
-    ("rigl @98%", "rigl", 0.98, None, {}),
-    ("srigl @98%", "srigl", 0.98, None, {}),
-    ("srigl --no-ablation @98%", "srigl", 0.98, None, {"no_ablation": True}),
 ]
 
 
@@ -67,9 +64,6 @@ def claims(s: dict) -> list[str]:
     t = tol("srigl", "rigl")
     lines.append(f"SRigL ≈ RigL at 90 % (|Δ| ≤ {t:.3f}): {within('srigl', 'rigl', t)} "
                  f"(Δ = {s['srigl']['acc_mean'] - s['rigl']['acc_mean']:+.3f})")
-    d = s["srigl @98%"]["acc_mean"] - s["srigl --no-ablation @98%"]["acc_mean"]
-    lines.append(f"ablation helps at 98 %: {d > 0} (Δ = {d:+.3f}, "
-                 f"{s['srigl @98%']['ablated']:.0f} neurons ablated)")
     for dec in ("nm-mask-decay 1:8", "nm-structure-decay 1:8"):
         d = s[dec]["acc_mean"] - s["srste 1:8"]["acc_mean"]
         lines.append(f"{dec} ≥ SR-STE 1:8: {d >= -tol(dec, 'srste 1:8')} (Δ = {d:+.3f}; "
@@ -78,6 +72,7 @@ def claims(s: dict) -> list[str]:
     d = s["chase S_c=0.3"]["acc_mean"] - s["rigl"]["acc_mean"]
     lines.append(f"Chase close to RigL (Δ ≥ −{t:.3f}): {d >= -t} (Δ = {d:+.3f}) while removing "
                  f"{s['chase S_c=0.3']['removed']:.0f} channels")
+    lines.append("ablation helps at very high sparsity (99 %): see benchmarks/bench_dst_ablation.py")
     return lines
 
 

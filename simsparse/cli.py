@@ -206,6 +206,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
         res = api.delegate("simsparse.validate_published", "result_to_dict")(res)
     elif a.device == "cpu":
         res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty())
+        res = api.delegate("simsparse.validate_cpu", "to_dict")(res)
     else:
         res = api.delegate("simsparse.kernels.cuda", "validate")(progress=sys.stderr.isatty())
     _emit(_render(res, a.format))
@@ -213,6 +214,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
     res = api.delegate("simsparse.calibrate", "run")(device=a.device, progress=sys.stderr.isatty())
+    res = api.delegate("simsparse.calibrate", "to_dict")(res)
     _emit(_render(res, a.format))
 
 

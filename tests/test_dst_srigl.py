@@ -85,3 +85,17 @@ def test_update_moves_the_budget_to_surviving_rows():
     assert active.tolist() == [False, False, False, True, True, True]
     assert k == 6
     assert new.sum(dim=1).tolist() == [0, 0, 0, 6, 6, 6]
+
+
+def test_salient_set_is_the_plain_union_so_gradient_picks_on_kept_weights_add_nothing():
+    # METHODS.md step 2: salient = top-n_keep |w| ∪ top-n_prune |dense grad| (layer-wide). Row 0 holds the
+    # two kept weights AND the two largest gradients: in the union it counts 2 salient weights, not 4.
+    from simsparse.dst.srigl import active_rows
+    kept = torch.zeros(4, 8, dtype=torch.bool)
+    kept[0, :2] = True
+    kept[1, :2] = True
+    grad = torch.zeros(4, 8)
+    grad[0, :2] = 10.0                      # the top-2 gradients sit on row 0's kept positions
+    grad[2, :2] = 1.0                       # next-largest gradients: row 2 (would be picked if kept were excluded)
+    active = active_rows(kept=kept, grad=grad, n_prune=2, target_nnz=8, gamma_sal=1.0)
+    assert active.tolist() == [True, True, False, False]

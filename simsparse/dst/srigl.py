@@ -4,9 +4,10 @@ Rows are output neurons / conv filters (weight.reshape(Cout, -1)); every active 
 k' nonzeros. Update (every ΔT before T_end, RigL's cosine drop fraction f), per layer, as in
 METHODS.md steps 1–5:
   1. n_prune = int(nnz·f), n_keep = nnz − n_prune.
-  2. Ablation: salient = top-n_keep active |w| ∪ top-n_prune |dense grad| among the other positions;
-     a row is ablated when its salient count < max(1, int(γ_sal·k)), k = target_nnz // rows; at
-     least ceil(target_nnz / fan_in) rows stay active (most salient first); recomputed each update.
+  2. Ablation: salient = top-n_keep active |w| ∪ top-n_prune |dense grad| over the whole layer (a
+     plain union: a position in both counts once, as in METHODS.md and the authors' code); a row is
+     ablated when its salient count < max(1, int(γ_sal·k)), k = target_nnz // rows; at least
+     ceil(target_nnz / fan_in) rows stay active (most salient first); recomputed each update.
   3. k' = target_nnz // active_rows.
   4. Keep the top-n_keep |w| layer-wide (active rows only), then cut rows above k' to their k' largest.
   5. Regrow each active row to exactly k' by largest |dense grad|; ablated rows get none.
@@ -45,7 +46,7 @@ def active_rows(*, kept: torch.Tensor, grad: torch.Tensor, n_prune: int, target_
                 gamma_sal: float) -> torch.Tensor:
     """Step 2: rows whose salient-weight count reaches max(1, int(γ_sal·k)), with the minimum row count."""
     rows, fan_in = kept.shape
-    salient = kept | topk_mask(torch.where(kept, _NEG, grad.abs()), n_prune)
+    salient = kept | topk_mask(grad.abs(), n_prune)  # layer-wide, may overlap `kept`
     counts = salient.sum(dim=1)
     k = max(1, target_nnz // rows)
     active = counts >= max(1, int(gamma_sal * k))
