@@ -91,7 +91,8 @@ def summarize(points: Sequence[Point]) -> dict:
     out["by_threads"] = {}
     for t in sorted({p.threads for p in points}):
         sub = [p for p in points if p.threads == t]
-        ok = len(sub) > 2 and np.ptp([p.predicted_s for p in sub]) > 0
+        ok = (len(sub) > 2 and np.ptp([p.predicted_s for p in sub]) > 0
+              and np.ptp([p.measured_s for p in sub]) > 0)
         out["by_threads"][str(t)] = {"mape": mape(sub), "n": len(sub), "repeatability": repeatability(sub),
                                      "spearman": float(spearmanr([p.predicted_s for p in sub],
                                                                  [p.measured_s for p in sub]).statistic)
