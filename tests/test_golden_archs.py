@@ -1,0 +1,44 @@
+"""Golden files for the shipped arch specs: a fixed set of GEMMs per arch must keep its estimates
+(within 1e-6 relative) unless a model change is intended. After an intended change, regenerate:
+
+    SIMSPARSE_REGEN_GOLDEN=1 python -m pytest tests/test_golden_archs.py
+
+and say in the commit why the numbers moved. `cpu_host` is machine-specific and not golden.
+"""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from simsparse import api
+
+GOLDEN = Path(__file__).parent / "golden" / "archs.json"
+ARCHS = ("a100_2to4", "h100_2to4", "systolic_32x32", "systolic_128x128", "s2ta_like", "vegeta_like", "spr_socket")
+CASES = (("1,4096,4096", "2:4"), ("3072,768,3072", "2:4"), ("196608,768,3072", "dense"),
+         ("64,256,576", "1:8"), ("16,768,3072", "fanin=0.1"), ("256,512,1024", "channels=0.5"))
+
+
+def current() -> dict:
+    out = {}
+    for arch in ARCHS:
+        for gemm, pattern in CASES:
+            r = api.evaluate(arch=arch, gemm=gemm, pattern=pattern)
+            out[f"{arch} {gemm} {pattern}"] = {"format": r.estimates[0].format, "latency_s": r.total.latency_s,
+                                              "dense_latency_s": r.dense_total.latency_s,
+                                              "flops_executed": r.total.flops_executed}
+    return out
+
+
+def test_shipped_archs_keep_their_golden_estimates():
+    now = current()
+    if os.environ.get("SIMSPARSE_REGEN_GOLDEN"):
+        GOLDEN.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+    golden = json.loads(GOLDEN.read_text())
+    assert set(now) == set(golden)
+    for key, want in golden.items():
+        got = now[key]
+        assert got["format"] == want["format"], key
+        for field in ("latency_s", "dense_latency_s", "flops_executed"):
+            assert got[field] == pytest.approx(want[field], rel=1e-6), f"{key}: {field}"
