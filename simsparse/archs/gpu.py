@@ -149,7 +149,7 @@ class GpuSparseTensorCore(ArchModel):
         if ok:
             sparse_plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=(), pattern=pattern)
             if shrunk is None:
-                return sparse_plan
+                return self._flag_slower_than_dense(work, sparse_plan, rule=rule)
             shrunk_plan = self._plan_gemm(work, shrunk, fmt="shrunk", notes=(), pattern=pattern)
             best, other = sorted([sparse_plan, shrunk_plan], key=lambda p: p.details["latency_s"])
             note = (f"both {rule} and shrunk ({shrunk.n}x{shrunk.k}) apply; {best.format} is faster "
@@ -163,6 +163,16 @@ class GpuSparseTensorCore(ArchModel):
         if shrunk is not None:
             return self._plan_gemm(work, shrunk, fmt="shrunk", notes=notes, pattern=pattern)
         return self._plan_gemm(work, work.gemm, fmt="dense", notes=notes, pattern=pattern)
+
+    def _flag_slower_than_dense(self, work: LayerWork, plan: ExecutionPlan, *, rule: str) -> ExecutionPlan:
+        """Keep the sparse plan (it is what converting the layer does) but say when dense is faster."""
+        dense_s = self._plan_gemm(work, work.gemm, fmt="dense", notes=()).details["latency_s"]
+        sparse_s = plan.details["latency_s"]
+        if sparse_s <= dense_s:
+            return plan
+        note = (f"{rule} runs {dense_s / sparse_s:.2f}x of dense here ({sparse_s * 1e6:.1f} us vs "
+                f"{dense_s * 1e6:.1f} us: padding/overhead dominate); keeping this layer dense would be faster")
+        return replace(plan, notes=plan.notes + (note,))
 
     def _plan_gemm(self, work: LayerWork, gemm: Gemm, *, fmt: str, notes: tuple[str, ...],
                    pattern=None) -> ExecutionPlan:
