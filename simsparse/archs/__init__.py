@@ -8,9 +8,9 @@ Contract of a kind module:
     @ARCH_KINDS.register("my_kind")
     class MyModel(ArchModel):
         kind = "my_kind"
-        @classmethod
-        def from_data(cls, data: dict, *, source: str) -> "MyModel": validate (specs.validate) and
-            build a frozen spec record; store it: `return cls(name=..., spec=spec_record)`
+        @staticmethod
+        def parse_spec(data: dict, *, source: str) -> MySpec: validate (specs.validate) and build a
+            frozen spec record with a `name` field (`from_data` wraps it into the model)
         def plan(self, work: LayerWork, *, dense: bool = False) -> ExecutionPlan
             `dense=True` plans the dense baseline of the same layer on the same hardware.
     and its engines register in `simsparse.engines` under (kind, "analytic") / (kind, "cycle").
@@ -54,10 +54,16 @@ class ArchModel(ABC):
         self.spec = spec
         self.source = source
 
-    @classmethod
+    @staticmethod
     @abstractmethod
+    def parse_spec(data: dict, *, source: str) -> Any:
+        """Validate plain YAML data into the kind's frozen spec record (SpecError naming file/field/value)."""
+
+    @classmethod
     def from_data(cls, data: dict, *, source: str) -> "ArchModel":
-        """Validate plain YAML data and build the model (raise SpecError naming file/field/value)."""
+        """Build the model from plain YAML data, validated by the kind's `parse_spec`."""
+        spec = cls.parse_spec(data, source=source)
+        return cls(name=spec.name, spec=spec, source=source)
 
     @abstractmethod
     def plan(self, work: LayerWork, *, dense: bool = False) -> ExecutionPlan:

@@ -145,10 +145,7 @@ def suitable_kernels(shape: Shape, *, constant_fan_in: bool, has_mask: bool) -> 
 class CpuSimdModel(ArchModel):
     kind = KIND
 
-    @classmethod
-    def from_data(cls, data: dict, *, source: str) -> "CpuSimdModel":
-        spec = parse_cpu_spec(data, source=source)
-        return cls(name=spec.name, spec=spec, source=source)
+    parse_spec = staticmethod(parse_cpu_spec)
 
     def default_dtype(self) -> str:
         return "fp32"

@@ -119,10 +119,7 @@ class GpuSparseTensorCore(ArchModel):
     kind = KIND
     spec: GpuSpec
 
-    @classmethod
-    def from_data(cls, data: dict, *, source: str) -> "GpuSparseTensorCore":
-        spec = parse_gpu_spec(data, source=source)
-        return cls(name=spec.name, spec=spec, source=source)
+    parse_spec = staticmethod(parse_gpu_spec)
 
     def default_dtype(self) -> str:
         return "fp16"

@@ -30,10 +30,7 @@ class NmSystolic(ArchModel):
     kind = KIND
     spec: SystolicSpec
 
-    @classmethod
-    def from_data(cls, data: dict, *, source: str) -> "NmSystolic":
-        spec = spec_from_data(data, source=source)
-        return cls(name=spec.name, spec=spec, source=source)
+    parse_spec = staticmethod(spec_from_data)
 
     def default_dtype(self) -> str:
         return self.spec.dtypes[0]
