@@ -105,6 +105,9 @@ def _add_measurement(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda", "published"), default="published")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
     p.add_argument("--csv", help="published: a CSV of measured rows (default: the shipped A100 dev rows)")
+    p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
+                   help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
+                        "or use the one `simsparse calibrate` stored (stored)")
     _fmt(p)
 
     p = sub.add_parser("calibrate", help="fit the CPU model's effective parameters on this machine")
@@ -205,7 +208,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
         res = api.delegate("simsparse.validate_published", "run")(csv_path, engine=a.engine)
         res = api.delegate("simsparse.validate_published", "result_to_dict")(res)
     elif a.device == "cpu":
-        res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty())
+        res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty(), calibration=a.calibration)
         res = api.delegate("simsparse.validate_cpu", "to_dict")(res)
     else:
         res = api.delegate("simsparse.kernels.cuda", "validate")(progress=sys.stderr.isatty())

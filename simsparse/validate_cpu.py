@@ -6,8 +6,9 @@ The validation suite (`cpu_validation`) uses other shapes, sparsities and batche
 batches 1, 4, 16, 64, 256, for dense, csr and condensed, plus nm (2:4, 1:8) on 1536x1536 and
 shrunk on channel-removed masks. Reported: predicted vs measured per point, MAPE and Spearman
 rank correlation (scipy.stats.spearmanr), and per shape the batch at which `condensed` stops
-beating `dense`, predicted and measured. The model is `cpu_host` (with this machine's calibration
-when `simsparse calibrate --device cpu` has run; the documented defaults otherwise).
+beating `dense`, predicted and measured. The model is `cpu_host`, by default calibrated in the same
+run on the `cpu_calibration` suite (measured interleaved with the validation points, fitted on its
+own points only); `--calibration stored` uses what `simsparse calibrate --device cpu` stored.
 """
 
 from __future__ import annotations
@@ -162,25 +163,64 @@ def evaluate(points: Sequence[Point], model) -> tuple[list[Point], dict, list[Cr
 
 
 def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.15,
-        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 3) -> ValidationResult:
-    """Measure the validation suite here and compare with the model's predictions."""
+        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 3,
+        calibration: str = "fresh") -> ValidationResult:
+    """Measure the validation suite here and compare with the model's predictions.
+
+    calibration="fresh" (default): the calibration suite is measured in the same shuffled passes
+    as the validation suite, the kernel parameters are fitted on the calibration points only, and
+    the validation points are predicted with them. Both suites then see the same machine: on a
+    shared VM the speed drifts by ~20 % over tens of minutes (measured here: the same suite ran
+    0.79x the time 20 minutes later), which a calibration stored earlier cannot know about.
+    calibration="stored": the calibration `simsparse calibrate` stored for this machine (as
+    `evaluate` uses it), or the documented defaults if there is none."""
     from simsparse import hostinfo
     from simsparse.archs.cpu_simd import cpu_model
     from simsparse.kernels.suites import suite_cases
 
+    if calibration not in ("fresh", "stored"):
+        raise ValueError(f"calibration must be 'fresh' or 'stored', got {calibration!r}")
     t0 = time.perf_counter()
-    model = cpu_model(arch)
     threads = tuple(threads) if threads else thread_counts()
     busy = load_note(threads)
-    points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress,
-                            repeats=repeats)
-    pts, summary, cross = evaluate(points, model)
-    notes = busy + (() if model.spec.calibration else (
-        "no calibration for this machine: documented default kernel parameters "
-        "(run `simsparse calibrate --device cpu` first)",))
-    return ValidationResult(machine=hostinfo.detect().key, calibration=model.spec.calibration, points=tuple(pts),
+    val_cases = suite_cases(suite)
+    cal_cases = suite_cases("cpu_calibration") if calibration == "fresh" and arch == "cpu_host" else ()
+    points = measure_points(tuple(val_cases) + tuple(cal_cases), threads=threads, min_time_s=min_time_s,
+                            progress=progress, repeats=repeats)
+    val_keys = {(kern, c.m, c.n, c.k, c.pattern) for c in val_cases for kern in c.kernels}
+    val_points = [p for p in points if (p.kernel, p.m, p.n, p.k, p.pattern) in val_keys]
+    cal_points = [p for p in points if (p.kernel, p.m, p.n, p.k, p.pattern) not in val_keys]
+    notes = busy
+    if cal_cases:
+        model, source, fit_mape = fresh_model(cal_points)
+        notes += (f"calibration fitted in this run on {len(cal_points)} cpu_calibration points measured in the "
+                  f"same passes (in-sample MAPE {fit_mape:.1%}); the validation points were not used",)
+    else:
+        model = cpu_model(arch)
+        source = model.spec.calibration
+        if not source:
+            notes += ("no calibration for this machine: documented default kernel parameters "
+                      "(run `simsparse calibrate --device cpu` first)",)
+    pts, summary, cross = evaluate(val_points, model)
+    return ValidationResult(machine=hostinfo.detect().key, calibration=source, points=tuple(pts),
                             summary=summary, crossovers=tuple(cross), elapsed_s=time.perf_counter() - t0,
                             notes=notes)
+
+
+def fresh_model(cal_points: Sequence[Point]):
+    """(cpu_host model with kernel parameters fitted on `cal_points`, a description, in-sample MAPE)."""
+    from simsparse import hostinfo
+    from simsparse.archs.cpu_host import host_spec_data
+    from simsparse.archs.cpu_simd import CpuSimdModel
+    from simsparse.calibrate import fit
+
+    data = host_spec_data(host=hostinfo.detect())
+    data["software"]["kernels"] = {}
+    base = CpuSimdModel.from_data(data, source="<detected cpu_host>")
+    fitted, fitted_points = fit(cal_points, base)
+    spec = replace(base.spec, kernels={**base.spec.kernels, **fitted}, calibration="fresh (this run)")
+    return (CpuSimdModel(name=base.name, spec=spec, source=base.source), "fresh: fitted in this run",
+            mape(fitted_points))
 
 
 def to_dict(result: ValidationResult) -> dict:

@@ -110,7 +110,7 @@ def test_more_threads_predict_faster_for_a_large_layer():
 def test_cold_cache_serves_the_weights_from_main_memory():
     warm = load_arch("spr_socket")
     cold = load_arch("spr_socket", ["memory.cache_state=cold"])
-    w = work(1, 512, 512, "fanin=64")
+    w = work(1, 2048, 2048, "fanin=256")        # 3 MiB of values + indices: fits the LLC when warm
     assert "dram" not in warm.plan(w, kernel="condensed").bytes_by_level
     assert cold.plan(w, kernel="condensed").bytes_by_level["dram"] > 0
     assert latency(cold, w, "condensed") > latency(warm, w, "condensed")

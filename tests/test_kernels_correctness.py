@@ -6,6 +6,7 @@ import torch
 
 from simsparse.errors import GeometryError, PatternError, UnknownNameError
 from simsparse.kernels import KERNELS
+from simsparse.kernels.condensed import SLICE_ROWS
 from simsparse.masks.synthetic import make_matrix
 
 N, K = 24, 37          # K not a multiple of the SIMD width (16) nor of M (4, 8)
@@ -23,7 +24,7 @@ def reference(weight, mask, x):
 
 
 @pytest.mark.parametrize("name,pattern", [(k, p) for k, ps in SUITED.items() for p in ps])
-@pytest.mark.parametrize("batch", [1, 3, 4, 5, 70])   # every batch path and its edges
+@pytest.mark.parametrize("batch", [1, 3, 4, 5, 8, 9, 70])   # every batch path and its edges
 def test_kernel_matches_dense_reference(name, pattern, batch):
     kern = KERNELS.get(name)
     mask = make_matrix(N, K, pattern, seed=1)
@@ -43,7 +44,7 @@ def test_all_zero_mask_gives_zeros(name, batch):
     assert y.shape == (batch, N) and torch.count_nonzero(y) == 0
 
 
-@pytest.mark.parametrize("batch", [1, 7])
+@pytest.mark.parametrize("batch", [1, 7, 64, 70])   # gemv, columns, blocked, blocked + padding
 def test_condensed_scatters_ablated_rows_back_as_zeros(batch):
     kern = KERNELS.get("condensed")
     mask = make_matrix(N, K, "fanin=4", seed=0)
@@ -51,18 +52,33 @@ def test_condensed_scatters_ablated_rows_back_as_zeros(batch):
     weight, x = torch.randn(N, K), torch.randn(batch, K)
     prep = kern.prepare(weight, mask)
     y = kern.run(prep, x)
-    assert prep.values.shape == (N - 3, 4)
+    assert prep.rows()[0].shape == (N - 3, 4) and prep.rows_removed == 3
     assert torch.count_nonzero(y[:, [0, 5, 23]]) == 0
     assert torch.allclose(y, reference(weight, mask, x), atol=1e-5)
 
 
-def test_condensed_stores_uint16_indices_and_no_zeros():
+def test_condensed_stores_uint16_indices_and_no_zeros_beyond_slice_padding():
     kern = KERNELS.get("condensed")
-    mask = make_matrix(N, K, "fanin=6", seed=0)
-    prep = kern.prepare(torch.randn(N, K), mask)
+    mask = make_matrix(130, K, "fanin=6", seed=0)          # 130 rows: 3 slices of 64, 62 padding rows
+    weight = torch.randn(130, K)
+    prep = kern.prepare(weight, mask)
     assert prep.indices.dtype == np.uint16
-    assert kern.storage_bytes(prep)["values"] == int(mask.sum()) * 4
-    assert kern.storage_bytes(prep)["indices"] == int(mask.sum()) * 2
+    assert prep.values.shape == (3, 6, SLICE_ROWS)
+    assert kern.storage_bytes(prep)["values"] == 3 * SLICE_ROWS * 6 * 4
+    assert kern.storage_bytes(prep)["indices"] == 3 * SLICE_ROWS * 6 * 2
+    values, indices = prep.rows()                            # the plain [rows, fan_in] view
+    assert np.array_equal(values, (weight.numpy())[np.arange(130)[:, None], indices.astype(np.int64)])
+    assert mask[np.arange(130)[:, None], indices.astype(np.int64)].all()
+    assert np.all(np.diff(indices.astype(np.int64), axis=1) > 0)   # ascending within a row
+
+
+@pytest.mark.parametrize("rows", [1, 63, 64, 65, 200])
+@pytest.mark.parametrize("batch", [1, 2, 8, 9])
+def test_condensed_handles_partial_slices(rows, batch):
+    kern = KERNELS.get("condensed")
+    mask = make_matrix(rows, K, "fanin=3", seed=4)
+    weight, x = torch.randn(rows, K), torch.randn(batch, K)
+    assert torch.allclose(kern.run(kern.prepare(weight, mask), x), reference(weight, mask, x), atol=1e-5)
 
 
 def test_condensed_widens_indices_beyond_uint16_range():

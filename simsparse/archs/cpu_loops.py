@@ -18,11 +18,15 @@ The loops modelled (see the kernels' own docstrings):
             ~0.8 clk/nnz at batch 1, ~1.5 clk/nnz scalar work at batch 2..16, then bound by the
             x^T rows' cache level (~64 B per nonzero and 16 columns at L2 bandwidth; LLC when
             x^T outgrows L2).
-  condensed numba: batch 1 gather-dot per row; batch 2..4 that gather-dot once per column;
-            above, x^T rows scaled into a stack accumulator per block of 64 columns, the
+  condensed numba, rows stored in slices of 64 (SELL-64): batch 1..8, per slice 64 gather-dots
+            side by side (one gathered x element per entry and column, the values and indices
+            loaded once per slice and reused for every column, no horizontal sums, the padding
+            rows of the last slice computed too); above, x^T rows scaled into a stack
+            accumulator per block of 64 columns, the
             accumulator loaded/stored once per 8 nonzeros (its round trip bounds a group),
             and the output written transposed: one strided store per (row, batch column).
-  nm        as condensed with N slots per group of M, the column computed from a uint8 offset.
+  nm        row-major: a gather-dot per row at batch 1, once per column at 2..4, blocked above (as
+            condensed's), N slots per group of M, the column computed from a uint8 offset.
   shrunk    dense GEMM on the kept rows/cols + index_select of x + zeros + index_copy of y.
 """
 
@@ -40,8 +44,10 @@ SCATTER_STORE_CLK = 8.0        # a scalar store to its own cache line (transpose
                                # the m lines of one row share an L1 set (row stride a multiple of 1-4 KiB),
                                # so each store misses L1; measured ~8-9 clk each (fan-in 8 rows: ~180 clk
                                # per row at batch 16, ~580 at 64, ~2450 at 256, group work included)
-CSR_NNZ_CLK = 1.5              # MKL CSR spmm: scalar work per nonzero (column index + value load, broadcast,
-                               # row-of-x^T address); measured 1.35-1.8 clk/nnz at batch 8 with x^T in L1
+CSR_NNZ_CLK = 1.85             # MKL CSR spmm: scalar work per nonzero (column index + value load, broadcast,
+                               # row-of-x^T address); measured 1.81-1.86 clk/nnz at batch 1-3, 2.0 at 5-6
+CSR_NNZ_CLK_FAST = 1.35        # ... and 1.33-1.36 at batch 4 and 8: MKL has a specialised loop for those widths
+CSR_FAST_WIDTHS = (4, 8)       # (2048x1024, fan-in 154, x^T in L1, 1 thread; benchmarks/bench_kernels.py)
 DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
                                # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
 
@@ -229,7 +235,7 @@ def _csr_spmm(spec: CpuSpec, *, nnz: int, rows: int, m: int, vb: int) -> dict:
     gathered-row stream): L2-resident x^T costs ~64 B / L2 bandwidth per chunk, as measured."""
     ch = math.ceil(m / _lanes(spec, vb))
     return {"load": nnz * (2 + ch) / spec.load_ports, "fma": nnz * ch / spec.fma_ports,
-            "alu": nnz * CSR_NNZ_CLK, "store": 2 * rows * ch / spec.store_ports,
+            "alu": nnz * (CSR_NNZ_CLK_FAST if m in CSR_FAST_WIDTHS else CSR_NNZ_CLK), "store": 2 * rows * ch / spec.store_ports,
             "serial": rows * (spec.row_overhead_clk + 2 * ch)}
 
 
@@ -256,13 +262,41 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
                        macs_issued=s.m * s.nnz, metadata_bytes=meta)
 
 
-def numba_batch_constants() -> tuple[int, int]:
-    """(COLUMNS_MAX_BATCH, BLOCK_BATCH) of the numba kernels (their defaults if not importable)."""
+def numba_batch_constants(kernel: str = "condensed") -> tuple[int, int]:
+    """(COLUMNS_MAX_BATCH, BLOCK_BATCH) of a numba kernel (the documented values if not importable)."""
     try:
-        from simsparse.kernels.condensed import BLOCK_BATCH, COLUMNS_MAX_BATCH
+        from simsparse.kernels.condensed import BLOCK_BATCH
+        if kernel == "nm":
+            from simsparse.kernels.nm import COLUMNS_MAX_BATCH
+        else:
+            from simsparse.kernels.condensed import COLUMNS_MAX_BATCH
         return int(COLUMNS_MAX_BATCH), int(BLOCK_BATCH)
     except Exception:  # pragma: no cover - kernels unavailable: the documented values
-        return 4, 64
+        return (4 if kernel == "nm" else 8), 64
+
+
+def slice_rows() -> int:
+    try:
+        from simsparse.kernels.condensed import SLICE_ROWS
+        return int(SLICE_ROWS)
+    except Exception:  # pragma: no cover
+        return 64
+
+
+def _sliced_gather_dot(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, ib: float) -> dict:
+    """Cycles of condensed's sliced gather-dot at batch m <= COLUMNS_MAX_BATCH: per slice of S rows
+    and stored entry, one vector load each of S values and S indices (widened), then per batch
+    column S gathered elements and S/lanes FMAs into register accumulators; per slice, loop set-up
+    and the scattered store of S x m outputs. Padding rows of the last slice cost like real ones."""
+    S, L = slice_rows(), spec.fp32_lanes
+    slices = math.ceil(rows / S)
+    entries = slices * S * per_row                     # stored entries, padding included
+    vec = entries / L
+    return {"gather": m * entries / spec.gather_elements_per_clk,
+            "load": vec * (1 + ib / vb) / spec.load_ports,
+            "fma": m * vec / spec.fma_ports,
+            "alu": vec * (ib / vb) / 2.0,              # index widening (vpmovzxwd)
+            "serial": slices * spec.row_overhead_clk + rows * m / spec.store_ports}
 
 
 def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: float, block: int,
@@ -297,8 +331,23 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
                    ib: float, alu: float, extra_meta: float, group: int) -> LoopProfile:
     """condensed / nm: gather-dot at batch 1, once per column up to COLUMNS_MAX_BATCH, blocked above."""
     vb = s.value_bytes
-    cols_max, block = numba_batch_constants()
-    if s.m <= cols_max:
+    cols_max, block = numba_batch_constants(kernel)
+    meta_rows = math.ceil(rows / slice_rows()) * slice_rows() if kernel == "condensed" else rows
+    if s.m <= cols_max and kernel == "condensed":
+        S = slice_rows()
+        stored_rows = math.ceil(rows / S) * S
+        streams = _sparse_streams(m=1, n=s.n, k=s.k, rows=stored_rows, per_row=per_row, vb=vb, ib=ib,
+                                  extra_meta=extra_meta, threads=threads)
+        # the slices are read as contiguous vectors (prefetch-friendly, unlike a gather-dot per
+        # row): the values+indices stream is an ordinary one; x and y scale with the columns
+        streams = tuple(Stream(st.name, st.bytes * (s.m if st.name in ("x", "y") else 1),
+                               st.working_set_bytes * (s.m if st.name in ("x", "y") else 1), st.first_touch)
+                        for st in streams)
+        cycles = _sliced_gather_dot(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, ib=ib)
+        phases = (Phase("sliced_gather_dot", cycles, streams, parallel=True, units=math.ceil(rows / S),
+                        batched=s.m > 1),)
+        calls = 1
+    elif s.m <= cols_max:
         streams = _sparse_streams(m=1, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
                                   extra_meta=extra_meta, threads=threads)
         cyc = _gather_dot(spec, rows=rows, per_row=per_row, vb=vb, ib=ib, alu_per_elem=alu)
@@ -318,7 +367,7 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
                   Phase("blocked", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel=kernel, phases=phases, calls=calls, threaded=True,
-                       macs_issued=s.m * rows * per_row, metadata_bytes=rows * per_row * ib + extra_meta)
+                       macs_issued=s.m * rows * per_row, metadata_bytes=meta_rows * per_row * ib + extra_meta)
 
 
 def condensed_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:

@@ -80,6 +80,8 @@ def check_x(x: torch.Tensor, k: int) -> torch.Tensor:
     """Validate activations [batch, k] and return them float32 contiguous."""
     if x.dim() != 2 or x.shape[1] != k:
         raise GeometryError(f"activations must be [batch, {k}], got shape {tuple(x.shape)}")
+    if x.dtype is torch.float32 and not x.requires_grad and x.is_contiguous():
+        return x                     # the common case, without ~2 us of no-op conversions
     return x.detach().to(torch.float32).contiguous()
 
 

@@ -21,7 +21,9 @@ from numba import njit, prange
 
 from simsparse.errors import PatternError
 from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x
-from simsparse.kernels.condensed import BLOCK_BATCH, COLUMNS_MAX_BATCH, _stack_f32
+from simsparse.kernels.condensed import BLOCK_BATCH, _stack_f32
+
+COLUMNS_MAX_BATCH = 4       # batch 2..4: the gather-dot once per column; above: blocked path
 
 GROUP_SIZES = (4, 8, 16, 32)
 
