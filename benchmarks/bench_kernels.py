@@ -5,8 +5,8 @@
 1. SRigL headline: constant fan-in at 90 % sparsity, batch 1, 768->3072 and 3072->768:
    condensed vs torch dense and vs csr (target: >= 3.4x dense, >= 2.5x csr; aim 5x).
    Also shown: csr through torch.sparse.mm (the batched CSR path) at batch 1.
-2. How the condensed/dense and csr/dense ratios evolve over batch 1..256, and where condensed
-   stops beating dense.
+2. How the csr/dense, condensed/dense and dense_bf16/dense ratios evolve over batch 1..256, and
+   where condensed stops beating dense (fp32, and the bf16 dense baseline: oneDNN, AMX here).
 Each figure is the median over --runs full passes of the per-pass medians (the cores are shared).
 """
 
@@ -28,7 +28,7 @@ from simsparse.kernels.measure import measure_cases  # noqa: E402
 from simsparse.kernels.suites import BATCHES, SRIGL_SHAPES, Case, fan_in_for  # noqa: E402
 from simsparse.masks.synthetic import make_matrix  # noqa: E402
 
-KERNEL_ORDER = ("dense", "csr", "condensed")
+KERNEL_ORDER = ("dense", "csr", "condensed", "dense_bf16")
 STAT = "median_s"   # --stat min: the fastest sample, robust when other processes share the cores
 
 
@@ -79,15 +79,19 @@ def main() -> None:
 
     print("\n## speedup vs dense over batch (dense time / kernel time)")
     for (n, k) in SRIGL_SHAPES:
-        print(f"{k}->{n}: {'batch':>6} {'dense us':>10} {'csr':>7} {'condensed':>9}")
-        crossover = None
+        print(f"{k}->{n}: {'batch':>6} {'dense us':>10} {'csr':>7} {'condensed':>9} {'dense_bf16':>10}")
+        crossover = crossover_bf16 = None
         for b in batches:
             d = med[(n, k, b, "dense")]
             rc, rs = d / med[(n, k, b, "csr")], d / med[(n, k, b, "condensed")]
+            rb = d / med[(n, k, b, "dense_bf16")]
             if rs < 1.0 and crossover is None:
                 crossover = b
-            print(f"{'':>{len(str(k)) + len(str(n)) + 4}}{b:>6} {d*1e6:10.1f} {rc:6.2f}x {rs:8.2f}x")
-        print(f"    condensed stops beating dense at batch: {crossover or 'never (up to 256)'}")
+            if rs < rb and crossover_bf16 is None:
+                crossover_bf16 = b
+            print(f"{'':>{len(str(k)) + len(str(n)) + 4}}{b:>6} {d*1e6:10.1f} {rc:6.2f}x {rs:8.2f}x {rb:9.2f}x")
+        print(f"    condensed (fp32) stops beating dense fp32 at batch: {crossover or 'never (up to 256)'}; "
+              f"dense bf16 at batch: {crossover_bf16 or 'never (up to 256)'}")
 
 
 if __name__ == "__main__":

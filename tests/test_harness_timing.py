@@ -133,7 +133,7 @@ def _fake_measure(monkeypatch, **kwargs):
 def test_measure_single_gemm_tries_every_kernel_and_skips_unsuited_ones(monkeypatch):
     result = _fake_measure(monkeypatch, device="cpu", gemm=(3, 32, 48), pattern="density=0.25", suite=None,
                            kernel=None, threads=1, min_time_s=0.0)
-    assert {r.kernel for r in result.results} == {"dense", "csr", "shrunk", "nm"}
+    assert {r.kernel for r in result.results} == {"dense", "dense_bf16", "csr", "shrunk", "nm"}
     assert any(s.startswith("condensed on density=0.25") for s in result.skipped)
     assert all(r.threads == 1 and r.m == 3 and r.n == 32 and r.k == 48 for r in result.results)
 

@@ -16,6 +16,7 @@ SUITED = {
     "shrunk": ("dense", "fanin=5", "2:4", "density=0.2", "channels=0.5"),
     "condensed": ("dense", "fanin=5", "channels=0.5"),   # 2:4 on K=37 has a partial group
     "nm": ("2:4", "1:4", "2:8", "fanin=5"),
+    "dense_bf16": ("dense", "fanin=5", "2:4"),
 }
 
 
@@ -31,8 +32,11 @@ def test_kernel_matches_dense_reference(name, pattern, batch):
     weight = torch.randn(N, K, generator=torch.Generator().manual_seed(2))
     x = torch.randn(batch, K, generator=torch.Generator().manual_seed(3))
     y = kern.run(kern.prepare(weight, mask), x)
-    assert y.shape == (batch, N)
-    assert torch.allclose(y, reference(weight, mask, x), rtol=1e-5, atol=1e-5)
+    assert y.shape == (batch, N) and y.dtype == torch.float32
+    if kern.value_dtype == "bf16":     # bf16 operands, fp32 accumulation: ~3 significant digits
+        assert kern.matches(y, reference(weight, mask, x))
+    else:
+        assert torch.allclose(y, reference(weight, mask, x), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(SUITED))
@@ -137,9 +141,9 @@ def test_shape_mismatches_are_geometry_errors():
         kern.run(prep, torch.randn(2, 6))
 
 
-def test_registry_lists_the_five_kernels_and_rejects_others():
-    assert KERNELS.names() == ["condensed", "csr", "dense", "nm", "shrunk"]
-    with pytest.raises(UnknownNameError, match="condensed, csr, dense, nm, shrunk"):
+def test_registry_lists_the_kernels_and_rejects_others():
+    assert KERNELS.names() == ["condensed", "csr", "dense", "dense_bf16", "nm", "shrunk"]
+    with pytest.raises(UnknownNameError, match="condensed, csr, dense, dense_bf16, nm, shrunk"):
         KERNELS.get("bsr")
 
 
@@ -152,3 +156,14 @@ def test_storage_bytes_report_values_and_indices_for_every_kernel():
     dense_bytes = KERNELS.get("dense").storage_bytes(KERNELS.get("dense").prepare(torch.randn(N, 32), mask))
     nm_prep = KERNELS.get("nm").prepare(torch.randn(N, 32), mask)
     assert KERNELS.get("nm").storage_bytes(nm_prep)["values"] * 2 == dense_bytes["values"]
+
+
+def test_bf16_dense_is_close_but_not_bit_exact_and_the_fp32_check_would_catch_a_wrong_kernel():
+    kern = KERNELS.get("dense_bf16")
+    weight, x = torch.randn(64, 256), torch.randn(8, 256)
+    mask = np.ones((64, 256), dtype=bool)
+    y = kern.run(kern.prepare(weight, mask), x)
+    ref = reference(weight, mask, x)
+    assert kern.matches(y, ref) and not torch.equal(y, ref)
+    assert kern.storage_bytes(kern.prepare(weight, mask))["values"] == 64 * 256 * 2
+    assert not kern.matches(y.flip(1), ref)                         # a wrong answer still fails

@@ -138,12 +138,12 @@ def _measure_one(case: Case, name: str, prep, weight: torch.Tensor, mask: np.nda
     kern = KERNELS.get(name)
     x = torch.randn(case.m, case.k, generator=torch.Generator().manual_seed(seed + case.m))
     reference = torch.nn.functional.linear(x, weight * torch.from_numpy(mask))
-    if not torch.allclose(kern.run(prep, x), reference, rtol=1e-4, atol=1e-3):
+    if not kern.matches(kern.run(prep, x), reference):
         raise MeasurementError(f"kernel {name} gives wrong results on {case}; this is a bug, please report it")
     stats = time_callable(lambda: kern.run(prep, x), min_time_s=min_time_s, before_each=flush, clock=clock)
     return Measurement(kernel=name, m=case.m, n=case.n, k=case.k, pattern=case.pattern,
                        median_s=stats.median_s, iqr_s=stats.iqr_s, threads=threads, repeats=stats.repeats,
-                       cache=cache, machine=machine, versions=dict(versions), dtype="fp32",
+                       cache=cache, machine=machine, versions=dict(versions), dtype=kern.value_dtype,
                        min_s=stats.min_s, inner=stats.inner, density=float(mask.mean()) if mask.size else 0.0,
                        storage_bytes=kern.storage_bytes(prep), load_avg_1min=load_average())
 
