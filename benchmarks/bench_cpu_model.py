@@ -33,7 +33,8 @@ def main() -> int:
     ap.add_argument("--calibrate", action="store_true", help="with --stored: re-run the calibration suite first")
     ap.add_argument("--stored", action="store_true", help="validate the stored calibration, not a fresh one")
     ap.add_argument("--threads", default="", help="comma list (default: 1 and all usable cores)")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--min-time", type=float, default=0.08, help="seconds of timing per point and pass")
     ap.add_argument("--json", default="", help="write the validation JSON here")
     args = ap.parse_args()
     threads = tuple(int(t) for t in args.threads.split(",") if t) or None
@@ -50,7 +51,7 @@ def main() -> int:
             print(f"  {k:9s} " + "  ".join(f"{n}={x:.3g}" for n, x in v.items()))
         for note in cal.notes:
             print(f"  note: {note}")
-    res = validate_cpu.run(threads=threads, repeats=args.repeats, progress=True,
+    res = validate_cpu.run(threads=threads, repeats=args.repeats, progress=True, min_time_s=args.min_time,
                            calibration="stored" if args.stored else "fresh")
     s = res.summary
     print(f"validation: n={s['n']}  MAPE={s['mape']:.1%}  Spearman={s['spearman']:.3f}  "

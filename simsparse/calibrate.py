@@ -275,7 +275,7 @@ def store(machine: str, kernels: dict[str, KernelParams], *, points: Sequence[Po
 
 
 def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequence[int] | None = None,
-        min_time_s: float = 0.15, progress: bool = False, save: bool = True, repeats: int = 3) -> CalibrationResult:
+        min_time_s: float = 0.08, progress: bool = False, save: bool = True, repeats: int = 5) -> CalibrationResult:
     """Measure `suite` here, fit the per-kernel parameters, store them for `cpu_host`."""
     if device != "cpu":
         raise MeasurementError(f"calibrate supports --device cpu only (got {device!r}); the GPU models "

@@ -120,11 +120,14 @@ def simd_from_flags(flags: frozenset, model_name: str = "") -> dict:
 
     avx512f -> 16 lanes; 2 FMA ports on server parts (Xeon, or AMX present), 1 on client parts.
     avx2+fma -> 8 lanes, 2 ports. Otherwise SSE: 4 lanes, 1 port (mul+add, no FMA).
+    Loads per clock: 3 on Golden Cove and later cores (Sapphire Rapids: their flags add
+    avx512_fp16 / amx_tile; 3 loads of up to 256 bit, or 2 of 512), else 2.
     """
     server = "xeon" in model_name.lower() or "epyc" in model_name.lower() or "amx_tile" in flags
+    golden_cove = "avx512_fp16" in flags or "amx_tile" in flags
     if "avx512f" in flags:
-        return {"isa": "avx512", "fp32_lanes": 16, "fma_ports": 2 if server else 1, "load_ports": 2,
-                "amx": "amx_tile" in flags}
+        return {"isa": "avx512", "fp32_lanes": 16, "fma_ports": 2 if server else 1,
+                "load_ports": 3 if golden_cove else 2, "amx": "amx_tile" in flags}
     if "avx2" in flags and "fma" in flags:
         return {"isa": "avx2", "fp32_lanes": 8, "fma_ports": 2, "load_ports": 2, "amx": False}
     return {"isa": "sse", "fp32_lanes": 4, "fma_ports": 1, "load_ports": 2, "amx": False}

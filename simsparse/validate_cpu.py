@@ -74,6 +74,7 @@ class ValidationResult:
     crossovers: tuple[Crossover, ...]
     elapsed_s: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    calibration_points: tuple[Point, ...] = ()     # fresh mode: the points the fit used (in-sample)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -162,8 +163,8 @@ def evaluate(points: Sequence[Point], model) -> tuple[list[Point], dict, list[Cr
     return pts, summarize(pts), crossovers(pts, predictor)
 
 
-def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.15,
-        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 3,
+def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.08,
+        suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 5,
         calibration: str = "fresh") -> ValidationResult:
     """Measure the validation suite here and compare with the model's predictions.
 
@@ -192,7 +193,7 @@ def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_tim
     cal_points = [p for p in points if (p.kernel, p.m, p.n, p.k, p.pattern) not in val_keys]
     notes = busy
     if cal_cases:
-        model, source, fit_mape = fresh_model(cal_points)
+        model, source, fit_mape, cal_points = fresh_model(cal_points)
         notes += (f"calibration fitted in this run on {len(cal_points)} cpu_calibration points measured in the "
                   f"same passes (in-sample MAPE {fit_mape:.1%}); the validation points were not used",)
     else:
@@ -204,11 +205,12 @@ def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_tim
     pts, summary, cross = evaluate(val_points, model)
     return ValidationResult(machine=hostinfo.detect().key, calibration=source, points=tuple(pts),
                             summary=summary, crossovers=tuple(cross), elapsed_s=time.perf_counter() - t0,
-                            notes=notes)
+                            notes=notes, calibration_points=tuple(cal_points))
 
 
 def fresh_model(cal_points: Sequence[Point]):
-    """(cpu_host model with kernel parameters fitted on `cal_points`, a description, in-sample MAPE)."""
+    """(cpu_host model with kernel parameters fitted on `cal_points`, a description, in-sample MAPE,
+    the calibration points with their in-sample predictions)."""
     from simsparse import hostinfo
     from simsparse.archs.cpu_host import host_spec_data
     from simsparse.archs.cpu_simd import CpuSimdModel
@@ -220,7 +222,7 @@ def fresh_model(cal_points: Sequence[Point]):
     fitted, fitted_points = fit(cal_points, base)
     spec = replace(base.spec, kernels={**base.spec.kernels, **fitted}, calibration="fresh (this run)")
     return (CpuSimdModel(name=base.name, spec=spec, source=base.source), "fresh: fitted in this run",
-            mape(fitted_points))
+            mape(fitted_points), fitted_points)
 
 
 def to_dict(result: ValidationResult) -> dict:
@@ -233,4 +235,5 @@ def to_dict(result: ValidationResult) -> dict:
                        for p in result.points],
             "summary": result.summary,
             "crossover": [{key: num(v) for key, v in c.__dict__.items()} for c in result.crossovers],
-            "elapsed_s": result.elapsed_s, "notes": list(result.notes)}
+            "elapsed_s": result.elapsed_s, "notes": list(result.notes),
+            "calibration_points": [p.__dict__ for p in result.calibration_points]}

@@ -100,7 +100,7 @@ def test_fresh_validation_fits_on_calibration_points_only(monkeypatch):
     monkeypatch.setenv("SIMSPARSE_SKIP_PROBE", "1")
     from simsparse.validate_cpu import fresh_model
 
-    base, _, _ = fresh_model([])                         # documented defaults on this host
+    base, _, _, _ = fresh_model([])                      # documented defaults on this host
     truth = {k: replace(v, compute_eff=v.compute_eff * 0.7, overhead_s=v.overhead_s * 1.5)
              for k, v in base.spec.kernels.items()}
     predictor = Predictor(base)
@@ -118,3 +118,4 @@ def test_fresh_validation_fits_on_calibration_points_only(monkeypatch):
     assert {(p.m, p.n, p.k, p.pattern) for p in res.points} <= val_keys        # no calibration point scored
     assert any((c.m, c.n, c.k, c.pattern) not in val_keys for c in seen)       # ... but they were measured
     assert res.summary["mape"] < 0.02 and res.calibration.startswith("fresh")
+    assert res.calibration_points and not {(p.m, p.n, p.k, p.pattern) for p in res.calibration_points} & val_keys

@@ -46,7 +46,8 @@ SCATTER_STORE_CLK = 8.0        # a scalar store to its own cache line (transpose
                                # per row at batch 16, ~580 at 64, ~2450 at 256, group work included)
 CSR_NNZ_CLK = 1.85             # MKL CSR spmm: scalar work per nonzero (column index + value load, broadcast,
                                # row-of-x^T address); measured 1.81-1.86 clk/nnz at batch 1-3, 2.0 at 5-6
-CSR_NNZ_CLK_FAST = 1.35        # ... and 1.33-1.36 at batch 4 and 8: MKL has a specialised loop for those widths
+CSR_NNZ_CLK_FAST = 1.2         # ... and ~1/1.5 of that at batch 4 and 8 (whole-call ratio batch 2 / batch 4 = 1.3-1.7,
+                               # median 1.5, over 5 shapes at 10-30 % density): MKL has a specialised loop for those widths
 CSR_FAST_WIDTHS = (4, 8)       # (2048x1024, fan-in 154, x^T in L1, 1 thread; benchmarks/bench_kernels.py)
 DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
                                # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
