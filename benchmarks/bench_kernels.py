@@ -4,7 +4,8 @@
 
 1. SRigL headline: constant fan-in at 90 % sparsity, batch 1, 768->3072 and 3072->768:
    condensed vs torch dense and vs csr (target: >= 3.4x dense, >= 2.5x csr; aim 5x).
-   Also shown: csr through torch.sparse.mm (the batched CSR path) at batch 1.
+   Also shown: csr through torch.sparse.mm (the batched CSR path) at batch 1, and scipy's CSR
+   matvec (single-threaded): the "csr" of the issue may be either; the `csr` kernel is MKL's mv.
 2. How the csr/dense, condensed/dense and dense_bf16/dense ratios evolve over batch 1..256, and
    where condensed stops beating dense (fp32, and the bf16 dense baseline: oneDNN, AMX here).
 Each figure is the median over --runs full passes of the per-pass medians (the cores are shared).
@@ -18,6 +19,7 @@ import sys
 from collections import defaultdict
 
 import numpy as np
+import scipy.sparse
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
@@ -44,6 +46,11 @@ def one_pass(threads: int, min_time_s: float, sparsity: float, batches: tuple[in
             x_t = torch.randn(k, 1)
             stats = time_callable(lambda: torch.sparse.mm(prep.weight, x_t), min_time_s=min_time_s)
             times[(n, k, 1, "csr_spmm")] = getattr(stats, STAT)
+            sp = scipy.sparse.csr_matrix((prep.weight.values().numpy(), prep.weight.col_indices().numpy(),
+                                          prep.weight.crow_indices().numpy()), shape=(n, k))
+            x1 = np.asarray(x_t[:, 0].numpy())
+            stats = time_callable(lambda: sp @ x1, min_time_s=min_time_s)   # scipy's csr_matvec (1 thread)
+            times[(n, k, 1, "csr_scipy")] = getattr(stats, STAT)
     return times
 
 
@@ -70,10 +77,12 @@ def main() -> None:
     med = {key: float(np.median(v)) for key, v in runs.items()}
 
     print(f"\n## {args.sparsity:.0%} constant fan-in, batch 1 ({args.stat} us, median over runs; ratio = other / condensed)")
-    print(f"{'gemm':>12} {'dense':>9} {'csr(mv)':>9} {'csr(mm)':>9} {'condensed':>9} {'vs dense':>9} {'vs csr':>7}")
+    print(f"{'gemm':>12} {'dense':>9} {'csr(mv)':>9} {'csr(mm)':>9} {'scipy':>9} {'condensed':>9} {'vs dense':>9} "
+          f"{'vs csr':>7} {'vs mm':>7} {'vs scipy':>8}")
     for (n, k) in SRIGL_SHAPES:
-        d, c, s, cm = (med[(n, k, 1, x)] for x in ("dense", "csr", "condensed", "csr_spmm"))
-        print(f"{k:>5}->{n:<6} {d*1e6:9.1f} {c*1e6:9.1f} {cm*1e6:9.1f} {s*1e6:9.1f} {d/s:8.2f}x {c/s:6.2f}x")
+        d, c, s, cm, cs = (med[(n, k, 1, x)] for x in ("dense", "csr", "condensed", "csr_spmm", "csr_scipy"))
+        print(f"{k:>5}->{n:<6} {d*1e6:9.1f} {c*1e6:9.1f} {cm*1e6:9.1f} {cs*1e6:9.1f} {s*1e6:9.1f} {d/s:8.2f}x "
+              f"{c/s:6.2f}x {cm/s:6.2f}x {cs/s:7.2f}x")
         spread = [p[(n, k, 1, "dense")] / p[(n, k, 1, "condensed")] for p in passes]
         print(f"{'':>12} per-run condensed speedup vs dense: {', '.join(f'{r:.2f}' for r in spread)}")
 

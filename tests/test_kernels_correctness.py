@@ -167,3 +167,13 @@ def test_bf16_dense_is_close_but_not_bit_exact_and_the_fp32_check_would_catch_a_
     assert kern.matches(y, ref) and not torch.equal(y, ref)
     assert kern.storage_bytes(kern.prepare(weight, mask))["values"] == 64 * 256 * 2
     assert not kern.matches(y.flip(1), ref)                         # a wrong answer still fails
+
+
+def test_activations_pass_through_without_copy_when_already_float32_contiguous():
+    from simsparse.kernels import check_x
+
+    x = torch.randn(3, 8)
+    assert check_x(x, 8) is x                                   # the common case costs no copy
+    assert check_x(x.double(), 8).dtype == torch.float32        # others are converted
+    assert check_x(x.t().contiguous().t(), 8).is_contiguous()
+    assert not check_x(x.requires_grad_(), 8).requires_grad

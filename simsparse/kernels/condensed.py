@@ -15,6 +15,12 @@ needs neither and keeps 64 accumulators in registers. Measured here (2 threads, 
 768->3072 and 3072->768): the row-per-dot loop took 25-45 us, the sliced one 24-26 us, at the
 single-thread gather floor times 1/2.
 
+Tried and not adopted: a K-blocked layout whose batch-1 loop replaces gathers by in-register
+table look-ups (AVX-512 vpermi2ps over 32 columns of x, 8-bit local indices, LLVM intrinsics
+through numba). Rows of a 16-row vector hold different numbers of entries per 32-column block,
+so the layout pads ~2.0x (90 %, 3072x768): 2.6 MB per call instead of 1.4 MB, LLC-bound on one
+thread (56-89 us vs 46-75 us sliced) and only 1.0-1.5x faster on two (20-26 us vs 26-39 us).
+
 Why uint16 and not int16: numba indexes with intp, so a signed narrow index is sign-extended to
 64 bits and LLVM emits 8-lane `vgatherqps`; a zero-extended uint16 lets it use 32-bit
 `vgatherdps`, and still halves the index bytes of int32 CSR.
