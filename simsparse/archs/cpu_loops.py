@@ -8,7 +8,7 @@ engines/cpu_analytic.py); phases add. Ports:
     fma     vector FMAs / fma_ports                 load    loads (vector or scalar) / load_ports
     store   stores / store_ports                    gather  gathered elements / gather_elements_per_clk
     chain   loop-carried latency (an accumulator that round-trips memory: fma + store forwarding)
-    serial  per-row work that does not overlap (horizontal sums, loop set-up, scattered stores)
+    serial  per-row work that does not overlap (horizontal sums, loop set-up)
 
 The loops modelled (see the kernels' own docstrings):
   dense     torch F.linear: MKL sgemv at batch 1 (weights streamed once, bandwidth-bound); sgemm
@@ -24,7 +24,7 @@ The loops modelled (see the kernels' own docstrings):
             rows of the last slice computed too); above, x^T rows scaled into a stack
             accumulator per block of 64 columns, the
             accumulator loaded/stored once per 8 nonzeros (its round trip bounds a group),
-            and the output written transposed: one strided store per (row, batch column).
+            and each row's outputs stored contiguously into y^T [n, m] (y is its transposed view).
   nm        row-major: a gather-dot per row at batch 1, once per column at 2..4, blocked above (as
             condensed's), N slots per group of M, the column computed from a uint8 offset.
   shrunk    dense GEMM on the kept rows/cols + index_select of x + zeros + index_copy of y.
@@ -40,10 +40,6 @@ from simsparse.archs.cpu_spec import CpuSpec
 CACHE_LINE_BYTES = 64
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
 GROUP_OVERHEAD_CLK = 16.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views)
-SCATTER_STORE_CLK = 8.0        # a scalar store to its own cache line (transposed output column y[c, r]):
-                               # the m lines of one row share an L1 set (row stride a multiple of 1-4 KiB),
-                               # so each store misses L1; measured ~8-9 clk each (fan-in 8 rows: ~180 clk
-                               # per row at batch 16, ~580 at 64, ~2450 at 256, group work included)
 CSR_NNZ_CLK = 1.85             # MKL CSR spmm: scalar work per nonzero (column index + value load, broadcast,
                                # row-of-x^T address); measured 1.81-1.86 clk/nnz at batch 1-3, 2.0 at 5-6
 CSR_NNZ_CLK_FAST = 1.2         # ... and ~1/1.5 of that at batch 4 and 8 (whole-call ratio batch 2 / batch 4 = 1.3-1.7,
@@ -321,10 +317,11 @@ def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: fl
         out["fma"] += entries * ch * 2.0 / spec.fma_ports
         out["alu"] += entries * (1 + alu) / 4.0
         out["chain"] += groups * (tree * spec.fma_latency_clk + spec.store_forward_clk)
-        # loop set-up + `group` x^T slice views per group; the y column scatter: w strided stores (one
-        # cache line each, conflict misses when the row stride is a multiple of 4 KiB)
-        out["serial"] += groups * GROUP_OVERHEAD_CLK * group / 8.0 + rows * (spec.row_overhead_clk + ch
-                                                              + w * SCATTER_STORE_CLK / spec.store_ports)
+        # loop set-up + `group` x^T slice views per group; per row, its outputs go to a row of y^T:
+        # ch contiguous vector stores (the kernels used to scatter w strided stores per row into y
+        # [m, n], ~8-9 clk each: 1.3-1.85x slower at batch 64-512 on 3072x768)
+        out["store"] += rows * ch / spec.store_ports
+        out["serial"] += groups * GROUP_OVERHEAD_CLK * group / 8.0 + rows * (spec.row_overhead_clk + ch)
     return out
 
 

@@ -30,7 +30,8 @@ Three paths, all splitting the work over threads (`prange`):
 - batch 2..8: the same, each gathered index reused for every batch column (`_gemm_columns`);
 - batch > 8: x is transposed to [k, batch] (zero-padded to a multiple of 16 columns); each stored
   nonzero scales one contiguous row of x^T into a stack accumulator of 64 batch columns,
-  vectorised over the batch (`_gemm_blocked`).
+  vectorised over the batch, written to a row of y^T; y is returned as a transposed view of
+  y^T (as torch's CSR spmm path returns it) (`_gemm_blocked`).
 """
 
 from __future__ import annotations
@@ -114,9 +115,10 @@ def _gemm_columns(values, indices, row_ids, x, y):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _gemm_blocked(values, indices, row_ids, x_t, y):
+def _gemm_blocked(values, indices, row_ids, x_t, y_t):
     """Larger batches: per nonzero, scale a row of x^T [k, batch] into a stack accumulator of
-    BLOCK_BATCH columns; 8 nonzeros per accumulator update to amortise its load/store."""
+    BLOCK_BATCH columns; 8 nonzeros per accumulator update to amortise its load/store. The
+    result is written as y^T [n, batch] (one contiguous row per output row)."""
     fan_in = values.shape[1]
     rows = row_ids.size
     batch = x_t.shape[1]
@@ -144,24 +146,27 @@ def _gemm_blocked(values, indices, row_ids, x_t, y):
                 xr = x_t[indices[s, j, q], c0:]
                 for c in range(w):
                     a[c] += v * xr[c]
+            yr = y_t[r, c0:]
             for c in range(w):
-                y[c0 + c, r] = a[c]
+                yr[c] = a[c]
 
 
-def _run_blocked(p, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x^T, zero-padded to a multiple of PAD_BATCH columns when the batch is not one: the
-    accumulator loop then runs whole vectors only (measured: batch 9-12 ~20 % faster; at
-    multiples of 16 the padding copy would only cost)."""
+def _run_blocked(p, x: np.ndarray) -> np.ndarray:
+    """y [batch, n] as a transposed view of y^T [n, batch'] (what torch's CSR spmm returns too):
+    writing y^T row by row replaces one strided store per (row, column) by contiguous vector
+    stores (measured: 1.3-1.85x faster at batch 64-512 on 3072x768, 1.04-1.07x on 768x3072).
+    x^T is zero-padded to a multiple of PAD_BATCH columns when the batch is not one: the
+    accumulator loop then runs whole vectors only (measured: batch 9-12 ~20 % faster)."""
     batch, k = x.shape
-    if batch % PAD_BATCH == 0:
-        _gemm_blocked(p.values, p.indices, p.row_ids, np.ascontiguousarray(x.T), y)
-        return y
     padded = -(-batch // PAD_BATCH) * PAD_BATCH
-    x_t = np.zeros((k, padded), dtype=np.float32)
-    x_t[:, :batch] = x.T
-    y_pad = np.zeros((padded, p.n), dtype=np.float32) if p.rows_removed else np.empty((padded, p.n), np.float32)
-    _gemm_blocked(p.values, p.indices, p.row_ids, x_t, y_pad)
-    return y_pad[:batch]
+    if padded == batch:
+        x_t = np.ascontiguousarray(x.T)
+    else:
+        x_t = np.zeros((k, padded), dtype=np.float32)
+        x_t[:, :batch] = x.T
+    y_t = (np.zeros if p.rows_removed else np.empty)((p.n, padded), dtype=np.float32)
+    _gemm_blocked(p.values, p.indices, p.row_ids, x_t, y_t)
+    return y_t[:, :batch].T
 
 
 def to_slices(rows_major: np.ndarray) -> np.ndarray:
@@ -247,15 +252,14 @@ class CondensedKernel(Kernel):
         p = prepared
         x = check_x(x, p.k)
         batch = x.shape[0]
-        alloc = np.zeros if (p.rows_removed or p.fan_in == 0 or batch == 0) else np.empty
-        y = alloc((batch, p.n), dtype=np.float32)
-        if p.rows_active and batch and p.fan_in:
-            if batch == 1:
-                _gemv(p.values, p.indices, p.row_ids, x.numpy()[0], y[0])
-            elif batch <= COLUMNS_MAX_BATCH:
-                _gemm_columns(p.values, p.indices, p.row_ids, x.numpy(), y)
-            else:
-                return torch.from_numpy(_run_blocked(p, x.numpy(), y))
+        work = bool(p.rows_active and batch and p.fan_in)
+        if work and batch > COLUMNS_MAX_BATCH:
+            return torch.from_numpy(_run_blocked(p, x.numpy()))
+        y = (np.empty if work and not p.rows_removed else np.zeros)((batch, p.n), dtype=np.float32)
+        if work and batch == 1:
+            _gemv(p.values, p.indices, p.row_ids, x.numpy()[0], y[0])
+        elif work:
+            _gemm_columns(p.values, p.indices, p.row_ids, x.numpy(), y)
         return torch.from_numpy(y)
 
     @classmethod

@@ -58,8 +58,9 @@ def _gemm_columns(values, offsets, n_keep, n_shift, group_m, x, y):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _gemm_blocked(values, offsets, n_keep, n_shift, group_m, x_t, y):
-    """batch > 4: rows of x^T scaled into a stack accumulator, 4 slots per update."""
+def _gemm_blocked(values, offsets, n_keep, n_shift, group_m, x_t, y_t):
+    """batch > 4: rows of x^T scaled into a stack accumulator, 4 slots per update, written to
+    y^T [n, batch] row by row (contiguous stores; y is returned as its transposed view)."""
     rows, slots = values.shape
     batch = x_t.shape[1]
     s4 = slots - slots % 4
@@ -82,8 +83,9 @@ def _gemm_blocked(values, offsets, n_keep, n_shift, group_m, x_t, y):
                 xr = x_t[_col(j, n_keep, n_shift, group_m, offsets[i, j]), c0:]
                 for c in range(w):
                     a[c] += v * xr[c]
+            yr = y_t[i, c0:]
             for c in range(w):
-                y[c0 + c, i] = a[c]
+                yr[c] = a[c]
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,7 +171,9 @@ class NmKernel(Kernel):
         elif batch <= COLUMNS_MAX_BATCH:
             _gemm_columns(*args, x.numpy(), y.numpy())
         else:
-            _gemm_blocked(*args, x.t().contiguous().numpy(), y.numpy())
+            y_t = np.empty((p.n, batch), dtype=np.float32)
+            _gemm_blocked(*args, x.t().contiguous().numpy(), y_t)
+            return torch.from_numpy(y_t).t()
         return y
 
     @classmethod
