@@ -127,7 +127,8 @@ def simd_from_flags(flags: frozenset, model_name: str = "") -> dict:
     golden_cove = "avx512_fp16" in flags or "amx_tile" in flags
     if "avx512f" in flags:
         return {"isa": "avx512", "fp32_lanes": 16, "fma_ports": 2 if server else 1,
-                "load_ports": 3 if golden_cove else 2, "amx": "amx_tile" in flags}
+                "load_ports": 3 if golden_cove else 2, "amx": "amx_tile" in flags,
+                "jit_fp32_lanes": 8}   # LLVM's Intel AVX-512 tunings prefer 256-bit vectors (numba)
     if "avx2" in flags and "fma" in flags:
         return {"isa": "avx2", "fp32_lanes": 8, "fma_ports": 2, "load_ports": 2, "amx": False}
     return {"isa": "sse", "fp32_lanes": 4, "fma_ports": 1, "load_ports": 2, "amx": False}

@@ -69,3 +69,13 @@ def test_fit_leaves_batched_eff_at_one():
     pts = [replace(p, measured_s=1.3 * pred.predict_s(p)) for p in pts]
     fitted, _ = fit(pts, model)
     assert abs(fitted["condensed"].batched_eff - 1.0) < 1e-6
+
+
+def test_numba_kernels_vector_work_uses_the_jit_lanes_not_the_isa_lanes():
+    # LLVM vectorises numba's loops with 256-bit vectors on AVX-512 Intel targets: the blocked
+    # condensed loop does twice the vector ops of a 512-bit one; MKL's dense GEMM is unaffected
+    wide = load_arch("spr_socket", ["software.threads=1", "simd.jit_fp32_lanes=16"])
+    narrow = load_arch("spr_socket", ["software.threads=1", "simd.jit_fp32_lanes=8"])
+    w = work(64, 512, 512, "fanin=64")
+    assert latency(narrow, w, "condensed") > latency(wide, w, "condensed")
+    assert latency(narrow, w, "dense") == pytest.approx(latency(wide, w, "dense"))

@@ -60,6 +60,7 @@ def host_spec_data(*, host: hostinfo.Host | None = None, probe: bool | None = No
         "description": f"{host.info.model_name}, {host.cores} usable cores (detected; machine {host.key})",
         "clock_hz": float(host.clock_hz or 2.0e9), "cores": int(host.cores),
         "simd": {"isa": simd["isa"], "fp32_lanes": simd["fp32_lanes"], "fma_ports": simd["fma_ports"],
+                 "jit_fp32_lanes": simd.get("jit_fp32_lanes", 0),
                  "load_ports": simd["load_ports"], "store_ports": 1,
                  "gather_elements_per_clk": GATHER_ELEMENTS_PER_CLK[simd["isa"]],
                  "bf16": "avx512_bf16" in host.info.flags},

@@ -39,7 +39,12 @@ from simsparse.archs.cpu_spec import CpuSpec
 
 CACHE_LINE_BYTES = 64
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
-GROUP_OVERHEAD_CLK = 16.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views)
+GROUP_OVERHEAD_CLK = 30.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views, 8
+                               # strided value/index loads from the 64-row slices). Measured 1 thread,
+                               # x^T in L2: 45-49 clk per group at batch 16, 52-64 at 32, 63-74 at 48,
+                               # 73-87 at 64 (3072x768/77, 768x3072/307, 2048x1024/51): ~38 + 5 per 8-lane chunk
+BLOCKED_OPS_PER_ENTRY = 1.5    # vector ops per stored entry and chunk in the product tree (8 mul/fma + 4 adds
+                               # per 8 entries), i.e. ~5-6 clk per chunk and group on 2 ports (measured above)
 CSR_NNZ_CLK = 1.85             # MKL CSR spmm: scalar work per nonzero (column index + value load, broadcast,
                                # row-of-x^T address); measured 1.81-1.86 clk/nnz at batch 1-3, 2.0 at 5-6
 CSR_NNZ_CLK_FAST = 1.2         # ... and ~1/1.5 of that at batch 4 and 8 (whole-call ratio batch 2 / batch 4 = 1.3-1.7,
@@ -104,6 +109,11 @@ class Shape:
 
 def _lanes(spec: CpuSpec, vb: int) -> int:
     return spec.fp32_lanes * (2 if vb == 2 and spec.bf16 else 1)
+
+
+def _jit_lanes(spec: CpuSpec, vb: int) -> int:
+    """Lanes of the numba kernels' vector code (LLVM may prefer narrower vectors than the ISA has)."""
+    return spec.jit_lanes * (2 if vb == 2 and spec.bf16 else 1)
 
 
 # ----------------------------------------------------------------------------- dense GEMM (torch)
@@ -172,7 +182,7 @@ def _gather_dot(spec: CpuSpec, *, rows: int, per_row: int, vb: int, ib: float, a
     The compiler vectorises the row (a masked / narrower vector for the tail), so a row costs
     ceil(per_row / lanes) vector loads and FMAs, one gathered element per entry, and a horizontal
     sum; rows are independent, so out-of-order execution overlaps their sums (throughput cost)."""
-    L = spec.fp32_lanes
+    L = spec.jit_lanes
     vec = rows * math.ceil(per_row / L)
     return {"gather": rows * per_row / spec.gather_elements_per_clk,
             "load": vec * (1 + ib / vb) / spec.load_ports,
@@ -285,7 +295,7 @@ def _sliced_gather_dot(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: in
     and stored entry, one vector load each of S values and S indices (widened), then per batch
     column S gathered elements and S/lanes FMAs into register accumulators; per slice, loop set-up
     and the scattered store of S x m outputs. Padding rows of the last slice cost like real ones."""
-    S, L = slice_rows(), spec.fp32_lanes
+    S, L = slice_rows(), spec.jit_lanes
     slices = math.ceil(rows / S)
     entries = slices * S * per_row                     # stored entries, padding included
     vec = entries / L
@@ -305,7 +315,7 @@ def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: fl
     round trip; measured, a tail of t entries costs about t/group of a group (7 tail entries ~ one
     group of 8), so a row is charged per_row / group groups: smooth and monotone in the fan-in
     (the kernel itself is within ~5-15 % of that at fan-ins just below a multiple of 8)."""
-    L = _lanes(spec, vb)
+    L = _jit_lanes(spec, vb)
     out = {"load": 0.0, "store": 0.0, "fma": 0.0, "alu": 0.0, "chain": 0.0, "serial": 0.0}
     entries = rows * per_row
     groups = rows * per_row / float(group)
@@ -314,7 +324,7 @@ def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: fl
         ch = math.ceil(w / L)
         out["load"] += (entries * (2 + ch) + groups * ch) / spec.load_ports
         out["store"] += groups * ch / spec.store_ports
-        out["fma"] += entries * ch * 2.0 / spec.fma_ports
+        out["fma"] += entries * ch * BLOCKED_OPS_PER_ENTRY / spec.fma_ports
         out["alu"] += entries * (1 + alu) / 4.0
         out["chain"] += groups * (tree * spec.fma_latency_clk + spec.store_forward_clk)
         # loop set-up + `group` x^T slice views per group; per row, its outputs go to a row of y^T:

@@ -65,6 +65,9 @@ SCHEMA = {
     "simd": {
         "isa": Field(str, choices=("avx512", "avx2", "sse", "neon", "sve")),
         "fp32_lanes": Field(int, min=1, max=64),
+        "jit_fp32_lanes": Field(int, required=False, default=0, min=0, max=64,
+                                doc="lanes numba's LLVM vectorises with (0 = fp32_lanes); LLVM prefers "
+                                    "256-bit vectors on AVX-512 Intel targets, so 8 there"),
         "fma_ports": Field(int, min=1, max=8),
         "load_ports": Field(int, min=1, max=8),
         "store_ports": Field(int, required=False, default=1, min=1, max=8),
@@ -165,6 +168,11 @@ class CpuSpec:
     cross_core_efficiency: float = 0.35
     kernels: Mapping[str, KernelParams] = field(default_factory=dict)
     calibration: str = ""        # where the kernel parameters came from ("" = documented defaults)
+    jit_fp32_lanes: int = 0      # lanes of the numba kernels' vector code (0 = fp32_lanes)
+
+    @property
+    def jit_lanes(self) -> int:
+        return self.jit_fp32_lanes or self.fp32_lanes
 
     def level(self, name: str) -> MemLevel:
         for lvl in self.levels:
@@ -204,7 +212,7 @@ def parse_cpu_spec(data: dict, *, source: str) -> CpuSpec:
         load_ports=simd["load_ports"], store_ports=simd["store_ports"],
         gather_elements_per_clk=simd["gather_elements_per_clk"], fma_latency_clk=simd["fma_latency_clk"],
         store_forward_clk=simd["store_forward_clk"], hsum_clk=simd["hsum_clk"],
-        row_overhead_clk=simd["row_overhead_clk"], bf16=simd["bf16"],
+        row_overhead_clk=simd["row_overhead_clk"], bf16=simd["bf16"], jit_fp32_lanes=simd["jit_fp32_lanes"],
         cache_state=mem["cache_state"], fill_fraction=mem["fill_fraction"],
         gathered_row_efficiency=mem["gathered_row_efficiency"],
         gather_loop_efficiency=mem["gather_loop_efficiency"], levels=levels,
