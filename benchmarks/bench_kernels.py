@@ -99,8 +99,8 @@ def main() -> None:
             if rs < rb and crossover_bf16 is None:
                 crossover_bf16 = b
             print(f"{'':>{len(str(k)) + len(str(n)) + 4}}{b:>6} {d*1e6:10.1f} {rc:6.2f}x {rs:8.2f}x {rb:9.2f}x")
-        print(f"    condensed (fp32) stops beating dense fp32 at batch: {crossover or 'never (up to 256)'}; "
-              f"dense bf16 at batch: {crossover_bf16 or 'never (up to 256)'}")
+        print(f"    condensed (fp32) stops beating dense fp32 at batch: {crossover or f'never (up to {batches[-1]})'}; "
+              f"dense bf16 at batch: {crossover_bf16 or f'never (up to {batches[-1]})'}")
 
 
 if __name__ == "__main__":
