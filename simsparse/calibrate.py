@@ -274,6 +274,18 @@ def store(machine: str, kernels: dict[str, KernelParams], *, points: Sequence[Po
     return str(path)
 
 
+def uncalibrated_host_model(host=None):
+    """cpu_host with the documented default kernel parameters (what a fit starts from, never a
+    previous fit)."""
+    from simsparse import hostinfo
+    from simsparse.archs.cpu_host import host_spec_data
+    from simsparse.archs.cpu_simd import CpuSimdModel
+
+    data = host_spec_data(host=host or hostinfo.detect())
+    data["software"]["kernels"] = {}
+    return CpuSimdModel.from_data(data, source="<detected cpu_host>")
+
+
 def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequence[int] | None = None,
         min_time_s: float = 0.08, progress: bool = False, save: bool = True, repeats: int = 5) -> CalibrationResult:
     """Measure `suite` here, fit the per-kernel parameters, store them for `cpu_host`."""
@@ -281,15 +293,11 @@ def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequenc
         raise MeasurementError(f"calibrate supports --device cpu only (got {device!r}); the GPU models "
                                "are checked with `simsparse validate --device published`")
     from simsparse import hostinfo
-    from simsparse.archs.cpu_host import host_spec_data
-    from simsparse.archs.cpu_simd import CpuSimdModel
     from simsparse.kernels.suites import suite_cases
 
     t0 = time.perf_counter()
     host = hostinfo.detect()
-    data = host_spec_data(host=host)
-    data["software"]["kernels"] = {}          # fit from the documented defaults, not a previous fit
-    model = CpuSimdModel.from_data(data, source="<detected cpu_host>")
+    model = uncalibrated_host_model(host)
     threads = tuple(threads) if threads else thread_counts()
     notes = load_note(threads)
     points = measure_points(suite_cases(suite), threads=threads, min_time_s=min_time_s, progress=progress,

@@ -212,14 +212,10 @@ def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_tim
 def fresh_model(cal_points: Sequence[Point]):
     """(cpu_host model with kernel parameters fitted on `cal_points`, a description, in-sample MAPE,
     the calibration points with their in-sample predictions)."""
-    from simsparse import hostinfo
-    from simsparse.archs.cpu_host import host_spec_data
     from simsparse.archs.cpu_simd import CpuSimdModel
-    from simsparse.calibrate import fit
+    from simsparse.calibrate import fit, uncalibrated_host_model
 
-    data = host_spec_data(host=hostinfo.detect())
-    data["software"]["kernels"] = {}
-    base = CpuSimdModel.from_data(data, source="<detected cpu_host>")
+    base = uncalibrated_host_model()
     fitted, fitted_points = fit(cal_points, base)
     spec = replace(base.spec, kernels={**base.spec.kernels, **fitted}, calibration="fresh (this run)")
     return (CpuSimdModel(name=base.name, spec=spec, source=base.source), "fresh: fitted in this run",

@@ -32,6 +32,7 @@ The loops modelled (see the kernels' own docstrings):
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -269,6 +270,7 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
                        macs_issued=s.m * s.nnz, metadata_bytes=meta)
 
 
+@functools.lru_cache(maxsize=None)
 def numba_batch_constants(kernel: str = "condensed") -> tuple[int, int]:
     """(COLUMNS_MAX_BATCH, BLOCK_BATCH) of a numba kernel (the documented values if not importable)."""
     try:
@@ -282,6 +284,7 @@ def numba_batch_constants(kernel: str = "condensed") -> tuple[int, int]:
         return (4 if kernel == "nm" else 8), 64
 
 
+@functools.lru_cache(maxsize=None)
 def slice_rows() -> int:
     try:
         from simsparse.kernels.condensed import SLICE_ROWS
