@@ -202,12 +202,12 @@ class Predictor:
         return self._plans[key]
 
     def predict_s(self, p: Point, params: dict | None = None) -> float:
-        from simsparse.engines.cpu_analytic import latency_breakdown
+        from simsparse.archs.cpu_cost import latency_breakdown
 
         plan, spec = self.plan(p)
         if params is not None:
             spec = replace(spec, kernels={**spec.kernels, **params})
-        return latency_breakdown(plan, spec).latency_s
+        return latency_breakdown(plan.payload, spec).latency_s
 
 
 # ----------------------------------------------------------------------------- fitting

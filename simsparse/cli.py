@@ -1,4 +1,5 @@
-"""Command line: parse arguments, call `api`, render. Exit codes: 0 ok, 2 bad input, 1 internal.
+"""Command line: parse arguments, call `api` (or the `demo` tour of it), render. Exit codes: 0 ok,
+2 bad input, 1 internal.
 
 Errors caused by input print one line on stderr (what is wrong, how to fix it); `--debug`
 shows the traceback. Data goes to stdout; progress bars to stderr.
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from simsparse import __version__, api, report
+from simsparse import __version__, api, demo, plots, report
 from simsparse.errors import SimSparseError
 
 FORMATS = ("table", "json", "csv")
@@ -143,7 +144,7 @@ def _emit(text: str) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace) -> None:
-    res = api.inspect(a.checkpoint)
+    res = api.inspect(path=a.checkpoint)
     _emit(report.to_json(report.inspect_dict(res)) if a.format == "json" else report.inspect_table(res))
 
 
@@ -163,62 +164,32 @@ def cmd_compare(a: argparse.Namespace) -> None:
     reports = api.compare(masks=a.checkpoints, archs=a.arch, workload=a.workload, batch=a.batch,
                           dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty())
     if a.plot:
-        from simsparse.plots import speedup_plot
-
-        speedup_plot(reports, Path(a.plot) / "speedup.png")
+        plots.speedup_plot(reports, Path(a.plot) / "speedup.png")
     _emit(report.render_reports(reports, a.format))
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    nm = None
-    if a.nm:
-        from simsparse.masks.synthetic import parse_pattern
-
-        spec = parse_pattern(a.nm)
-        if spec.kind != "nm":
-            raise SimSparseError(f"--nm {a.nm!r}: expected N:M such as 1:8")
-        nm = (spec.n, spec.m)
-    run = api.delegate("simsparse.dst.train", "run")
-    res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
-              epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
-              lr=a.lr, no_ablation=a.no_ablation, distribution=a.distribution, progress=True,
-              world_size=a.world_size, recipe_overrides=tuple(a.overrides), save_every=a.save_every,
-              resume_from=Path(a.resume) if a.resume else None)
-    _emit(report.to_json(res) if not hasattr(res, "summary_line") else res.summary_line())
-
-
-def _generic(result: Any, fmt: str, table_fn: Callable[[Any], str] | None) -> str:
-    if fmt == "json" or table_fn is None:
-        return report.to_json(result.to_dict() if hasattr(result, "to_dict") else result)
-    return table_fn(result)
+    res = api.train(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=a.nm, steps=a.steps,
+                    epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=a.out, batch_size=a.batch_size, lr=a.lr,
+                    no_ablation=a.no_ablation, distribution=a.distribution, world_size=a.world_size,
+                    recipe_overrides=tuple(a.overrides), save_every=a.save_every, resume_from=a.resume)
+    _emit(res.summary_line())
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
-    run = api.delegate("simsparse.kernels.measure", "run")
-    if (a.gemm is None) == (a.suite is None):
-        raise SimSparseError("measure needs exactly one of --gemm M,N,K (with --pattern) or --suite NAME")
-    res = run(device=a.device, gemm=api.parse_gemm(a.gemm) if a.gemm else None, pattern=a.pattern,
-              suite=a.suite, kernel=a.kernel, threads=a.threads, cache=a.cache, progress=sys.stderr.isatty())
+    res = api.measure(device=a.device, gemm=a.gemm, pattern=a.pattern, suite=a.suite, kernel=a.kernel,
+                      threads=a.threads, cache=a.cache, progress=sys.stderr.isatty())
     _emit(_render(res, a.format))
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
-    if a.device == "published":
-        csv_path = Path(a.csv) if a.csv else None
-        res = api.delegate("simsparse.validate_published", "run")(csv_path, engine=a.engine)
-        res = api.delegate("simsparse.validate_published", "result_to_dict")(res)
-    elif a.device == "cpu":
-        res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty(), calibration=a.calibration)
-        res = api.delegate("simsparse.validate_cpu", "to_dict")(res)
-    else:
-        res = api.delegate("simsparse.kernels.cuda", "validate")(progress=sys.stderr.isatty())
+    res = api.validate(device=a.device, engine=a.engine, csv=a.csv, calibration=a.calibration,
+                       progress=sys.stderr.isatty())
     _emit(_render(res, a.format))
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
-    res = api.delegate("simsparse.calibrate", "run")(device=a.device, progress=sys.stderr.isatty())
-    res = api.delegate("simsparse.calibrate", "to_dict")(res)
-    _emit(_render(res, a.format))
+    _emit(_render(api.calibrate(device=a.device, progress=sys.stderr.isatty()), a.format))
 
 
 def _render(res: Any, fmt: str) -> str:
@@ -253,14 +224,14 @@ def cmd_workloads(a: argparse.Namespace) -> None:
 
 
 def cmd_sweep(a: argparse.Namespace) -> None:
-    rows = api.delegate("simsparse.dse", "run")(sweep=a.sweep_file, out=a.out, executor=a.executor,
-                                               resume=a.resume, progress=sys.stderr.isatty())
+    rows = api.sweep(sweep_file=a.sweep_file, out=a.out, executor=a.executor, resume=a.resume,
+                     progress=sys.stderr.isatty())
     bad = sum(1 for r in rows if r.get("error"))
     _emit(f"{len(rows)} points in {a.out}" + (f" ({bad} with errors: see the error column)" if bad else ""))
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
-    api.delegate("simsparse.demo", "run")(out=Path(a.out), steps=a.steps)
+    demo.run(out=Path(a.out), steps=a.steps)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {

@@ -16,6 +16,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from simsparse.records import Estimate, Pattern, Report
 
 NUMERIC_KEYS = ("flops_dense", "flops_effective", "flops_executed", "cycles", "latency_s", "energy_j")
@@ -23,8 +25,6 @@ NUMERIC_KEYS = ("flops_dense", "flops_effective", "flops_executed", "cycles", "l
 
 def plain(obj: Any) -> Any:
     """Records, numpy scalars and tuples -> JSON-able plain data (masks and arrays summarised)."""
-    import numpy as np
-
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, Mapping):

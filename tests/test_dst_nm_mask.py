@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from simsparse.dst.nm_mask import from_reduction_rows, is_nm_compliant, nm_group_counts, nm_mask, to_reduction_rows
+from simsparse.dst.nm_mask import is_nm_compliant, nm_group_counts, nm_mask
+from simsparse.masks.patterns import from_gemm_rows, gemm_rows
 from simsparse.errors import PatternError
 
 
@@ -43,7 +44,7 @@ def test_every_full_group_holds_exactly_n(shape, nm):
     w = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
     mask = nm_mask(w, n, m)
     counts = nm_group_counts(mask, m)
-    k = to_reduction_rows(w).shape[1]
+    k = gemm_rows(w).shape[1]
     full = k // m
     assert (counts[:, :full] == n).all()
     if k % m:
@@ -62,9 +63,9 @@ def test_kept_weights_dominate_dropped_ones_within_each_group():
 
 def test_reduction_rows_round_trip_conv_layout():
     w = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
-    rows = to_reduction_rows(w)
+    rows = gemm_rows(w)
     assert torch.equal(rows, w.permute(0, 2, 3, 1).reshape(2, -1))
-    assert torch.equal(from_reduction_rows(rows, w.shape), w)
+    assert torch.equal(from_gemm_rows(rows, w.shape), w)
 
 
 def test_compliance_check_rejects_an_overfull_group():

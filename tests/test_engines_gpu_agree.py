@@ -7,7 +7,7 @@ import pytest
 
 from simsparse.archs import load_arch
 from simsparse.engines import estimate
-from simsparse.masks.patterns import analyze
+from simsparse.graph.lower import gemm_work
 from simsparse.records import Gemm, LayerWork
 
 
@@ -27,8 +27,7 @@ def a100():
 @pytest.mark.parametrize("dense", [True, False])
 def test_engines_agree_within_five_percent_on_large_compute_bound_gemms(a100, m, n, k, dense):
     mask = two_four(n, k)
-    work = LayerWork(name="w", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k), mask=mask,
-                     pattern=analyze(mask))
+    work = gemm_work(name="w", gemm=Gemm(m=m, n=n, k=k), mask=mask)
     plan = a100.plan(work, dense=dense)
     ana = estimate(plan, a100, "analytic")
     cyc = estimate(plan, a100, "cycle")

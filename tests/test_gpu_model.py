@@ -7,7 +7,7 @@ import pytest
 
 from simsparse.archs import load_arch
 from simsparse.engines import estimate
-from simsparse.masks.patterns import analyze
+from simsparse.graph.lower import gemm_work
 from simsparse.records import Gemm, LayerWork
 
 
@@ -25,8 +25,7 @@ def two_four(n: int, k: int) -> np.ndarray:
 
 def work_for(mask: np.ndarray, m: int, dtype: str = "fp16") -> LayerWork:
     n, k = mask.shape
-    return LayerWork(name="layer.weight", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype=dtype),
-                     mask=mask, pattern=analyze(mask), dtype=dtype)
+    return gemm_work(name="layer.weight", gemm=Gemm(m=m, n=n, k=k, dtype=dtype), mask=mask)
 
 
 def speedup(model, work: LayerWork, engine: str = "analytic") -> tuple[float, object, object]:
@@ -115,5 +114,5 @@ def test_memory_op_is_bytes_over_bandwidth_plus_launch(a100):
 def test_cutlass_backend_is_chosen_by_set(a100):
     cutlass = load_arch("a100_2to4", overrides=["software.backend=cutlass"])
     work = work_for(two_four(768, 3072), m=49152)
-    assert cutlass.plan(work).tiles["library"] == "cutlass"
-    assert a100.plan(work).tiles["library"] == "cusparselt"
+    assert cutlass.plan(work).payload.call.library == "cutlass"
+    assert a100.plan(work).payload.call.library == "cusparselt"

@@ -14,9 +14,12 @@ from typing import Iterable, Mapping
 import numpy as np
 import torch
 
+from simsparse.archs import load_arch
+from simsparse.engines import estimate
 from simsparse.errors import MeasurementError, PatternError
+from simsparse.graph.synthetic import synthetic_gemm_work
 from simsparse.kernels.harness import Measurement, library_versions, machine_info
-from simsparse.kernels.nm import nm_envelope
+from simsparse.masks.patterns import nm_envelope
 from simsparse.kernels.suites import Case
 from simsparse.masks.synthetic import make_matrix
 
@@ -111,9 +114,6 @@ def validate(*, progress: bool = False, min_time_s: float = 0.2) -> CudaValidati
     """Measured fp16 dense and 2:4 GEMMs on this GPU against the analytic model of its arch."""
     from scipy.stats import spearmanr
 
-    from simsparse import api
-    from simsparse.archs import load_arch
-
     device = require_cuda()
     gpu = torch.cuda.get_device_name(device)
     arch = arch_for_gpu(gpu)
@@ -122,9 +122,8 @@ def validate(*, progress: bool = False, min_time_s: float = 0.2) -> CudaValidati
     measured = measure_cuda_cases(cases, min_time_s=min_time_s, progress=progress)
     points = []
     for meas in measured:
-        work = api.gemm_work(m=meas.m, n=meas.n, k=meas.k, pattern="2:4", dtype="fp16")
-        report = api.run_model(model=model, works=[work], engine="analytic", dtype="fp16")
-        predicted = report.dense_total.latency_s if meas.kernel == "dense" else report.total.latency_s
+        work = synthetic_gemm_work(m=meas.m, n=meas.n, k=meas.k, pattern="2:4", dtype="fp16")
+        predicted = estimate(model.plan(work, dense=meas.kernel == "dense"), model, "analytic").latency_s
         points.append(CudaPoint(m=meas.m, n=meas.n, k=meas.k, kernel=meas.kernel,
                                 predicted_s=float(predicted), measured_s=meas.median_s))
     pred = np.array([p.predicted_s for p in points])

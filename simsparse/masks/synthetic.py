@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simsparse.errors import PatternError
-from simsparse.masks.patterns import from_matrix
+from simsparse.masks.patterns import from_gemm_rows
 
 PATTERN_HELP = "dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), channels=D (0<D<=1)"
 
@@ -123,4 +123,4 @@ def make_mask(shape: tuple[int, ...], pattern: str | PatternSpec, *, seed: int =
     """A weight-shaped bool mask of the pattern (N:M and fan-in along the reduction, Cin innermost)."""
     shape = tuple(int(s) for s in shape)
     rows, cols = _matrix_shape(shape)
-    return from_matrix(make_matrix(rows, cols, pattern, seed=seed), shape)
+    return from_gemm_rows(make_matrix(rows, cols, pattern, seed=seed), shape)
