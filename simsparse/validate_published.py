@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import numpy as np
-
 from simsparse.archs import ArchModel, load_arch
 from simsparse.engines import estimate
 from simsparse.errors import SimSparseError
+from simsparse.masks.synthetic import two_four_checkerboard
 from simsparse.records import Gemm, LayerWork
 from simsparse.resources import data_dir
 
@@ -77,15 +76,6 @@ def read_rows(csv_path: Path) -> list[dict]:
     return rows
 
 
-def two_four_mask(n: int, k: int) -> np.ndarray:
-    """A 2:4 (and 1:2) compliant [n, k] mask: every other weight kept, the phase alternating by
-    row so that no input column is all zero (which would make a shrunk GEMM possible)."""
-    mask = np.zeros((n, k), dtype=bool)
-    mask[0::2, 0::2] = True
-    mask[1::2, 1::2] = True
-    return mask
-
-
 def _row_models(arch: str, backend: str, harness: str, overrides: tuple[str, ...],
                 cache: dict) -> ArchModel:
     key = (arch, backend, harness, overrides)
@@ -104,7 +94,7 @@ def predict_row(model: ArchModel, row: Mapping[str, str], *, engine: str, patter
     m, n, k = int(row["m"]), int(row["n"]), int(row["k"])
     gemm = Gemm(m=m, n=n, k=k, dtype=row["dtype"])
     if (n, k) not in pattern_cache:
-        mask = two_four_mask(n, k)
+        mask = two_four_checkerboard(n, k)
         pattern_cache[(n, k)] = (mask, analyze(mask))
     mask, pattern = pattern_cache[(n, k)]
     work = LayerWork(name=row["id"], kind="gemm", op_kind="linear", gemm=gemm, mask=mask, pattern=pattern,

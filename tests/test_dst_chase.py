@@ -1,5 +1,6 @@
 """Chase: channel coupling, cubic channel removal, per-layer floors, overall density, checkpoint."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -9,7 +10,7 @@ from simsparse.dst.trainer import make_trainer, sparsifiable_params
 from simsparse.dst.schedule import cubic_channel_sparsity
 import simsparse.dst.chase  # noqa: F401
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _cnn(widths=(8, 8, 8)):

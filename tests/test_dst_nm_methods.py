@@ -11,7 +11,7 @@ from simsparse.dst.nm_mask import is_nm_compliant, nm_group_counts, nm_mask
 from simsparse.dst.nm_schedule import decay_alpha
 from simsparse.errors import SpecError
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def tiny_model(seed=0):

@@ -1,5 +1,6 @@
 """RigL and the trainer's hard-mask invariants."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -9,7 +10,7 @@ from simsparse.dst.rigl import rigl_layer_update
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
 import simsparse.dst.rigl  # noqa: F401
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _model():

@@ -1,5 +1,6 @@
 """SRigL: constant fan-in, neuron ablation, the last layer never ablated."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -9,7 +10,7 @@ from simsparse.dst.srigl import srigl_layer_update
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
 import simsparse.dst.srigl  # noqa: F401
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _trainer(*, sparsity, gamma_sal=0.3, ablation=True, steps=60):

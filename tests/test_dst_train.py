@@ -12,7 +12,7 @@ from simsparse.errors import SimSparseError, SpecError, UnknownNameError
 from simsparse.masks.io import load
 from simsparse.masks.patterns import analyze
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 SMALL_CNN = {"width": 4, "depth": 2, "convs_per_stage": 2}
 
 

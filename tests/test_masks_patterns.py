@@ -150,3 +150,13 @@ def test_fractional_fan_in_keeps_the_same_share_of_every_row():
     large = analyze(make_mask((8, 64, 3, 3), spec))
     assert small.fan_in.constant and small.fan_in.min == 4
     assert large.fan_in.constant and large.fan_in.min == 144
+
+
+def test_each_reference_mask_has_the_structure_it_is_named_for(masks_64x128):
+    p = {name: analyze(mask) for name, mask in masks_64x128.items()}
+    assert p["dense"].density == 1.0
+    assert p["2:4"].is_nm(2, 4) and p["2:4"].is_nm(1, 2) and p["2:4"].cols_removed == 0
+    assert p["1:8"].is_nm(1, 8) and not p["1:8"].is_nm(1, 16)
+    assert p["fanin"].fan_in.constant and p["fanin"].rows_removed == 0
+    assert not p["unstructured"].fan_in.constant and not p["unstructured"].is_nm(2, 4)
+    assert p["channels"].rows_removed == 32 and p["channels"].fan_in.constant

@@ -124,3 +124,13 @@ def make_mask(shape: tuple[int, ...], pattern: str | PatternSpec, *, seed: int =
     shape = tuple(int(s) for s in shape)
     rows, cols = _matrix_shape(shape)
     return from_gemm_rows(make_matrix(rows, cols, pattern, seed=seed), shape)
+
+
+def two_four_checkerboard(n: int, k: int) -> np.ndarray:
+    """The reference 2:4 (and 1:2) `[n, k]` mask: every other weight kept, the phase alternating by
+    row, so that no input column is all zero (no shrunk GEMM applies). The GPU validation rows
+    and the tests (simsparse.testing) run on it."""
+    mask = np.zeros((n, k), dtype=bool)
+    mask[0::2, 0::2] = True
+    mask[1::2, 1::2] = True
+    return mask
