@@ -1,4 +1,4 @@
-"""Rendering: tables for people, JSON/CSV for programs (stable keys, DESIGN.md §4).
+"""Rendering: tables for people, JSON/CSV for programs (stable keys: README "Using it").
 
 Also writes output files atomically (temp file + rename), so a failure never leaves a
 half-written file behind.
@@ -115,7 +115,7 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
 def report_csv(reports: Iterable[Report]) -> str:
     buf = io.StringIO()
     cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
-            "dense_latency_s", "speedup", "bound", "bytes_total"]
+            "dense_latency_s", "speedup", "bound", "bytes_total", "notes"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in reports:
@@ -124,7 +124,7 @@ def report_csv(reports: Iterable[Report]) -> str:
             row = {k: v for k, v in estimate_row(e).items() if k in cols}
             row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, dense_latency_s=d.latency_s,
                        speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
-                       bytes_total=sum(e.bytes_by_level.values()))
+                       bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes))
             w.writerow(row)
     return buf.getvalue()
 
@@ -144,9 +144,11 @@ def compare_table(reports: Sequence[Report]) -> str:
     for r in reports:
         src = r.provenance.get("checkpoint") or r.provenance.get("workload") or "-"
         t = r.total
-        rows.append([Path(str(src)).name, r.arch, f"{t.density:.3f}", _si(t.flops_dense), _si(t.flops_executed),
-                     _time(t.latency_s), _time(r.dense_total.latency_s), f"{r.speedup_vs_dense:.2f}x"])
-    return table(rows, ["checkpoint", "arch", "density", "flops dense", "flops exec", "latency", "dense", "speedup"])
+        rows.append([Path(str(src)).name, r.arch, r.dtype, f"{t.density:.3f}", _si(t.flops_dense),
+                     _si(t.flops_executed), _time(t.latency_s), _time(r.dense_total.latency_s),
+                     f"{r.speedup_vs_dense:.2f}x"])
+    return table(rows, ["checkpoint", "arch", "dtype", "density", "flops dense", "flops exec", "latency", "dense",
+                        "speedup"])
 
 
 # ----------------------------------------------------------------------------- inspect

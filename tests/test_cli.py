@@ -1,9 +1,12 @@
-"""The command line contract (DESIGN.md §4): JSON keys, exit codes, one-line errors, no half-written files."""
+"""The command line contract (README "Using it"): JSON keys, exit codes, one-line errors, no half-written files."""
 
+import csv
+import io
 import json
 
 import pytest
 
+from simsparse import api, report
 from simsparse.cli import main
 
 
@@ -47,6 +50,20 @@ def test_csv_output_has_a_header_and_a_total_row(capsys):
                        "--format", "csv")
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].startswith("arch,") and lines[-1].split(",")[3] == "total"
+
+
+def test_csv_output_keeps_the_notes_of_each_layer(capsys):
+    code, out, _ = run(capsys, "evaluate", "--gemm", "1,4096,4096", "--pattern", "2:4", "--arch", "a100_2to4",
+                       "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and "dense would be faster" in rows[0]["notes"] and rows[-1]["notes"] == ""
+
+
+def test_compare_table_names_each_reports_dtype():
+    reports = [api.evaluate(arch=arch, gemm="64,64,64", pattern="2:4") for arch in ("a100_2to4", "systolic_32x32")]
+    header, _, first, second = report.compare_table(reports).splitlines()
+    assert header.split()[:3] == ["checkpoint", "arch", "dtype"]
+    assert first.split()[2] == "fp16" and second.split()[2] == "int8"
 
 
 @pytest.mark.parametrize("argv, fragment", [

@@ -10,15 +10,20 @@ from simsparse.testing import (CHECKS, check_dense_mask_issues_all_macs, check_e
                                check_more_nonzeros_are_never_faster, check_plan_is_deterministic_and_picklable, subject)
 
 
+# every kind on its first shipped spec, plus instances that take other paths through their kind
+INSTANCES = [(kind, None) for kind in kind_names()] + [("gpu_sparse_tensor_core", "rtx2080ti")]
+
+
 @pytest.fixture(scope="module")
 def subjects():
-    return {kind: subject(kind) for kind in kind_names()}
+    return {kind: subject(kind) for kind in kind_names()} | {arch: subject(kind, arch) for kind, arch in INSTANCES
+                                                             if arch}
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
-@pytest.mark.parametrize("kind", kind_names())
-def test_every_arch_kind_passes_the_conformance_check(subjects, kind, check):
-    check(subjects[kind])
+@pytest.mark.parametrize("kind,arch", INSTANCES, ids=lambda v: v or "")
+def test_every_arch_kind_passes_the_conformance_check(subjects, kind, arch, check):
+    check(subjects[arch or kind])
 
 
 # ----------------------------------------------------------------------------- the suite can fail

@@ -16,7 +16,7 @@ from simsparse import api
 from simsparse.archs import load_arch
 
 GOLDEN = Path(__file__).parent / "golden" / "archs.json"
-ARCHS = ("a100_2to4", "h100_2to4", "systolic_32x32", "systolic_128x128", "s2ta_like", "vegeta_like", "spr_socket")
+ARCHS = ("a100_2to4", "h100_2to4", "rtx2080ti", "systolic_32x32", "systolic_128x128", "s2ta_like", "vegeta_like", "spr_socket")
 CASES = (("1,4096,4096", "2:4"), ("3072,768,3072", "2:4"), ("196608,768,3072", "dense"),
          ("64,256,576", "1:8"), ("16,768,3072", "fanin=0.1"), ("256,512,1024", "channels=0.5"),
          # device-bound 2:4 GEMMs: the rows above sit at the GPUs' 50 us host floor, where a change

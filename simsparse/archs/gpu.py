@@ -1,11 +1,13 @@
-"""GPU with 2:4 sparse tensor cores (A100, H100): `kind: gpu_sparse_tensor_core`.
+"""GPU with 2:4 sparse tensor cores (A100, H100), or a dense-only one (RTX 2080 Ti: no
+`compute.sparse` block): `kind: gpu_sparse_tensor_core`.
 
 Per layer the model decides the execution format the device can use for the measured mask:
   "2:4"    every group of 4 along K holds <= 2 nonzeros (tf32: every pair <= 1) -> the sparse
            back end (cuSPARSELt or CUTLASS, `software.backend`), weight compressed + metadata;
   "shrunk" all-zero output rows / input channels are removed -> the smaller dense GEMM;
   "dense"  otherwise (a non-compliant mask falls back to dense; the note gives the share of
-           violating groups).
+           violating groups). On a GPU without sparse tensor cores every mask runs dense or
+           shrunk, and the note says so.
 When both 2:4 and shrunk apply, the faster one (closed form) is taken and the choice noted.
 Each GEMM becomes a library call (`gpu_call.LibraryCall`): the library's padding and minimum
 shapes, the fastest tile configuration (`gpu_kernel.best_config`) and extra copy kernels; the
@@ -19,7 +21,7 @@ from dataclasses import dataclass, replace
 
 from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.gpu_call import LibraryCall, closed_form_latency_s, config_timing, gpu_dtype, library_call
-from simsparse.archs.gpu_spec import GPU_DTYPES, GpuSpec, parse_gpu_spec
+from simsparse.archs.gpu_spec import GpuSpec, parse_gpu_spec
 from simsparse.errors import SimSparseError
 from simsparse.graph.lower import shrunk_gemm
 from simsparse.records import ExecutionPlan, Gemm, LayerWork, Pattern
@@ -73,7 +75,8 @@ class GpuSparseTensorCore(ArchModel):
         return "fp16"
 
     def supported_dtypes(self) -> tuple[str, ...]:
-        return GPU_DTYPES + ("fp32",)
+        dtypes = self.spec.tensor_dtypes
+        return dtypes + (("fp32",) if "tf32" in dtypes else ())   # fp32 GEMMs run as tf32
 
     # ------------------------------------------------------------------ planning
 
@@ -83,6 +86,9 @@ class GpuSparseTensorCore(ArchModel):
             return self._plan_memory(work)
         if work.gemm is None:
             raise SimSparseError(f"layer {work.name}: a gemm layer needs its GEMM geometry")
+        if gpu_dtype(work.gemm.dtype) not in self.spec.tensor_dtypes:
+            raise SimSparseError(f"dtype {work.gemm.dtype!r} is not supported by arch {self.name}; use one of "
+                                 + ", ".join(self.supported_dtypes()))
         if dense or work.pattern is None:
             return self._plan_gemm(work, work.gemm, fmt="dense", notes=())
         return self._plan_masked(work, work.pattern)
@@ -95,6 +101,9 @@ class GpuSparseTensorCore(ArchModel):
         ok, share = _compliance(pattern, dtype)
         rule = "1:2" if dtype == "tf32" else "2:4"
         shrunk = _shrunk_gemm(work, pattern)
+        if not self.spec.has_sparse_tensor_cores:
+            note = f"{self.name} has no sparse tensor cores: the mask runs dense"
+            return self._dense_fallback(work, shrunk, (note + (" (shrunk to the live channels)" if shrunk else ""),))
         if ok:
             sparse_plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=())
             if shrunk is None:
@@ -110,6 +119,11 @@ class GpuSparseTensorCore(ArchModel):
         else:
             notes = (f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; "
                      "dense fallback" + (" (shrunk to the live channels)" if shrunk else ""),)
+        return self._dense_fallback(work, shrunk, notes)
+
+    def _dense_fallback(self, work: LayerWork, shrunk: Gemm | None,
+                        notes: tuple[str, ...]) -> ExecutionPlan[GpuPlan]:
+        """The masked layer as a dense GEMM: the shrunk one when channels are removed."""
         if shrunk is not None:
             return self._plan_gemm(work, shrunk, fmt="shrunk", notes=notes)
         return self._plan_gemm(work, work.gemm, fmt="dense", notes=notes)
