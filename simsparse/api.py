@@ -43,7 +43,7 @@ class InspectResult:
     summary: Mapping[str, Any]
 
 
-def load_masks(path: str | Path) -> MaskSet:
+def load_masks(*, path: str | Path) -> MaskSet:
     """A checkpoint of any supported format as a MaskSet (never unpickles code)."""
     from simsparse.masks import io  # torch (~1.7 s): only commands that read checkpoints pay it
 
@@ -52,7 +52,7 @@ def load_masks(path: str | Path) -> MaskSet:
 
 def inspect(*, path: str | Path) -> InspectResult:
     """Load a checkpoint of any supported format and measure the pattern of every mask."""
-    masks = load_masks(path)
+    masks = load_masks(path=path)
     patterns = analyze_set(masks)
     return InspectResult(path=str(path), masks=masks, patterns=patterns, summary=summarize(patterns))
 
@@ -72,7 +72,7 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
 
 def mask_works(*, mask_path: str | Path, workload: str | None, batch: int, dtype: str) -> tuple[list[LayerWork], dict]:
     """Layer works for a checkpoint: its masks bound (once) to its own geometry or to `workload`."""
-    maskset = load_masks(mask_path)
+    maskset = load_masks(path=mask_path)
     geometry = load_workload(workload) if workload else maskset.geometry
     if geometry is None:
         raise GeometryError(f"{mask_path}: the checkpoint carries no layer geometry; pass --workload NAME "

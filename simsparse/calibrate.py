@@ -19,9 +19,10 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.optimize import least_squares
 
-from simsparse.archs.cpu_spec import KERNEL_NAMES, PARAM_RANGES, KernelParams
+from simsparse.archs.cpu_spec import PARAM_RANGES, KernelParams
 from simsparse.errors import MeasurementError
 from simsparse.kernels.suites import SUITES, Case, fan_in_for
+from simsparse.masks.formats import FORMATS
 from simsparse.records import Gemm, LayerWork
 
 PARAMS = ("overhead_s", "parallel_overhead_s", "compute_eff", "bw_eff", "batched_eff", "parallel_eff")
@@ -249,7 +250,7 @@ def fit(points: Sequence[Point], model) -> tuple[dict[str, KernelParams], list[P
     """Fitted parameters per kernel present in `points`, and the points re-predicted with them."""
     predictor = Predictor(model)
     fitted: dict[str, KernelParams] = {}
-    for kernel in KERNEL_NAMES:        # dense comes first: shrunk's GEMM phases use its parameters
+    for kernel in FORMATS:             # dense comes first: shrunk's GEMM phases use its parameters
         pts = [p for p in points if p.kernel == kernel and p.measured_s > 0]
         if pts:
             fitted[kernel] = fit_kernel(predictor, kernel, pts, fixed=dict(fitted))

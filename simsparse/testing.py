@@ -73,8 +73,9 @@ class Subject:
 def subject(kind: str, arch: str | None = None) -> Subject:
     """An instance of `kind`: `arch` (name or path) or the kind's first shipped YAML spec."""
     if arch is None:
-        shipped = [name for name in shipped_arch_names()
-                   if arch_data(name)[1].endswith(".yaml") and arch_data(name)[0].get("kind") == kind]
+        specs = {name: arch_data(name) for name in shipped_arch_names()}
+        shipped = [name for name, (data, source) in specs.items()
+                   if source.endswith(".yaml") and data.get("kind") == kind]
         if not shipped:
             raise AssertionError(f"arch kind {kind!r} has no shipped YAML spec to check; add one to accelerators/")
         arch = shipped[0]

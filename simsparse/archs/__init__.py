@@ -31,15 +31,13 @@ package imports `simsparse.engines` (engines sit above archs).
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from simsparse.errors import SimSparseError, SpecError, UnknownNameError
 from simsparse.records import ExecutionPlan, LayerWork
-from simsparse.registry import Registry
+from simsparse.registry import Registry, import_submodules
 from simsparse.resources import data_dir
 from simsparse.specs import apply_overrides, check_version, load_yaml
 
@@ -48,8 +46,6 @@ ARCH_KINDS: Registry[type["ArchModel"]] = Registry("arch kind")
 # arch names that are not YAML files but built at run time (e.g. "cpu_host" detected from
 # this machine): name -> function returning the spec data (a dict, as if read from YAML)
 DYNAMIC_ARCHS: Registry[Callable[[], dict]] = Registry("dynamic arch")
-
-_discovered = False
 
 
 class ArchModel(ABC):
@@ -104,12 +100,7 @@ class ArchModel(ABC):
 
 def discover() -> None:
     """Import every module of this package once: kind modules register themselves."""
-    global _discovered
-    if _discovered:
-        return
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    _discovered = True
+    import_submodules(__name__)
 
 
 def kind_class(kind: str) -> type[ArchModel]:

@@ -22,9 +22,9 @@ from simsparse.archs import ARCH_KINDS, DYNAMIC_ARCHS, ArchModel, load_arch
 from simsparse.archs.cpu_cost import CpuPlan, PlacedPhase, latency_breakdown, place, place_phases
 from simsparse.archs.cpu_host import host_spec_data
 from simsparse.archs.cpu_loops import PROFILES, TORCH_PARALLEL_GRAIN, PortCycles, Shape
-from simsparse.archs.cpu_spec import KERNEL_NAMES, KIND, parse_cpu_spec
+from simsparse.archs.cpu_spec import KIND, parse_cpu_spec
 from simsparse.errors import PatternError, SimSparseError
-from simsparse.masks.formats import NM_GROUP_CHOICES
+from simsparse.masks.formats import FORMATS, NM_GROUP_CHOICES
 from simsparse.masks.patterns import best_nm
 from simsparse.records import ExecutionPlan, Gemm, LayerWork
 from simsparse.units import dtype_bytes
@@ -69,7 +69,7 @@ def suitable_kernels(shape: Shape, *, constant_fan_in: bool, has_mask: bool) -> 
 @ARCH_KINDS.register(KIND)
 class CpuSimdModel(ArchModel):
     kind = KIND
-    kernels = KERNEL_NAMES
+    kernels = FORMATS           # one kernel per storage format (masks.formats)
     unstructured = True         # csr runs any mask
     engines_agree_rel = 0.02    # with rows that split evenly over the threads (tests/test_cpu_model.py)
 
@@ -82,7 +82,7 @@ class CpuSimdModel(ArchModel):
         return CPU_DTYPES if self.spec.bf16 else ("fp32",)
 
     def plan(self, work: LayerWork, *, dense: bool = False, kernel: str | None = None) -> ExecutionPlan[CpuPlan]:
-        """The plan of `work` on this CPU. `kernel` forces one of KERNEL_NAMES (None: the fastest
+        """The plan of `work` on this CPU. `kernel` forces one of `kernels` (None: the fastest
         suitable one); `dense=True` plans the dense baseline (torch GEMM on the full weight)."""
         self.check_kernel(kernel)
         if work.kind == "memory" or work.gemm is None:
@@ -100,7 +100,7 @@ class CpuSimdModel(ArchModel):
             if why[kernel]:
                 raise PatternError(f"layer {work.name}: kernel {kernel} cannot run this mask: {why[kernel]}")
             return self._plan_kernel(work, gemm, shape, kernel)
-        plans = [self._plan_kernel(work, gemm, shape, k) for k in KERNEL_NAMES if not why[k]]
+        plans = [self._plan_kernel(work, gemm, shape, k) for k in FORMATS if not why[k]]
         times = [latency_breakdown(p.payload, self.spec).latency_s for p in plans]
         best = min(range(len(plans)), key=times.__getitem__)
         ranking = ", ".join(f"{p.format} {t * 1e6:.1f} us" for p, t in sorted(zip(plans, times),

@@ -16,13 +16,11 @@ module needs no table anywhere. `estimate_from_plan` (engines.common) is the one
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import TYPE_CHECKING, Callable
 
 from simsparse.errors import UnknownNameError
 from simsparse.records import Estimate, ExecutionPlan
-from simsparse.registry import Registry
+from simsparse.registry import Registry, import_submodules
 
 if TYPE_CHECKING:  # pragma: no cover - for annotations only (engines sit above archs)
     from simsparse.archs import ArchModel
@@ -31,7 +29,6 @@ ENGINE_NAMES = ("analytic", "cycle")
 
 EngineFn = Callable[[ExecutionPlan, "ArchModel"], Estimate]
 ENGINES: Registry[EngineFn] = Registry("engine")   # keys "kind/engine"
-_discovered = False
 
 
 def register(kind: str, engine: str):
@@ -48,12 +45,7 @@ def register(kind: str, engine: str):
 
 def discover() -> None:
     """Import every engine module of this package once (each registers its engines)."""
-    global _discovered
-    if _discovered:
-        return
-    for info in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{info.name}")
-    _discovered = True
+    import_submodules(__name__)
 
 
 def engines_of(kind: str) -> tuple[str, ...]:

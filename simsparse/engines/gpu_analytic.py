@@ -10,6 +10,7 @@ from __future__ import annotations
 from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
 from simsparse.archs.gpu_call import (call_device_s, call_latency_s, config_timing, host_s, library_of,
                                       stream_kernel_s)
+from simsparse.archs.gpu_kernel import KernelTiming
 from simsparse.engines import register
 from simsparse.engines.common import bound_of, estimate_from_plan
 from simsparse.records import Estimate, ExecutionPlan
@@ -25,16 +26,23 @@ def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *,
                               bound="overhead" if host > device else "memory")
 
 
-@register(KIND, "analytic")
-def gpu_analytic(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
+def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str, t: KernelTiming,
+                  kernel_clk: float, compute: float, memory: float) -> Estimate:
+    """A library call whose main kernel (closed-form model `t`) took `kernel_clk` clocks, of which
+    `compute` vs `memory` (any unit) says what bound it: + reduction, copies, launches vs host."""
     spec, lc = model.spec, plan.payload.call
-    if lc is None:
-        return stream_estimate(plan, model, engine="analytic")
-    t = config_timing(spec, lc)
-    kernel_s = t.kernel_clk / spec.clock_hz
+    kernel_s = kernel_clk / spec.clock_hz
     device = call_device_s(spec, lc, t, kernel_s=kernel_s)
-    bound = bound_of(compute_s=t.compute_clk, memory_s=t.memory_clk, device_s=device,
+    bound = bound_of(compute_s=compute, memory_s=memory, device_s=device,
                      host_s=host_s(spec, library_of(spec, lc.call)))
     latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
-    return estimate_from_plan(plan, engine="analytic", latency_s=latency, cycles=latency * spec.clock_hz,
-                              bound=bound)
+    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound)
+
+
+@register(KIND, "analytic")
+def gpu_analytic(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
+    if plan.payload.call is None:
+        return stream_estimate(plan, model, engine="analytic")
+    t = config_timing(model.spec, plan.payload.call)
+    return call_estimate(plan, model, engine="analytic", t=t, kernel_clk=t.kernel_clk, compute=t.compute_clk,
+                         memory=t.memory_clk)

@@ -20,12 +20,11 @@ from functools import lru_cache
 import simpy
 
 from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
-from simsparse.archs.gpu_call import call_device_s, call_latency_s, config_timing, host_s, library_of
+from simsparse.archs.gpu_call import config_timing
 from simsparse.archs.gpu_kernel import KernelTiming, WaveWork
 from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.engines import register
-from simsparse.engines.common import bound_of, estimate_from_plan
-from simsparse.engines.gpu_analytic import stream_estimate
+from simsparse.engines.gpu_analytic import call_estimate, stream_estimate
 from simsparse.records import Estimate, ExecutionPlan
 
 REP_SMS = 4          # SMs simulated per wave (the rest are identical)
@@ -131,14 +130,8 @@ def simulate_kernel_clk(spec: GpuSpec, t: KernelTiming) -> tuple[float, float]:
 
 @register(KIND, "cycle")
 def gpu_cycle(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
-    spec, lc = model.spec, plan.payload.call
-    if lc is None:
+    if plan.payload.call is None:
         return stream_estimate(plan, model, engine="cycle")
-    t = config_timing(spec, lc)
-    clk, busy = simulate_kernel_clk(spec, t)
-    kernel_s = clk / spec.clock_hz
-    device = call_device_s(spec, lc, t, kernel_s=kernel_s)
-    bound = bound_of(compute_s=busy, memory_s=1.0 - busy, device_s=device,
-                     host_s=host_s(spec, library_of(spec, lc.call)))
-    latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
-    return estimate_from_plan(plan, engine="cycle", latency_s=latency, cycles=latency * spec.clock_hz, bound=bound)
+    t = config_timing(model.spec, plan.payload.call)
+    clk, busy = simulate_kernel_clk(model.spec, t)
+    return call_estimate(plan, model, engine="cycle", t=t, kernel_clk=clk, compute=busy, memory=1.0 - busy)
