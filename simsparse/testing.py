@@ -10,7 +10,8 @@ this for free; it only declares its capabilities on its model class (`kernels`, 
     check_arch_kind("my_kind")                         # or check_arch_kind("my_kind", arch="x.yaml")
 
 Checks: a dense mask costs exactly the dense baseline; a dense mask issues all MACs; plans are
-deterministic and picklable; units are non-negative; the analytic and cycle engines agree within
+deterministic and picklable; plans read only the measured Pattern, never the mask array; units
+are non-negative; the analytic and cycle engines agree within
 the tolerance the kind declares; more nonzeros never make a kind faster where it claims
 unstructured support; the declared kernels are honoured.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import math
 import pickle
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Callable
 
 import numpy as np
@@ -119,6 +120,15 @@ def check_plan_is_deterministic_and_picklable(s: Subject) -> None:
                 f"{s.model.name} {name} {engine}: a pickled plan estimates differently"
 
 
+def check_plans_need_only_the_measured_pattern(s: Subject) -> None:
+    m, n, k = CASES[1]
+    for name, mask in reference_masks(n, k).items():
+        work = s.work(m, n, k, mask)
+        pattern_only = replace(work, mask=None)     # what a synthetic pattern of a huge GEMM will be
+        assert pickle.dumps(s.model.plan(pattern_only)) == pickle.dumps(s.model.plan(work)), \
+            f"{s.model.name} {name}: the plan reads the mask array, not only its Pattern"
+
+
 def _non_negative(e: Estimate, where: str) -> None:
     for f in fields(e):
         v = getattr(e, f.name)
@@ -189,6 +199,7 @@ CHECKS: tuple[Callable[[Subject], None], ...] = (
     check_dense_mask_costs_exactly_the_dense_baseline,
     check_dense_mask_issues_all_macs,
     check_plan_is_deterministic_and_picklable,
+    check_plans_need_only_the_measured_pattern,
     check_units_are_non_negative,
     check_engines_agree_within_the_declared_tolerance,
     check_more_nonzeros_are_never_faster,

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
+from simsparse import testing
 from simsparse.archs import kind_names
-from simsparse.testing import (CHECKS, check_dense_mask_issues_all_macs, check_engines_agree_within_the_declared_tolerance,
-                               check_more_nonzeros_are_never_faster, check_plan_is_deterministic_and_picklable, subject)
+from simsparse.testing import CHECKS, subject
 
 
 # every kind on its first shipped spec, plus instances that take other paths through their kind
@@ -41,7 +41,7 @@ def test_the_suite_catches_engines_that_disagree_beyond_the_declared_tolerance(s
         engines_agree_rel = 0.0
 
     with pytest.raises(AssertionError, match="declared tolerance"):
-        check_engines_agree_within_the_declared_tolerance(_subject_of(Strict, base))
+        testing.check_engines_agree_within_the_declared_tolerance(_subject_of(Strict, base))
 
 
 def test_the_suite_catches_a_kind_that_skips_macs_of_a_dense_mask(subjects):
@@ -53,7 +53,7 @@ def test_the_suite_catches_a_kind_that_skips_macs_of_a_dense_mask(subjects):
             return plan if dense else replace(plan, macs_issued=plan.macs_issued // 2)
 
     with pytest.raises(AssertionError, match="issues"):
-        check_dense_mask_issues_all_macs(_subject_of(Skipping, base))
+        testing.check_dense_mask_issues_all_macs(_subject_of(Skipping, base))
 
 
 def test_the_suite_catches_a_plan_that_changes_from_call_to_call(subjects):
@@ -66,7 +66,19 @@ def test_the_suite_catches_a_plan_that_changes_from_call_to_call(subjects):
             return replace(plan, notes=plan.notes + (f"call {next(calls)}",))
 
     with pytest.raises(AssertionError, match="differ"):
-        check_plan_is_deterministic_and_picklable(_subject_of(Drifting, base))
+        testing.check_plan_is_deterministic_and_picklable(_subject_of(Drifting, base))
+
+
+def test_the_suite_catches_a_kind_that_reads_the_mask_array(subjects):
+    base = subjects["gpu_sparse_tensor_core"]
+
+    class Peeking(type(base.model)):
+        def plan(self, work, *, dense=False, kernel=None):
+            plan = super().plan(work, dense=dense, kernel=kernel)
+            return replace(plan, notes=plan.notes + (f"mask sum {work.mask.sum() if work.mask is not None else 0}",))
+
+    with pytest.raises(AssertionError, match="reads the mask"):
+        testing.check_plans_need_only_the_measured_pattern(_subject_of(Peeking, base))
 
 
 def test_the_suite_catches_a_kind_that_gets_faster_with_more_nonzeros(subjects):
@@ -82,4 +94,4 @@ def test_the_suite_catches_a_kind_that_gets_faster_with_more_nonzeros(subjects):
             return replace(plan, payload=replace(plan.payload, phases=phases))
 
     with pytest.raises(AssertionError, match="latency falls"):
-        check_more_nonzeros_are_never_faster(_subject_of(Backwards, base))
+        testing.check_more_nonzeros_are_never_faster(_subject_of(Backwards, base))
