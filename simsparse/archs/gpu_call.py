@@ -81,8 +81,13 @@ def _config_timing(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: Ti
 
 
 def config_timing(spec: GpuSpec, lc: LibraryCall) -> KernelTiming:
-    """Closed-form tiles, waves, traffic and clocks of the call's main kernel (gpu_kernel.time_config)."""
-    return _config_timing(spec, library_of(spec, lc.call), lc.call, lc.tile, lc.split_k)
+    """Closed-form tiles, waves, traffic and clocks of the call's main kernel (gpu_kernel.time_config);
+    the library's own choice comes from best_config's memo, any other configuration is timed."""
+    lib = library_of(spec, lc.call)
+    chosen = best_config(spec, lib, lc.call)
+    if (chosen.tile, chosen.split_k) == (lc.tile, lc.split_k):
+        return chosen
+    return _config_timing(spec, lib, lc.call, lc.tile, lc.split_k)
 
 
 def host_s(spec: GpuSpec, lib: KernelLibrary) -> float:
