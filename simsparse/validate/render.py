@@ -87,18 +87,25 @@ def _sign(s: Summary) -> str:
     return "-" if s.sign_errors is None else f"{s.n - s.sign_errors}/{s.n}"
 
 
+def group_label(g: Group) -> str:
+    """"corpus / GPU / dtype / arch" for published groups, "kernel csr" and the like otherwise."""
+    if "source" in g.by:
+        return " / ".join(g.key)
+    return ", ".join(f"{b} {k}" for b, k in zip(g.by, g.key))
+
+
 def groups_table(groups: Sequence[Group]) -> str:
     """One line per group; the columns follow the groups' metric."""
     if not groups:
         return ""
     if groups[0].summary.metric == "speedup":
         header = ["group", "n", "speedup MAPE", "sign right", "dense time MAPE", "sparse time MAPE", "spearman"]
-        rows = [[" / ".join(g.key), g.summary.n, pct(g.summary.mape_speedup), _sign(g.summary),
+        rows = [[group_label(g), g.summary.n, pct(g.summary.mape_speedup), _sign(g.summary),
                  pct(g.summary.mape_dense_time), pct(g.summary.mape_sparse_time), _num(g.summary.spearman)]
                 for g in groups]
     else:
         header = ["group", "n", "time MAPE", "median APE", "spearman", "measurement noise"]
-        rows = [[" / ".join(g.key), g.summary.n, pct(g.summary.mape), pct(g.summary.median_ape),
+        rows = [[group_label(g), g.summary.n, pct(g.summary.mape), pct(g.summary.median_ape),
                  _num(g.summary.spearman, ".3f"), noise_text(g.summary)] for g in groups]
     return table(rows, header)
 
@@ -112,9 +119,8 @@ def worst_lines(report: ValidationReport, ids: Sequence[str], metric: str) -> li
                 f"dense {_us(p.measured_dense_s)} / {_us(p.predicted_dense_s)} us, "
                 f"sparse {_us(p.measured_s)} / {_us(p.predicted_s)} us"
                 if metric == "speedup" else f"{_us(p.measured_s)} us measured, {_us(p.predicted_s)} us predicted")
-        case = f"{p.device} {p.dtype} {p.kernel} {p.m}x{p.n}x{p.k}"
-        case += f" {p.pattern} t{p.threads}" if p.source == "cpu" else ""
-        lines.append(f"  {p.id} ({case}): {what} (APE {pct(stats.point_error(p, metric))})")
+        case = "" if p.source == "cpu" else f" ({p.device} {p.dtype} {p.kernel} {p.m}x{p.n}x{p.k})"
+        lines.append(f"  {p.id}{case}: {what} (APE {pct(stats.point_error(p, metric))})")
     return lines
 
 
@@ -138,11 +144,10 @@ def to_table(report: ValidationReport) -> str:
     if report.machine:
         out.append(f"  machine {report.machine}; calibration: {report.calibration or 'documented defaults'}")
     out.append(groups_table(report.groups))
-    top = [g for g in report.groups if len(g.by) == 1] or [None]
-    for g in top:
-        ids = g.summary.worst if g else report.summary.worst
+    per_source = [(f" of {g.key[0]}", g.summary.worst) for g in report.groups if g.by == ("source",)]
+    for label, ids in per_source or [("", report.summary.worst)]:
         if ids:
-            out.append(f"worst rows{' of ' + g.key[0] if g else ''}:")
+            out.append(f"worst rows{label}:")
             out += worst_lines(report, ids, report.summary.metric)
     for c in report.crossovers:
         out.append(f"crossover {c.k}->{c.n} t{c.threads}: condensed stops beating dense at batch "
