@@ -16,6 +16,11 @@ from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.errors import GeometryError, SimSparseError
 from simsparse.records import Estimate, Gemm, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.units import DTYPES
+from simsparse.validate import calibrate as cpu_calibration
+from simsparse.validate import cpu as cpu_validation
+from simsparse.validate import cuda as cuda_validation
+from simsparse.validate import published as published_validation
+from simsparse.validate.records import ValidationReport
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,36 @@ def list_workloads() -> list[dict]:
     from simsparse.graph.catalog import list_workloads as _list
 
     return [{"name": name, "params": params, "dense_macs_per_sample": macs} for name, params, macs in _list()]
+
+
+# ----------------------------------------------------------------------------- validate, calibrate
+
+VALIDATE_DEVICES = ("published", "cpu", "cuda")
+
+
+def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | None = None,
+             corpora: Sequence[str] | None = None, gpu_archs: Mapping[str, str] | None = None,
+             calibration: str = "fresh", progress: bool = False) -> ValidationReport:
+    """`simsparse validate`: the model beside measurements. published: every shipped corpus (or
+    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored);
+    cuda: kernels timed on this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
+    if device not in VALIDATE_DEVICES:
+        raise SimSparseError(f"unknown device {device!r}; use one of {', '.join(VALIDATE_DEVICES)}")
+    if device != "published" and (csv_path is not None or corpora):
+        raise SimSparseError("--csv and --corpus apply to --device published only")
+    if device == "published":
+        return published_validation.run(corpora=corpora, csv_path=csv_path, engine=engine, gpu_archs=gpu_archs)
+    if device == "cuda":
+        return cuda_validation.run(progress=progress, engine=engine, gpu_archs=gpu_archs)
+    if engine != "analytic" or gpu_archs:
+        raise SimSparseError("validate --device cpu runs the analytic engine on this machine; "
+                             "--engine cycle and --gpu-arch apply to the GPU devices")
+    return cpu_validation.run(progress=progress, calibration=calibration)
+
+
+def calibrate(*, device: str = "cpu", progress: bool = False, save: bool = True) -> cpu_calibration.CalibrationResult:
+    """`simsparse calibrate`: fit the CPU model's kernel parameters here and store them for cpu_host."""
+    return cpu_calibration.run(device=device, progress=progress, save=save)
 
 
 # ----------------------------------------------------------------------------- delegated steps

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 from simsparse import __version__, api, report
 from simsparse.errors import SimSparseError
+from simsparse.validate import render as validation_render
 
 FORMATS = ("table", "json", "csv")
 
@@ -104,7 +105,12 @@ def _add_measurement(sub) -> None:
     p = sub.add_parser("validate", help="model predictions beside measurements")
     p.add_argument("--device", choices=("cpu", "cuda", "published"), default="published")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
-    p.add_argument("--csv", help="published: a CSV of measured rows (default: the shipped A100 dev rows)")
+    p.add_argument("--csv", help="published: one CSV of measured rows, torch-level or kernel schema "
+                                 "(default: every shipped corpus)")
+    p.add_argument("--corpus", action="append", metavar="NAME",
+                   help="published: only this shipped corpus (repeatable; e.g. gpu_kernel_dev)")
+    p.add_argument("--gpu-arch", action="append", default=[], metavar="GPU=ARCH",
+                   help="model the GPU named GPU with arch ARCH instead of the built-in table (repeatable)")
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
@@ -202,23 +208,26 @@ def cmd_measure(a: argparse.Namespace) -> None:
     _emit(_render(res, a.format))
 
 
+def _gpu_archs(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        gpu, sep, arch = pair.partition("=")
+        if not sep or not gpu.strip() or not arch.strip():
+            raise SimSparseError(f"--gpu-arch {pair!r}: expected GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'")
+        out[gpu.strip()] = arch.strip()
+    return out
+
+
 def cmd_validate(a: argparse.Namespace) -> None:
-    if a.device == "published":
-        csv_path = Path(a.csv) if a.csv else None
-        res = api.delegate("simsparse.validate_published", "run")(csv_path, engine=a.engine)
-        res = api.delegate("simsparse.validate_published", "result_to_dict")(res)
-    elif a.device == "cpu":
-        res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty(), calibration=a.calibration)
-        res = api.delegate("simsparse.validate_cpu", "to_dict")(res)
-    else:
-        res = api.delegate("simsparse.kernels.cuda", "validate")(progress=sys.stderr.isatty())
-    _emit(_render(res, a.format))
+    res = api.validate(device=a.device, engine=a.engine, csv_path=Path(a.csv) if a.csv else None,
+                       corpora=a.corpus, gpu_archs=_gpu_archs(a.gpu_arch), calibration=a.calibration,
+                       progress=sys.stderr.isatty())
+    _emit(validation_render.render(res, a.format))
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
-    res = api.delegate("simsparse.calibrate", "run")(device=a.device, progress=sys.stderr.isatty())
-    res = api.delegate("simsparse.calibrate", "to_dict")(res)
-    _emit(_render(res, a.format))
+    res = api.calibrate(device=a.device, progress=sys.stderr.isatty())
+    _emit(validation_render.render_calibration(res, a.format))
 
 
 def _render(res: Any, fmt: str) -> str:

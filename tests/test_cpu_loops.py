@@ -5,7 +5,8 @@ from dataclasses import replace
 import pytest
 
 from simsparse.archs import load_arch
-from simsparse.calibrate import Point, Predictor, fit
+from simsparse.validate.calibrate import Predictor, fit
+from simsparse.validate.cpu_timing import cpu_point
 from simsparse.engines import estimate
 from simsparse.masks.patterns import analyze
 from simsparse.masks.synthetic import make_matrix
@@ -63,7 +64,7 @@ def test_kernel_parallel_eff_overrides_the_spec_value():
 
 def test_fit_leaves_batched_eff_at_one():
     model = load_arch("spr_socket", ["software.threads=2"])
-    pts = [Point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t, measured_s=0.0, iqr_s=0.0)
+    pts = [cpu_point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t)
            for m in (1, 16) for t in (1, 2)]
     pred = Predictor(model)
     pts = [replace(p, measured_s=1.3 * pred.predict_s(p)) for p in pts]
