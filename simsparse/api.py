@@ -14,7 +14,7 @@ import numpy as np
 from simsparse import engines
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.errors import GeometryError, SimSparseError
-from simsparse.records import Estimate, Gemm, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
+from simsparse.records import Estimate, Gemm, LayerWork, MaskRecipe, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.units import DTYPES
 
 
@@ -49,16 +49,27 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
     return m, n, k
 
 
-def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0) -> LayerWork:
-    """One synthetic GEMM layer: a weight [n, k] with a mask of `pattern`, m activation rows."""
-    from simsparse.masks.patterns import analyze
-    from simsparse.masks.synthetic import make_matrix
+def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0, draw: bool = True) -> LayerWork:
+    """One synthetic GEMM layer: a weight [n, k] with a mask of `pattern`, m activation rows.
+    `draw=False` keeps only the closed-form Pattern where one exists (no [n, k] mask in memory)."""
+    from dataclasses import replace
 
-    mat = make_matrix(n, k, pattern, seed=seed)
-    pat = analyze(mat, name="gemm")
-    shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
-    return LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype=dtype),
-                     mask=None if pat.density == 1.0 else mat, pattern=pat, shrunk=shrunk, dtype=dtype)
+    from simsparse.graph.synthetic import materialise, pattern_work
+    from simsparse.masks.patterns import analyze
+    from simsparse.masks.synthetic import make_matrix, parse_pattern
+
+    gemm = Gemm(m=m, n=n, k=k, dtype=dtype)
+    recipe = MaskRecipe(pattern=parse_pattern(pattern).text, seed=seed)
+    work = pattern_work(name="gemm", op_kind="linear", gemm=gemm, weight_shape=(n, k), recipe=recipe)
+    if work is None:
+        mat = make_matrix(n, k, pattern, seed=seed)
+        pat = analyze(mat, name="gemm")
+        shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
+        work = LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=gemm, mask=mat, pattern=pat,
+                         shrunk=shrunk, dtype=dtype)
+    if work.pattern.density == 1.0:   # a dense synthetic GEMM is the dense layer: no mask, no pattern
+        return replace(work, mask=None, pattern=None, recipe=None)
+    return materialise(work) if draw else work
 
 
 def workload_works(*, workload: Workload, masks: Mapping[str, np.ndarray], batch: int, dtype: str) -> list[LayerWork]:
@@ -94,9 +105,13 @@ def _estimate_all(model: ArchModel, works: Sequence[LayerWork], *, engine: str, 
                   kernel: str | None, progress: bool) -> list[Estimate]:
     from tqdm import tqdm
 
+    from simsparse.graph.synthetic import materialise
+
     out = []
     it = tqdm(works, desc="dense" if dense else "layers", disable=not progress, leave=False, file=None)
     for work in it:
+        if not dense and not model.plans_from_pattern:
+            work = materialise(work)   # this kind still reads the mask: draw it for this layer only
         plan = model.plan(work, dense=dense, kernel=kernel) if kernel else model.plan(work, dense=dense)
         out.append(engines.estimate(plan, model, engine))
     return out
@@ -148,14 +163,13 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
         provenance.update(prov)
     elif gemm is not None:
         m, n, k = parse_gemm(gemm)
-        works = [gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed)]
+        works = [gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed, draw=False)]
         provenance.update({"gemm": [m, n, k], "pattern": pattern or "dense"})
     else:
-        from simsparse.graph.lower import synthetic_masks
+        from simsparse.graph.synthetic import synthetic_works
 
         wl = resolve_workload(workload)
-        masks = synthetic_masks(wl, pattern or "dense", seed=seed)
-        works = workload_works(workload=wl, masks=masks, batch=batch, dtype=dtype)
+        works = synthetic_works(wl, pattern or "dense", seed=seed, batch=batch, dtype=dtype)
         provenance.update({"workload": wl.name, "pattern": pattern or "dense", "batch": batch})
     return run_model(model=model, works=works, engine=engine, dtype=dtype, kernel=kernel,
                      provenance=provenance, progress=progress)
