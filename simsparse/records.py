@@ -132,6 +132,9 @@ class Workload:
     input_shape: tuple[int, ...]
     ops: tuple[Op, ...]
     source: str = ""
+    phase: str = ""                 # language models: "prefill" or "decode" ("" for other workloads)
+    tokens: int = 0                 # tokens a forward pass processes per sample (prefill: seq, decode: 1)
+    context: int = 0                # decode: KV-cache length the step attends to (plus itself)
 
     def op(self, name: str) -> Op:
         for o in self.ops:
