@@ -93,6 +93,19 @@ def _envelopes(mat: np.ndarray, histograms: dict[int, dict[int, int]] | None = N
     return out
 
 
+def _envelopes_out(mat: np.ndarray) -> dict[int, int]:
+    """{M: max nonzeros in any group of M consecutive rows of a column}: `_envelopes` along axis 0,
+    pairing whole rows level by level (no transposed copy of the mask)."""
+    out: dict[int, int] = {}
+    counts = mat.view(np.uint8)
+    for m in NM_GROUP_SIZES:
+        if counts.shape[0] % 2:
+            counts = np.concatenate([counts, np.zeros((1, counts.shape[1]), counts.dtype)], axis=0)
+        counts = counts[0::2] + counts[1::2]
+        out[m] = int(counts.max()) if counts.size else 0
+    return out
+
+
 def _blocks(mat: np.ndarray, nnz: int) -> dict[int, float]:
     """{b: nnz / (occupied b×b blocks · b²)} — 1.0 means the nonzeros tile exactly into b×b blocks."""
     out: dict[int, float] = {}
@@ -127,7 +140,7 @@ def analyze(mask, *, name: str = "mask") -> Pattern:
     histograms: dict[int, dict[int, int]] = {}
     return Pattern(
         shape=shape, rows=n, cols=k, nnz=nnz, density=nnz / max(1, n * k),
-        nm_envelope=_envelopes(mat, histograms), nm_envelope_out=_envelopes(np.ascontiguousarray(mat.T)),
+        nm_envelope=_envelopes(mat, histograms), nm_envelope_out=_envelopes_out(mat),
         fan_in=fan_in, rows_removed=int(removed_rows.size), cols_removed=int(removed_cols.size),
         removed_rows=tuple(int(i) for i in removed_rows), removed_cols=tuple(int(i) for i in removed_cols),
         row_nnz_histogram={int(v): int(c) for v, c in zip(values, counts)},
