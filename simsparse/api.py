@@ -5,7 +5,7 @@ and returns records; rendering is report.py's job, argument parsing cli.py's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -14,7 +14,7 @@ import numpy as np
 from simsparse import engines
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.errors import GeometryError, SimSparseError
-from simsparse.records import Estimate, Gemm, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
+from simsparse.records import Estimate, Gemm, LayerWork, MaskRecipe, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.units import DTYPES
 from simsparse.validate import calibrate as cpu_calibration
 from simsparse.validate import cpu as cpu_validation
@@ -33,10 +33,11 @@ class InspectResult:
 
 def inspect(path: str | Path) -> InspectResult:
     """Load a checkpoint of any supported format and measure the pattern of every mask."""
-    from simsparse.masks import io
+    from simsparse.masks import coverage, io
     from simsparse.masks.patterns import analyze_set, summarize
 
-    masks = io.load(path)
+    masks = io.load(path, keep_weights=False)
+    masks = replace(masks, provenance={**masks.provenance, "coverage": coverage.of_checkpoint(masks).line()})
     patterns = analyze_set(masks)
     return InspectResult(path=str(path), masks=masks, patterns=patterns, summary=summarize(patterns))
 
@@ -54,16 +55,27 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
     return m, n, k
 
 
-def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0) -> LayerWork:
-    """One synthetic GEMM layer: a weight [n, k] with a mask of `pattern`, m activation rows."""
-    from simsparse.masks.patterns import analyze
-    from simsparse.masks.synthetic import make_matrix
+def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0, draw: bool = True) -> LayerWork:
+    """One synthetic GEMM layer: a weight [n, k] with a mask of `pattern`, m activation rows.
+    `draw=False` keeps only the closed-form Pattern where one exists (no [n, k] mask in memory)."""
+    from dataclasses import replace
 
-    mat = make_matrix(n, k, pattern, seed=seed)
-    pat = analyze(mat, name="gemm")
-    shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
-    return LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype=dtype),
-                     mask=None if pat.density == 1.0 else mat, pattern=pat, shrunk=shrunk, dtype=dtype)
+    from simsparse.graph.synthetic import materialise, pattern_work
+    from simsparse.masks.patterns import analyze
+    from simsparse.masks.synthetic import make_matrix, parse_pattern
+
+    gemm = Gemm(m=m, n=n, k=k, dtype=dtype)
+    recipe = MaskRecipe(pattern=parse_pattern(pattern).text, seed=seed)
+    work = pattern_work(name="gemm", op_kind="linear", gemm=gemm, weight_shape=(n, k), recipe=recipe)
+    if work is None:
+        mat = make_matrix(n, k, pattern, seed=seed)
+        pat = analyze(mat, name="gemm")
+        shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
+        work = LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=gemm, mask=mat, pattern=pat,
+                         shrunk=shrunk, dtype=dtype)
+    if work.pattern.density == 1.0:   # a dense synthetic GEMM is the dense layer: no mask, no pattern
+        return replace(work, mask=None, pattern=None, recipe=None)
+    return materialise(work) if draw else work
 
 
 def workload_works(*, workload: Workload, masks: Mapping[str, np.ndarray], batch: int, dtype: str) -> list[LayerWork]:
@@ -78,30 +90,57 @@ def resolve_workload(name_or_path: str) -> Workload:
     return load_workload(name_or_path)
 
 
-def mask_works(*, mask_path: str | Path, workload: str | None, batch: int, dtype: str) -> tuple[list[LayerWork], dict]:
-    """Layer works for a checkpoint: its masks bound to its own geometry or to `workload`."""
+def mask_works(*, mask_path: str | Path, workload: str | Workload | None, batch: int, dtype: str,
+               model: str | None = None, trace_options: Any = None,
+               allow_partial: bool = False) -> tuple[list[LayerWork], dict]:
+    """Layer works for a checkpoint: its masks bound to the geometry `graph.resolve` finds
+    (--workload, --model, the checkpoint's own, a config.json beside it), with the coverage line."""
     from simsparse.graph.bind import bind
-    from simsparse.masks import io
+    from simsparse.graph.resolve import TraceOptions, geometry_for_checkpoint
+    from simsparse.masks import coverage, io
 
-    maskset = io.load(mask_path)
-    geometry = resolve_workload(workload) if workload else maskset.geometry
-    if geometry is None:
-        raise GeometryError(f"{mask_path}: the checkpoint carries no layer geometry; pass --workload NAME "
-                            "(see `simsparse workloads`) or a workload YAML path")
+    maskset = io.load(mask_path, keep_weights=False)
+    geometry, found_in = geometry_for_checkpoint(maskset, checkpoint=mask_path, workload=workload, model=model,
+                                                 opts=trace_options or TraceOptions())
     bound = bind(maskset, geometry)
+    cov = coverage.of_binding(maskset, gemm_layers=[o.name for o in geometry.ops if o.kind in ("conv", "linear")],
+                              masked=list(bound.masks), unmatched=bound.unmatched)
+    coverage.check(cov, source=str(mask_path), allow_partial=allow_partial)
     works = workload_works(workload=geometry, masks=bound.masks, batch=batch, dtype=dtype)
-    provenance = {"checkpoint": str(mask_path), "workload": geometry.name,
-                  "format": maskset.provenance.get("format"), "unmatched_masks": list(bound.unmatched)}
+    provenance = {"checkpoint": str(mask_path), "workload": geometry.name, "geometry_from": found_in,
+                  "format": maskset.provenance.get("format"), "unmatched_masks": list(bound.unmatched),
+                  "coverage": cov.line(), **_llm_provenance(geometry, batch)}
     return works, provenance
+
+
+def trace(spec: Any, *, example_inputs: Any = None, input_shape: tuple[int, ...] = (), seq: int | None = None,
+          decode: bool = False, context: int | None = None, name: str | None = None) -> Workload:
+    """Geometry of a model: an nn.Module (with `example_inputs`) or a SPEC string
+    (torchvision:NAME, hf:DIR_OR_CONFIG.json, module:pkg.mod:factory; see graph/resolve.py)."""
+    from simsparse.graph.resolve import TraceOptions, workload_from_spec
+
+    if not isinstance(spec, str):
+        from simsparse.graph.tracing import trace as trace_module
+
+        if example_inputs is None:
+            raise SimSparseError("api.trace(model): pass example_inputs (a tensor or tuple the model accepts)")
+        return trace_module(spec, example_inputs, name=name or type(spec).__name__)
+    wl = workload_from_spec(spec, TraceOptions(input_shape=tuple(input_shape), seq=seq, decode=decode,
+                                               context=context))
+    return replace(wl, name=name) if name else wl
 
 
 def _estimate_all(model: ArchModel, works: Sequence[LayerWork], *, engine: str, dense: bool,
                   kernel: str | None, progress: bool) -> list[Estimate]:
     from tqdm import tqdm
 
+    from simsparse.graph.synthetic import materialise
+
     out = []
     it = tqdm(works, desc="dense" if dense else "layers", disable=not progress, leave=False, file=None)
     for work in it:
+        if not dense and not model.plans_from_pattern:
+            work = materialise(work)   # this kind still reads the mask: draw it for this layer only
         plan = model.plan(work, dense=dense, kernel=kernel) if kernel else model.plan(work, dense=dense)
         out.append(engines.estimate(plan, model, engine))
     return out
@@ -120,6 +159,30 @@ def run_model(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dtyp
                   dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}))
 
 
+def token_rates(report: Report) -> Report:
+    """The report with tokens/s and time per output token beside dense, for a language-model
+    workload (provenance "llm" holds its phase, tokens per sample and batch); others unchanged."""
+    from dataclasses import replace
+
+    llm = report.provenance.get("llm")
+    if not llm:
+        return report
+    tokens = llm["tokens"] * llm["batch"]
+    rates = dict(llm, step_latency_s=report.total.latency_s, dense_step_latency_s=report.dense_total.latency_s,
+                 tokens_per_s=tokens / report.total.latency_s if report.total.latency_s > 0 else None,
+                 dense_tokens_per_s=tokens / report.dense_total.latency_s if report.dense_total.latency_s > 0 else None)
+    if llm["phase"] == "decode":   # each sequence of the batch gets one token per step
+        rates.update(time_per_output_token_s=report.total.latency_s,
+                     dense_time_per_output_token_s=report.dense_total.latency_s)
+    return replace(report, provenance={**report.provenance, "llm": rates})
+
+
+def _llm_provenance(workload: Workload, batch: int) -> dict[str, Any]:
+    if not workload.phase:
+        return {}
+    return {"llm": {"phase": workload.phase, "tokens": workload.tokens, "context": workload.context, "batch": batch}}
+
+
 def _check_dtype(model: ArchModel, dtype: str | None) -> str:
     dtype = dtype or model.default_dtype()
     if dtype not in DTYPES:
@@ -130,11 +193,24 @@ def _check_dtype(model: ArchModel, dtype: str | None) -> str:
     return dtype
 
 
-def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None = None,
+def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workload | None = None,
              gemm: str | None = None, pattern: str | None = None, batch: int = 1, dtype: str | None = None,
              engine: str = "analytic", overrides: Sequence[str] = (), kernel: str | None = None,
-             seed: int = 0, progress: bool = False) -> Report:
-    """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM."""
+             seed: int = 0, progress: bool = False, model: Any = None, example_inputs: Any = None,
+             input_shape: tuple[int, ...] = (), seq: int | None = None, decode: bool = False,
+             context: int | None = None, allow_partial: bool = False) -> Report:
+    """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM.
+
+    `model` gives the geometry instead of `workload`: a SPEC string (torchvision:NAME, hf:DIR,
+    module:pkg.mod:factory, with input_shape / seq / decode+context) or an nn.Module with
+    `example_inputs`, traced on the fly."""
+    from simsparse.graph.resolve import TraceOptions
+
+    opts = TraceOptions(input_shape=tuple(input_shape), seq=seq, decode=decode, context=context)
+    model_spec = model if isinstance(model, str) and mask is not None else None
+    if model is not None and model_spec is None:
+        workload = trace(model, example_inputs=example_inputs, input_shape=tuple(input_shape), seq=seq,
+                         decode=decode, context=context)
     if engine not in engines.ENGINE_NAMES:
         raise SimSparseError(f"unknown engine {engine!r}; use one of {', '.join(engines.ENGINE_NAMES)}")
     if batch < 1:
@@ -149,21 +225,22 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
                              f"a {model.kind} and picks its own format")
     provenance: dict[str, Any] = {"arch_source": model.source}
     if mask is not None:
-        works, prov = mask_works(mask_path=mask, workload=workload, batch=batch, dtype=dtype)
+        works, prov = mask_works(mask_path=mask, workload=workload, batch=batch, dtype=dtype, model=model_spec,
+                                 trace_options=opts, allow_partial=allow_partial)
         provenance.update(prov)
     elif gemm is not None:
         m, n, k = parse_gemm(gemm)
-        works = [gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed)]
+        works = [gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed, draw=False)]
         provenance.update({"gemm": [m, n, k], "pattern": pattern or "dense"})
     else:
-        from simsparse.graph.lower import synthetic_masks
+        from simsparse.graph.synthetic import synthetic_works
 
-        wl = resolve_workload(workload)
-        masks = synthetic_masks(wl, pattern or "dense", seed=seed)
-        works = workload_works(workload=wl, masks=masks, batch=batch, dtype=dtype)
+        wl = workload if isinstance(workload, Workload) else resolve_workload(workload)
+        works = synthetic_works(wl, pattern or "dense", seed=seed, batch=batch, dtype=dtype)
         provenance.update({"workload": wl.name, "pattern": pattern or "dense", "batch": batch})
-    return run_model(model=model, works=works, engine=engine, dtype=dtype, kernel=kernel,
-                     provenance=provenance, progress=progress)
+        provenance.update(_llm_provenance(wl, batch))
+    return token_rates(run_model(model=model, works=works, engine=engine, dtype=dtype, kernel=kernel,
+                                 provenance=provenance, progress=progress))
 
 
 def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None = None, batch: int = 1,

@@ -37,6 +37,13 @@ def _common_eval(p: argparse.ArgumentParser) -> None:
     _fmt(p)
 
 
+def _trace_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", help="image input C,H,W for torchvision/module specs (default 3,224,224)")
+    p.add_argument("--seq", type=int, help="tokens per sample (prefill) for hf/module specs")
+    p.add_argument("--decode", action="store_true", help="hf: one decode step (with --context C)")
+    p.add_argument("--context", type=int, help="hf --decode: KV-cache length in tokens")
+
+
 def _add_analysis(sub) -> None:
     p = sub.add_parser("inspect", help="load a checkpoint and report the structure of its masks")
     p.add_argument("checkpoint")
@@ -52,7 +59,18 @@ def _add_analysis(sub) -> None:
                    help="override a spec field by dotted path (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of synthetic masks")
     p.add_argument("--out", help="also write report.json and report.csv into this folder")
+    p.add_argument("--model", help="geometry traced on the fly: torchvision:NAME, hf:DIR_OR_CONFIG.json, "
+                                   "module:pkg.mod:factory (instead of --workload)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="evaluate a checkpoint that leaves most GEMM layers without a mask (the rest run dense)")
+    _trace_flags(p)
     _common_eval(p)
+
+    p = sub.add_parser("trace", help="write the layer geometry of a model as a workload YAML")
+    p.add_argument("spec", help="torchvision:NAME, hf:DIR_OR_CONFIG.json or module:pkg.mod:factory")
+    p.add_argument("-o", "--out", required=True, help="workload YAML to write (use it with --workload PATH)")
+    p.add_argument("--name", help="workload name (default: from the spec)")
+    _trace_flags(p)
 
     p = sub.add_parser("compare", help="several checkpoints x several architectures")
     p.add_argument("checkpoints", nargs="+")
@@ -154,15 +172,33 @@ def cmd_inspect(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    if a.mask is None and a.gemm is None and a.workload is None:
-        raise SimSparseError("evaluate needs --mask CKPT, --workload W --pattern P, or --gemm M,N,K --pattern P")
+    if a.mask is None and a.gemm is None and a.workload is None and a.model is None:
+        raise SimSparseError("evaluate needs --mask CKPT, --workload W (or --model SPEC) --pattern P, "
+                             "or --gemm M,N,K --pattern P")
     r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=a.gemm, pattern=a.pattern,
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
-                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty())
+                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
+                     input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context,
+                     allow_partial=a.allow_partial)
     if a.out:
         report.write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
         report.write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
     _emit(report.render_reports([r], a.format))
+
+
+def _input(a: argparse.Namespace) -> tuple[int, ...]:
+    from simsparse.graph.resolve import parse_input
+
+    return parse_input(a.input)
+
+
+def cmd_trace(a: argparse.Namespace) -> None:
+    from simsparse.graph.catalog import write_workload
+
+    wl = api.trace(a.spec, input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context, name=a.name)
+    path = write_workload(wl, a.out, description=f"traced from {a.spec}")
+    gemms = sum(1 for o in wl.ops if o.kind in ("conv", "linear", "matmul"))
+    _emit(f"wrote {path}: {len(wl.ops)} ops ({gemms} GEMM layers); use it with --workload {path}")
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
@@ -275,7 +311,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
     "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
-    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep,
+    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep, "trace": cmd_trace,
 }
 
 

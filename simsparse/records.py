@@ -84,6 +84,8 @@ class Pattern:
     row_nnz_histogram: Mapping[int, int] = field(default_factory=dict)  # nnz -> number of rows
     block: Mapping[int, float] = field(default_factory=dict)  # b -> density of occupied bxb blocks
     reduction_per_channel: int = 1  # kh*kw: reduction columns per input channel
+    group_histogram: Mapping[int, Mapping[int, int]] = field(default_factory=dict)  # M -> {nonzeros: groups} along k
+    source: str = "measured"       # "measured" from a mask, or "closed-form" for a synthetic pattern (expected values)
 
     def is_nm(self, n: int, m: int) -> bool:
         """Every group of m along the reduction holds at most n nonzeros."""
@@ -130,6 +132,9 @@ class Workload:
     input_shape: tuple[int, ...]
     ops: tuple[Op, ...]
     source: str = ""
+    phase: str = ""                 # language models: "prefill" or "decode" ("" for other workloads)
+    tokens: int = 0                 # tokens a forward pass processes per sample (prefill: seq, decode: 1)
+    context: int = 0                # decode: KV-cache length the step attends to (plus itself)
 
     def op(self, name: str) -> Op:
         for o in self.ops:
@@ -161,12 +166,22 @@ class Gemm:
         return 2 * self.macs
 
 
+@dataclass(frozen=True)
+class MaskRecipe:
+    """How to draw a synthetic mask when one must exist: a pattern string and its seed."""
+
+    pattern: str
+    seed: int
+
+
 @dataclass(frozen=True, eq=False)
 class LayerWork:
     """What an architecture model is asked to run for one layer.
 
     kind "gemm": `gemm` with an optional `mask` ([n, k] bool, GEMM orientation) and its
-    `pattern` (None mask = dense). kind "memory": a non-GEMM op moving `bytes_moved`.
+    `pattern` (None mask and None pattern = dense). A synthetic layer may carry only its
+    closed-form `pattern` (mask None) and the `recipe` to draw the mask where a model needs one.
+    kind "memory": a non-GEMM op moving `bytes_moved`.
     `shrunk` is the dense GEMM left after removing all-zero rows/input channels.
     """
 
@@ -180,14 +195,17 @@ class LayerWork:
     bytes_moved: int = 0
     elements: int = 0
     dtype: str = "fp16"
+    recipe: MaskRecipe | None = None
 
     @property
     def nnz(self) -> int:
         if self.gemm is None:
             return 0
+        if self.pattern is not None:
+            return int(self.pattern.nnz)
         if self.mask is None:
             return self.gemm.n * self.gemm.k
-        return int(self.pattern.nnz) if self.pattern is not None else int(np.count_nonzero(self.mask))
+        return int(np.count_nonzero(self.mask))
 
 
 # ----------------------------------------------------------------------------- plans and estimates

@@ -142,7 +142,7 @@ def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, fragment):
 
 def test_compare_two_checkpoints_on_two_archs_with_a_plot(tmp_path, capsys):
     import ckpt_factory as cf
-    from simsparse.graph.trace import trace
+    from simsparse.graph.tracing import trace
     import torch
 
     class Two(torch.nn.Module):  # the factory's fc1 [16, 32] and fc2 [8, 16], with a forward to trace

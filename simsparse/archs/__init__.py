@@ -48,6 +48,9 @@ class ArchModel(ABC):
     """One architecture instance: a validated spec record plus the planning logic of its kind."""
 
     kind: ClassVar[str] = ""
+    # True when plan() decides from `work.pattern` alone; otherwise api draws a synthetic layer's
+    # mask (LayerWork.recipe) before planning it
+    plans_from_pattern: ClassVar[bool] = False
 
     def __init__(self, *, name: str, spec: Any, source: str = "") -> None:
         self.name = name

@@ -93,12 +93,14 @@ def call_latency_s(spec: GpuSpec, cost: CallCost) -> float:
 
 def _compliance(work: LayerWork, dtype: str) -> tuple[bool, float, object]:
     """(2:4-compliant for this dtype, share of violating groups, pattern) measured from the mask."""
-    from simsparse.masks.patterns import analyze, violating_group_share
+    from simsparse.masks.patterns import analyze, pattern_violating_share, violating_group_share
 
     pattern = work.pattern if work.pattern is not None else analyze(work.mask, name=work.name)
     n_keep, group = (1, 2) if dtype == "tf32" else (2, 4)
     ok = pattern.is_nm(n_keep, group)
-    share = 0.0 if ok else violating_group_share(np.asarray(work.mask, dtype=bool), n_keep, group)
+    share = 0.0 if ok else pattern_violating_share(pattern, n_keep, group)
+    if share is None:
+        share = violating_group_share(np.asarray(work.mask, dtype=bool), n_keep, group)
     return ok, share, pattern
 
 
@@ -118,6 +120,7 @@ class GpuSparseTensorCore(ArchModel):
 
     kind = KIND
     spec: GpuSpec
+    plans_from_pattern = True
 
     parse_spec = staticmethod(parse_gpu_spec)
 
@@ -134,7 +137,7 @@ class GpuSparseTensorCore(ArchModel):
             return self._plan_memory(work)
         if work.gemm is None:
             raise SimSparseError(f"layer {work.name}: a gemm layer needs its GEMM geometry")
-        if dense or work.mask is None:
+        if dense or (work.mask is None and work.pattern is None):
             return self._plan_gemm(work, work.gemm, fmt="dense", notes=())
         return self._plan_masked(work)
 

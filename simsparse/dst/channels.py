@@ -86,7 +86,7 @@ def _follow(node: torch.fx.Node, modules: dict[str, nn.Module]) -> tuple[str | N
 def _from_coupling(model: nn.Module, *, sparsified: set[str], example_input: torch.Tensor) -> list[ChannelGroup]:
     """The Chase-removable groups of simsparse.graph.coupling on the traced model."""
     from simsparse.graph.coupling import channel_groups
-    from simsparse.graph.trace import trace
+    from simsparse.graph.tracing import trace
     workload = trace(model, (example_input[:1],), name=type(model).__name__)
     ops = {o.name: o for o in workload.ops}
     modules = dict(model.named_modules())

@@ -11,7 +11,7 @@ from simsparse.dst.trainer import Trainer
 
 def _geometry(job: TrainJob, trainer: Trainer, split: DataSplit) -> tuple[Any, str]:
     """The traced Workload (or None) and a note when tracing failed."""
-    from simsparse.graph.trace import trace
+    from simsparse.graph.tracing import trace
     name = job.model if isinstance(job.model, str) else type(job.model).__name__
     try:
         return trace(trainer.model, (split.test_x[:1],), name=name), ""

@@ -94,6 +94,25 @@ def shrunk_gemm(gemm: Gemm, pattern, *, groups: int = 1) -> Gemm:
     return Gemm(m=gemm.m, n=max(0, rows_left), k=max(0, cols_left), dtype=gemm.dtype, count=gemm.count)
 
 
+def plain_work(op: Op, gemm: Gemm | None, *, batch: int, dtype: str) -> LayerWork:
+    """The LayerWork of an op without a mask: memory work for non-GEMM ops, else the dense GEMM."""
+    if gemm is None:
+        elems = (op.elements_in + op.elements_out) * batch
+        return LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * dtype_bytes(dtype),
+                         elements=op.elements_out * batch, dtype=dtype)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, shrunk=gemm, dtype=dtype)
+
+
+def masked_work(op: Op, gemm: Gemm, mask: np.ndarray, *, dtype: str) -> LayerWork:
+    """The LayerWork of a GEMM op with its mask (weight-shaped or `[rows, k]`), analysed."""
+    from simsparse.masks.patterns import analyze, as_matrix
+
+    wmask = _weight_mask(op, mask)
+    pattern = analyze(wmask, name=op.name)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask), pattern=pattern,
+                     shrunk=shrunk_gemm(gemm, pattern, groups=max(1, op.groups)), dtype=dtype)
+
+
 def layer_works(workload: Workload, *, batch: int, dtype: str,
                 masks: Mapping[str, np.ndarray]) -> list[LayerWork]:
     """One LayerWork per op: GEMM ops with their mask (absent = dense), other ops as memory work.
@@ -102,28 +121,12 @@ def layer_works(workload: Workload, *, batch: int, dtype: str,
     `graph.bind.bind` (wrapper prefixes tolerated, shapes checked, GeometryError if none match).
     """
     from simsparse.graph.bind import bind
-    from simsparse.masks.patterns import analyze, as_matrix
 
     masks = bind(masks, workload).masks if masks else {}
-
-    nbytes = dtype_bytes(dtype)
     out: list[LayerWork] = []
     for op, gemm in lower(workload, batch=batch, dtype=dtype):
-        if gemm is None:
-            elems = (op.elements_in + op.elements_out) * batch
-            out.append(LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * nbytes,
-                                 elements=op.elements_out * batch, dtype=dtype))
-            continue
-        mask = masks.get(op.name) if op.kind != "matmul" else None
-        if mask is None:
-            out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, shrunk=gemm, dtype=dtype))
-            continue
-        wmask = _weight_mask(op, mask)
-        pattern = analyze(wmask, name=op.name)
-        out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
-                             pattern=pattern,
-                             shrunk=shrunk_gemm(gemm, pattern, groups=max(1, op.groups)), dtype=dtype))
+        mask = masks.get(op.name) if gemm is not None and op.kind != "matmul" else None
+        out.append(plain_work(op, gemm, batch=batch, dtype=dtype) if mask is None
+                   else masked_work(op, gemm, mask, dtype=dtype))
     return out
 
-
-from simsparse.graph.synthetic import synthetic_masks  # noqa: E402,F401  (api imports it from here)

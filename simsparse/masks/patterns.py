@@ -75,8 +75,9 @@ def group_counts(mat: np.ndarray, m: int) -> np.ndarray:
     return counts.reshape(counts.shape[0], -1, m).sum(axis=2, dtype=np.uint8)
 
 
-def _envelopes(mat: np.ndarray) -> dict[int, int]:
-    """{M: max nonzeros in any group of M along axis 1}, computed level by level."""
+def _envelopes(mat: np.ndarray, histograms: dict[int, dict[int, int]] | None = None) -> dict[int, int]:
+    """{M: max nonzeros in any group of M along axis 1}, computed level by level; fills
+    `histograms` with {M: {nonzeros: groups}} when given."""
     out: dict[int, int] = {}
     counts = mat.view(np.uint8)
     size = 1
@@ -85,6 +86,22 @@ def _envelopes(mat: np.ndarray) -> dict[int, int]:
         counts = counts[:, 0::2] + counts[:, 1::2]
         size *= 2
         assert size == m
+        out[m] = int(counts.max()) if counts.size else 0
+        if histograms is not None:
+            hist = np.bincount(counts.ravel(), minlength=1)
+            histograms[m] = {int(c): int(g) for c, g in enumerate(hist) if g}
+    return out
+
+
+def _envelopes_out(mat: np.ndarray) -> dict[int, int]:
+    """{M: max nonzeros in any group of M consecutive rows of a column}: `_envelopes` along axis 0,
+    pairing whole rows level by level (no transposed copy of the mask)."""
+    out: dict[int, int] = {}
+    counts = mat.view(np.uint8)
+    for m in NM_GROUP_SIZES:
+        if counts.shape[0] % 2:
+            counts = np.concatenate([counts, np.zeros((1, counts.shape[1]), counts.dtype)], axis=0)
+        counts = counts[0::2] + counts[1::2]
         out[m] = int(counts.max()) if counts.size else 0
     return out
 
@@ -120,13 +137,15 @@ def analyze(mask, *, name: str = "mask") -> Pattern:
     in_axis_alive = arr.any(axis=tuple(i for i in range(arr.ndim) if i != 1)) if arr.ndim > 1 else arr
     removed_cols = np.flatnonzero(~in_axis_alive)
     values, counts = np.unique(row_nnz, return_counts=True)
+    histograms: dict[int, dict[int, int]] = {}
     return Pattern(
         shape=shape, rows=n, cols=k, nnz=nnz, density=nnz / max(1, n * k),
-        nm_envelope=_envelopes(mat), nm_envelope_out=_envelopes(np.ascontiguousarray(mat.T)),
+        nm_envelope=_envelopes(mat, histograms), nm_envelope_out=_envelopes_out(mat),
         fan_in=fan_in, rows_removed=int(removed_rows.size), cols_removed=int(removed_cols.size),
         removed_rows=tuple(int(i) for i in removed_rows), removed_cols=tuple(int(i) for i in removed_cols),
         row_nnz_histogram={int(v): int(c) for v, c in zip(values, counts)},
         block=_blocks(mat, nnz), reduction_per_channel=reduction_per_channel(shape),
+        group_histogram=histograms,
     )
 
 
@@ -139,6 +158,16 @@ def violating_group_share(mat: np.ndarray, n: int, m: int) -> float:
     """Fraction of the groups of `m` along k that hold more than `n` nonzeros."""
     counts = group_counts(mat, m)
     return float(np.count_nonzero(counts > n)) / max(1, counts.size)
+
+
+def pattern_violating_share(pattern: Pattern, n: int, m: int) -> float | None:
+    """Share of the groups of `m` along k holding more than `n` nonzeros, from the pattern's group
+    histogram (None when the pattern carries no histogram for `m`)."""
+    hist = pattern.group_histogram.get(m)
+    if not hist:
+        return None
+    total = sum(hist.values())
+    return sum(g for c, g in hist.items() if c > n) / max(1, total)
 
 
 def summarize(patterns: Mapping[str, Pattern]) -> dict:
