@@ -1,12 +1,15 @@
 """Chase: channel coupling, cubic channel removal, per-layer floors, overall density, checkpoint."""
 
+import pytest
 import torch
 from torch import nn
 
+import simsparse.dst.channels
 from simsparse.dst.base import METHODS, MethodConfig
-from simsparse.dst.channels import removable_channel_groups
+from simsparse.dst.channels import ChannelTracingError, removable_channel_groups
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
 from simsparse.dst.schedule import cubic_channel_sparsity
+from simsparse.errors import GeometryError
 import simsparse.dst.chase  # noqa: F401
 
 torch.set_num_threads(1)
@@ -34,9 +37,13 @@ class _Residual(nn.Module):
         return self.conv3(torch.relu(y + x))
 
 
-def _trainer(model, *, steps=80, interval=8, channel_sparsity=0.4, beta=0.2, sparsity=0.8):
+def _groups(model, shape=(2, 1, 6, 6)):
+    return removable_channel_groups(model, sparsified=set(sparsifiable_params(model)), example_input=torch.zeros(shape))
+
+
+def _trainer(model, *, steps=80, interval=8, channel_sparsity=0.4, beta=0.2, sparsity=0.8, **extra):
     cfg = MethodConfig(sparsity=sparsity, total_steps=steps, update_interval=interval, t_end_fraction=0.9,
-                       extra={"channel_sparsity": channel_sparsity, "beta": beta, "stop_fraction": 0.8})
+                       extra={"channel_sparsity": channel_sparsity, "beta": beta, "stop_fraction": 0.8, **extra})
     method = METHODS.get("chase")(cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     dens = {f: 1.0 - sparsity for f in sparsifiable_params(model)}
@@ -55,11 +62,48 @@ def _train(tr, steps, on_step=None):
 
 
 def test_removable_channels_are_conv_bn_conv_chains_not_residual_or_classifier_inputs():
-    groups = removable_channel_groups(_cnn(), sparsified=set(sparsifiable_params(_cnn())))
-    assert [(g.producer, g.norm, g.consumer) for g in groups] == [("0.weight", "1", "3.weight"),
-                                                                  ("3.weight", "4", "6.weight")]
-    res = _Residual()
-    assert [g.producer for g in removable_channel_groups(res, sparsified=set(sparsifiable_params(res)))] == ["conv1.weight"]
+    assert [(g.producer, g.norm, g.consumer) for g in _groups(_cnn())] == [("0.weight", "1", "3.weight"),
+                                                                         ("3.weight", "4", "6.weight")]
+    assert [g.producer for g in _groups(_Residual(), (2, 4, 6, 6))] == ["conv1.weight"]
+
+
+def test_mlp_hidden_neurons_are_removable_but_not_the_classifier_outputs():
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    assert [(g.producer, g.consumer) for g in _groups(mlp)] == [("1.weight", "3.weight"), ("3.weight", "5.weight")]
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)),   # flatten: 36 columns each
+    nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.LayerNorm(8), nn.Linear(8, 3)),               # LayerNorm mixes channels
+    nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Conv2d(4, 2, 1)),  # depthwise
+])
+def test_channels_that_cannot_be_removed_alone_are_not_offered(model):
+    assert _groups(model) == []
+
+
+def test_a_model_whose_channels_cannot_be_traced_is_a_clear_error_not_a_silent_fallback(monkeypatch):
+    def broken(*args, **kwargs):
+        raise GeometryError("cannot trace model 'Sequential': RuntimeError: boom")
+    monkeypatch.setattr(simsparse.dst.channels, "trace", broken)
+    with pytest.raises(ChannelTracingError, match="untraceable=unstructured"):
+        _trainer(_cnn())
+
+
+def test_chase_on_an_untraceable_model_can_run_unstructured_and_says_so(monkeypatch):
+    def broken(*args, **kwargs):
+        raise GeometryError("cannot trace model 'Sequential': RuntimeError: boom")
+    monkeypatch.setattr(simsparse.dst.channels, "trace", broken)
+    tr = _trainer(_cnn(), untraceable="unstructured")
+    _train(tr, 20)
+    assert tr.method.groups == [] and not any(tr.method.removed.values())
+    notes = tr.method.notes()["channel_coupling"]
+    assert notes["channel_removal"] is False and "boom" in notes["reason"]
+
+
+def test_a_traced_model_records_where_its_channel_groups_came_from():
+    tr = _trainer(_cnn())
+    assert tr.method.notes()["channel_coupling"] == {"source": "graph.coupling", "channel_removal": True,
+                                                     "groups": 2, "channels": 16}
 
 
 def test_removed_channels_follow_the_cubic_schedule():
@@ -106,11 +150,3 @@ def test_soft_memory_bound_keeps_density_above_budget_before_the_stop():
     tr = _trainer(_cnn())
     budget = sum(tr.method.targets.values())
     assert sum(int(m.sum()) for m in tr.masks.values()) > budget  # ρ(0) = d + 0.05
-
-
-def test_coupling_graph_and_fx_rule_find_the_same_removable_channels():
-    from simsparse.dst.channels import _fx_groups
-    model = _cnn()
-    sp = set(sparsifiable_params(model))
-    assert removable_channel_groups(model, sparsified=sp, example_input=torch.zeros(2, 1, 6, 6)) == \
-        _fx_groups(model, sparsified=sp)

@@ -24,13 +24,15 @@ from typing import Any
 import torch
 
 from simsparse.dst.base import METHODS
-from simsparse.dst.channels import ChannelGroup, removable_channel_groups
+from simsparse.dst.channels import ChannelTracingError, RemovableChannels, removable_channel_groups
 from simsparse.dst.density import layer_nnz
 from simsparse.dst.rigl import ScheduledDST, mask_densities, prune_and_grow, random_mask
 from simsparse.dst.schedule import cubic_channel_sparsity, soft_memory_bound
+from simsparse.errors import SpecError
 
 _DEFAULTS = {"channel_sparsity": 0.4, "beta": 0.2, "memory_extra": 0.05, "stop_fraction": 0.8,
-             "removal_every_updates": 1}
+             "removal_every_updates": 1, "untraceable": "error"}
+UNTRACEABLE = ("error", "unstructured")
 
 
 @METHODS.register("chase")
@@ -40,11 +42,13 @@ class Chase(ScheduledDST):
     def __init__(self, config) -> None:
         super().__init__(config)
         self.model: torch.nn.Module | None = None
-        self.groups: list[ChannelGroup] = []
+        self._example_input: torch.Tensor | None = None
+        self.groups: list[RemovableChannels] = []
         self.removed: dict[str, list[int]] = {}
+        self.coupling: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ options and schedule
-    def option(self, key: str) -> float:
+    def option(self, key: str) -> float:  # numeric options only
         return float(self.config.extra.get(key, _DEFAULTS[key]))
 
     @property
@@ -79,7 +83,7 @@ class Chase(ScheduledDST):
         rho = soft_memory_bound(step, density=self.density, extra=self.option("memory_extra"), stop_step=self.stop_step)
         return rho / self.density
 
-    def floor(self, group: ChannelGroup) -> int:
+    def floor(self, group: RemovableChannels) -> int:
         return int(group.channels * (1.0 - self.option("channel_sparsity")) * self.option("beta"))
 
     def needs_dense_grad(self, step: int) -> bool:
@@ -90,10 +94,31 @@ class Chase(ScheduledDST):
         self.model = model
         self._example_input = example_input
 
+    def find_groups(self, sparsified: set[str]) -> list[RemovableChannels]:
+        """The removable channels (channels.py); on a model that cannot be traced, a clear error, or no
+        channel removal at all when `untraceable: unstructured` (recorded in notes())."""
+        policy = str(self.config.extra.get("untraceable", _DEFAULTS["untraceable"]))
+        if policy not in UNTRACEABLE:
+            raise SpecError(f"method chase: untraceable = {policy!r} is unknown; use one of {', '.join(UNTRACEABLE)}")
+        if self.model is None or self._example_input is None:
+            raise ChannelTracingError("method chase needs the model and a sample input to trace its channel coupling")
+        try:
+            groups = removable_channel_groups(self.model, sparsified=sparsified, example_input=self._example_input)
+        except ChannelTracingError as exc:
+            if policy == "error":
+                raise ChannelTracingError(f"{exc}; fix the model, or pass --set extra.untraceable=unstructured to "
+                                          "run Chase without channel removal") from None
+            self.coupling = {"source": "none", "channel_removal": False, "reason": str(exc)}
+            return []
+        self.coupling = {"source": "graph.coupling", "channel_removal": bool(groups), "groups": len(groups),
+                         "channels": sum(g.channels for g in groups)}
+        return groups
+
+    def notes(self) -> dict[str, Any]:
+        return {"channel_coupling": dict(self.coupling)}
+
     def init_masks(self, params, densities, generator):
-        self.groups = (removable_channel_groups(self.model, sparsified=set(params),
-                                                example_input=getattr(self, "_example_input", None))
-                       if self.model is not None else [])
+        self.groups = self.find_groups(set(params))
         self.removed = {g.producer: [] for g in self.groups}
         self.targets = {f: layer_nnz(p.numel(), densities[f]) for f, p in params.items()}
         ratio = self.memory_ratio(0) if self.config.sparsity > 0 else 1.0

@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import math
 import sys
-from pathlib import Path
 from typing import Callable
 
 import torch
 
-from simsparse.dst.base import METHODS, Method
+from torch import nn
+from tqdm import tqdm
+
+from simsparse.dst.base import MethodConfig
+from simsparse.dst.checkpoint import write_checkpoint
 from simsparse.dst.data import BatchStream, DataSplit, load_data
 from simsparse.dst.density import layer_densities
-from simsparse.dst.train import TrainJob, TrainResult, build_model_for, method_config
+from simsparse.dst.job import TrainJob, TrainResult, state_path
+from simsparse.dst.methods import method_class
+from simsparse.dst.schedule import effective_interval
 from simsparse.dst.trainer import Sync, Trainer, make_trainer, sparsifiable_params
 from simsparse.errors import SimSparseError
+from simsparse.models import build_model
 
 
 def build_optimizer(job: TrainJob, params) -> torch.optim.Optimizer:
@@ -48,16 +54,30 @@ def build_scheduler(job: TrainJob, optimizer: torch.optim.Optimizer) -> torch.op
         optimizer, lambda s: lr_factor(s, kind=job.recipe.lr_schedule, warmup_steps=warm, total_steps=job.steps))
 
 
-def state_path(out: Path) -> Path:
-    """Where the resumable training state of checkpoint `out` goes."""
-    return out.with_name(out.name + ".state.pt")
+def method_config(job: TrainJob) -> MethodConfig:
+    """The method's configuration with the recipe's schedule scaled to this run's length."""
+    rec = job.recipe
+    t_end = int(rec.t_end_fraction * job.steps)
+    return MethodConfig(sparsity=job.sparsity, total_steps=job.steps, distribution=job.distribution,
+                        update_interval=effective_interval(rec.update_interval, t_end_step=t_end,
+                                                           min_updates=rec.min_updates),
+                        alpha=rec.alpha, t_end_fraction=rec.t_end_fraction, nm=job.nm, extra=dict(rec.extra))
+
+
+def build_model_for(job: TrainJob, split: DataSplit) -> nn.Module:
+    """The registered model built for the data's shape (or the module given), seeded."""
+    torch.manual_seed(job.seed)
+    if isinstance(job.model, nn.Module):
+        return job.model
+    return build_model(job.model, num_classes=split.num_classes, input_shape=split.input_shape,
+                       **dict(job.model_options))
 
 
 def build_trainer(job: TrainJob, split: DataSplit, *, sync: Sync | None) -> Trainer:
     model = build_model_for(job, split)
     if sync is not None:
         sync.params(model)
-    method: Method = METHODS.get(job.method)(method_config(job))
+    method = method_class(job.method)(method_config(job))
     shapes = {f: tuple(p.shape) for f, p in sparsifiable_params(model).items()}
     densities = ({f: 1.0 for f in shapes} if job.sparsity == 0 else
                  layer_densities(shapes, density=1.0 - job.sparsity, distribution=job.distribution))
@@ -70,7 +90,6 @@ def build_trainer(job: TrainJob, split: DataSplit, *, sync: Sync | None) -> Trai
 def train_steps(trainer: Trainer, split: DataSplit, stream: BatchStream, job: TrainJob, *,
                 rank: int, world_size: int) -> None:
     """Train until job.steps with a tqdm bar (rank 0) showing smoothed loss and accuracy."""
-    from tqdm import tqdm
     bar = tqdm(total=job.steps, initial=trainer.step, file=sys.stderr, disable=not job.progress or rank != 0,
                desc=f"{job.method}", dynamic_ncols=True, leave=False)
     loss_avg = acc_avg = None
@@ -110,5 +129,4 @@ def execute(job: TrainJob, *, rank: int = 0, world_size: int = 1, sync: Sync | N
         after_training(trainer, rank)
     if rank != 0:
         return None
-    from simsparse.dst.checkpoint import write_checkpoint
     return write_checkpoint(job, trainer, split)
