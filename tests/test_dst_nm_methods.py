@@ -101,7 +101,8 @@ def test_mask_decay_costs_a_dense_forward_while_alpha_is_positive():
 
 def test_structure_decay_steps_through_the_n_m_frames():
     steps = 24
-    method = make("nm-structure-decay", steps, nm=(1, 8), dense_warmup_fraction=1 / 6)
+    # row-wise groups (an N:M accelerator that pads k = 36 to 40), so per-row group counts are the frames
+    method = make("nm-structure-decay", steps, nm=(1, 8), dense_warmup_fraction=1 / 6, nm_hardware="nm_accelerator")
     per_step = []
 
     def on_step(t, masks, params, eff):

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from typing import Callable
 
 import torch
-
 from torch import nn
 from tqdm import tqdm
 
-from simsparse.dst.base import MethodConfig
+from simsparse.dst.base import Method, MethodConfig
 from simsparse.dst.checkpoint import write_checkpoint
 from simsparse.dst.data import BatchStream, DataSplit, load_data
 from simsparse.dst.density import layer_densities
 from simsparse.dst.job import TrainJob, TrainResult, state_path
+from simsparse.dst.layers import layer_geometry, role_dense_layers
 from simsparse.dst.methods import method_class
+from simsparse.dst.nm import NMMethod
 from simsparse.dst.schedule import effective_interval
 from simsparse.dst.trainer import Sync, Trainer, make_trainer, sparsifiable_params
 from simsparse.errors import SimSparseError
@@ -73,14 +75,29 @@ def build_model_for(job: TrainJob, split: DataSplit) -> nn.Module:
                        **dict(job.model_options))
 
 
+def build_method(job: TrainJob, model: nn.Module) -> Method:
+    """The method with the layers kept dense resolved (dst/layers.py: recipe roles, then N:M eligibility)."""
+    cls = method_class(job.method)
+    cfg = method_config(job)
+    geometry = layer_geometry(model)
+    dense = role_dense_layers(list(geometry), first_layer=job.recipe.first_layer, last_layer=job.recipe.last_layer)
+    if isinstance(probe := cls(cfg), NMMethod):
+        ineligible = probe.ineligible_layers({f: g for f, g in geometry.items() if f not in dense})
+        dense.update(ineligible)
+    return cls(replace(cfg, dense_layers=dense))
+
+
 def build_trainer(job: TrainJob, split: DataSplit, *, sync: Sync | None) -> Trainer:
     model = build_model_for(job, split)
     if sync is not None:
         sync.params(model)
-    method = method_class(job.method)(method_config(job))
-    shapes = {f: tuple(p.shape) for f, p in sparsifiable_params(model).items()}
-    densities = ({f: 1.0 for f in shapes} if job.sparsity == 0 else
-                 layer_densities(shapes, density=1.0 - job.sparsity, distribution=job.distribution))
+    method = build_method(job, model)
+    dense = method.config.dense_layers
+    shapes = {f: tuple(p.shape) for f, p in sparsifiable_params(model).items() if f not in dense}
+    densities = {f: 1.0 for f in dense}
+    if shapes:
+        densities.update({f: 1.0 for f in shapes} if job.sparsity == 0 else
+                         layer_densities(shapes, density=1.0 - job.sparsity, distribution=job.distribution))
     optimizer = build_optimizer(job, model.parameters())
     return make_trainer(model=model, method=method, optimizer=optimizer, densities=densities,
                         generator=torch.Generator().manual_seed(job.seed + 1), example_input=split.train_x[:2],

@@ -25,17 +25,19 @@ N:M-compliant weights.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 
 from simsparse.dst.base import METHODS, Method
-from simsparse.dst.nm_mask import check_nm, nm_mask
+from simsparse.dst.nm_mask import nm_mask
+from simsparse.masks.eligibility import check_nm
 from simsparse.dst.nm_schedule import (
     DECAY_SCHEDULES, decay_alpha, decay_steps, default_decay_coef, default_refresh_steps, is_refresh_step,
     sparse_span, structure_decay_nm,
 )
 from simsparse.errors import PatternError, SpecError
+from simsparse.masks.eligibility import NM_SUPPORT, NMSupport, check_pattern_supported, nm_eligibility
 from simsparse.specs import Field, validate
 
 _FRACTION = dict(type=float, required=False, min=0.0, max=1.0)
@@ -44,6 +46,7 @@ _COMMON_OPTIONS = {
     "finetune_fraction": Field(**_FRACTION, default=0.0),
     "mask_update_steps": Field(int, required=False, min=1, default=None),
     "nm": Field(str, required=False, default=None),   # the recipe's default target "N:M"; --nm wins
+    "nm_hardware": Field(str, required=False, default=None, choices=tuple(NM_SUPPORT.names())),
 }
 
 
@@ -52,6 +55,7 @@ class NMMethod(Method):
 
     OPTIONS: ClassVar[dict[str, Field]] = _COMMON_OPTIONS
     ste: ClassVar[bool] = False  # straight-through forward W + (W⊙mask − W).detach()
+    default_hardware: ClassVar[str] = "flat"  # the reference code's software mask (masks/eligibility.py)
 
     # ------------------------------------------------------------------ configuration
 
@@ -77,6 +81,28 @@ class NMMethod(Method):
             raise SpecError(f"method {self.name}: nm = {nm!r} is invalid; give N:M with 1 <= N <= M, "
                             f"e.g. --nm 2:4") from None
         return n, m
+
+    @cached_property
+    def support(self) -> NMSupport:
+        """The N:M hardware whose layer rule and group layout the masks follow (`extra.nm_hardware`)."""
+        return NM_SUPPORT.get(self.options.get("nm_hardware") or self.default_hardware)
+
+    def ineligible_layers(self, geometry: Mapping[str, tuple[tuple[int, ...], int]]) -> dict[str, str]:
+        """{fqn: reason} of the layers `support` cannot run at the target N:M (they stay dense)."""
+        n, m = self.target_nm
+        check_pattern_supported((n, m), self.support)
+        out = {}
+        for fqn, (shape, groups) in geometry.items():
+            verdict = nm_eligibility(weight_shape=shape, pattern=(n, m), support=self.support, groups=groups)
+            if not verdict.eligible:
+                out[fqn] = f"N:M {n}:{m} not runnable: {verdict.reason}"
+        return out
+
+    def masks_at(self, params: dict[str, torch.nn.Parameter], step: int) -> dict[str, torch.Tensor]:
+        """N:M masks of `nm_at(step)` from the dense weights; layers kept dense get all-ones masks."""
+        n, m = self.nm_at(step)
+        return {fqn: torch.ones_like(p, dtype=torch.bool) if fqn in self.config.dense_layers
+                else nm_mask(p.detach(), n, m, layout=self.support.layout) for fqn, p in params.items()}
 
     @cached_property
     def span(self) -> tuple[int, int]:
@@ -115,8 +141,7 @@ class NMMethod(Method):
 
     def init_masks(self, params: dict[str, torch.nn.Parameter], densities: dict[str, float],
                    generator: torch.Generator) -> dict[str, torch.Tensor]:
-        n, m = self.nm_at(0)
-        masks = {fqn: nm_mask(p.detach(), n, m) for fqn, p in params.items()}
+        masks = self.masks_at(params, 0)
         self._record(0)
         return masks
 
@@ -132,8 +157,7 @@ class NMMethod(Method):
                              step: int) -> dict[str, torch.Tensor]:
         upcoming = step + 1
         if upcoming < self.config.total_steps and self.refresh_due(upcoming):
-            n, m = self.nm_at(upcoming)
-            masks = {fqn: nm_mask(p.detach(), n, m) for fqn, p in params.items()}
+            masks = self.masks_at(params, upcoming)
         if self.hard_at(upcoming) and not self.hard_masked_weights:
             with torch.no_grad():
                 for fqn, p in params.items():
@@ -268,7 +292,9 @@ class OneShot(NMMethod):
 
     name = "nm-oneshot"
     hard_masked_weights = True
-    OPTIONS = {"dense_warmup_fraction": Field(**_FRACTION, default=0.5), "nm": _COMMON_OPTIONS["nm"]}
+    default_hardware = "sparse_tensor_core"  # ASP: masks for NVIDIA sparse tensor cores
+    OPTIONS = {"dense_warmup_fraction": Field(**_FRACTION, default=0.5), "nm": _COMMON_OPTIONS["nm"],
+               "nm_hardware": _COMMON_OPTIONS["nm_hardware"]}
 
     @cached_property
     def span(self) -> tuple[int, int]:

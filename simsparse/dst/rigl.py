@@ -80,6 +80,10 @@ class ScheduledDST(Method):
     def needs_dense_grad(self, step: int) -> bool:
         return self.is_update(step)
 
+    def is_dense(self, fqn: str, numel: int) -> bool:
+        """Layers kept dense (recipe roles) or made dense by the distribution are never updated."""
+        return fqn in self.config.dense_layers or self.targets.get(fqn, 0) >= numel
+
     def before_optimizer_step(self, params, masks, step) -> None:
         if self.needs_dense_grad(step):
             self._grads = {f: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
@@ -108,6 +112,9 @@ class RigL(ScheduledDST):
         frac = self.drop_fraction(step)
         new: dict[str, torch.Tensor] = {}
         for f, p in params.items():
+            if self.is_dense(f, p.numel()):
+                new[f] = masks[f]
+                continue
             new[f], grown = rigl_layer_update(weight=p, grad=self._grads[f], mask=masks[f], drop_fraction=frac)
             p.masked_fill_(grown, 0.0)
         self._grads = {}

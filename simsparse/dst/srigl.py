@@ -116,6 +116,9 @@ class SRigL(ScheduledDST):
         last = list(params)[-1]
         new = {}
         for f, p in params.items():
+            if self.is_dense(f, p.numel()):
+                new[f] = masks[f]
+                continue
             new[f], grown, active, self.fan_in[f] = srigl_layer_update(
                 weight=p, grad=self._grads[f], mask=masks[f], drop_fraction=frac, target_nnz=self.targets[f],
                 gamma_sal=self.gamma_sal, ablate=self.ablation and f != last)
