@@ -2,7 +2,9 @@
 
 Every ΔT steps before T_end: f(t) = α/2·(1 + cos(π t/T_end)); per layer drop the f·nnz smallest
 |w| among active weights, regrow as many positions (among those not kept) with the largest
-|dense gradient|; grown weights start at exactly 0 (their momentum too, via the trainer).
+|dense gradient|; newly grown weights start at exactly 0 (their momentum too, via the trainer); a
+weight dropped and regrown in the same update keeps its value and momentum (google-research/rigl,
+reinit_when_same False). Google's RigL keeps the first conv dense (recipe first_layer: dense).
 The helpers here (random masks, top-k selection) are shared by srigl.py and chase.py.
 """
 
@@ -116,7 +118,7 @@ class RigL(ScheduledDST):
                 new[f] = masks[f]
                 continue
             new[f], grown = rigl_layer_update(weight=p, grad=self._grads[f], mask=masks[f], drop_fraction=frac)
-            p.masked_fill_(grown, 0.0)
+            p.masked_fill_(grown & ~masks[f], 0.0)   # dropped and regrown in one update: weight kept
         self._grads = {}
         self.history.append({"step": step, "drop_fraction": frac, "density": mask_densities(new)})
         return new
