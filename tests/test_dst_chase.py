@@ -1,5 +1,7 @@
 """Chase: channel coupling, cubic channel removal, per-layer floors, overall density, checkpoint."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -8,6 +10,7 @@ import simsparse.dst.channels
 from simsparse.dst.base import METHODS, MethodConfig
 from simsparse.dst.channels import ChannelTracingError, removable_channel_groups
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
+from simsparse.dst.density import erk_densities
 from simsparse.dst.schedule import cubic_channel_sparsity
 from simsparse.errors import GeometryError
 import simsparse.dst.chase  # noqa: F401
@@ -41,8 +44,8 @@ def _groups(model, shape=(2, 1, 6, 6)):
     return removable_channel_groups(model, sparsified=set(sparsifiable_params(model)), example_input=torch.zeros(shape))
 
 
-def _trainer(model, *, steps=80, interval=8, channel_sparsity=0.4, beta=0.2, sparsity=0.8, **extra):
-    cfg = MethodConfig(sparsity=sparsity, total_steps=steps, update_interval=interval, t_end_fraction=0.9,
+def _trainer(model, *, steps=80, interval=8, channel_sparsity=0.4, beta=0.2, sparsity=0.8, distribution="erk", **extra):
+    cfg = MethodConfig(sparsity=sparsity, total_steps=steps, update_interval=interval, distribution=distribution,
                        extra={"channel_sparsity": channel_sparsity, "beta": beta, "stop_fraction": 0.8, **extra})
     method = METHODS.get("chase")(cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -106,18 +109,31 @@ def test_a_traced_model_records_where_its_channel_groups_came_from():
                                                      "groups": 2, "channels": 16}
 
 
-def test_removed_channels_follow_the_cubic_schedule():
-    tr = _trainer(_cnn())
+def _removal_log(method):
+    return [e for e in method.history if "channel_sparsity_target" in e]
+
+
+def test_removal_events_fall_midway_between_updates_and_follow_the_cubic_schedule():
+    tr = _trainer(_cnn())                              # ΔT 8, T 80, T_s 64: events at 4, 12, ..., 60
     m = tr.method
-    events = []
-    _train(tr, 80, on_step=lambda t: events.append(t) if m.is_removal(t) else None)
-    assert len(events) >= 5 and events[-1] == m.stop_step
-    removal_log = [e for e in m.history if "channel_sparsity_target" in e]
-    assert [e["step"] for e in removal_log] == events
-    for e in removal_log:
-        expected = round(cubic_channel_sparsity(e["step"], final=0.4, stop_step=m.stop_step) * 16)
-        assert sum(e["removed_channels"].values()) == expected
-    assert sum(len(v) for v in m.removed.values()) == round(0.4 * 16)
+    _train(tr, 80)
+    log = _removal_log(m)
+    assert [e["step"] for e in log] == list(range(4, 64, 8))
+    for e in log:   # the reference keeps int(C·(1 − S(t))) of the C = 16 removable channels
+        kept = int(16 * (1 - cubic_channel_sparsity(e["step"], final=0.4, stop_step=64)))
+        assert sum(e["removed_channels"].values()) == 16 - kept
+
+
+def test_the_channel_count_to_remove_is_rounded_up():
+    tr = _trainer(_cnn())
+    first = _removal_log(_train(tr, 5) or tr.method)[0]    # S(4) = 0.4·(1 − (60/64)^3) = 0.0703: 1.125 of 16
+    assert first["step"] == 4 and sum(first["removed_channels"].values()) == 2
+
+
+def test_with_several_updates_per_removal_the_first_event_is_half_an_update_before_the_removal_interval():
+    tr = _trainer(_cnn(), removal_every_updates=2)     # R = 16: events at 16 − 4, 28, 44, 60
+    _train(tr, 80)
+    assert [e["step"] for e in _removal_log(tr.method)] == [12, 28, 44, 60]
 
 
 def test_per_layer_floors_hold():
@@ -128,13 +144,56 @@ def test_per_layer_floors_hold():
         assert g.channels - len(tr.method.removed[g.producer]) >= floor
 
 
-def test_removed_channels_are_zero_for_good_and_overall_density_is_at_target():
+def test_training_starts_at_the_target_density():
+    tr = _trainer(_cnn())
+    assert sum(int(m.sum()) for m in tr.masks.values()) == tr.method.budget    # d, not d + 0.05
+
+
+def test_freed_nonzeros_are_regrown_at_the_next_update_across_layers_in_proportion_to_their_nnz():
+    tr = _trainer(_cnn(), distribution="uniform")                     # no layer becomes dense (refilled)
+    seen = {}
+    _train(tr, 17, on_step=lambda t: seen.__setitem__(t, {f: int(m.sum()) for f, m in tr.masks.items()}))
+    removed_at_12 = _removal_log(tr.method)[1]
+    assert removed_at_12["step"] == 12
+    assert sum(seen[12].values()) < sum(seen[11].values())          # nothing regrown at the removal event
+    after_prune, after = {}, seen[16]
+    nnz = sum(seen[15].values())                                      # update at 16: prune to B, regrow to ρ·P
+    rho = tr.method.memory_bound(16)
+    for f, n in seen[15].items():
+        after_prune[f] = n - math.ceil(max(0, nnz - tr.method.budget) / nnz * n)
+    ratio = (rho * tr.method.full_size - sum(after_prune.values())) / sum(after_prune.values())
+    assert after == {f: n + int(n * ratio) for f, n in after_prune.items()}
+
+
+def test_the_last_tenth_of_the_run_still_updates_the_mask_with_the_reference_drop_fraction():
+    tr = _trainer(_cnn())
+    before = {}
+    _train(tr, 80, on_step=lambda t: before.__setitem__(t, {f: m.clone() for f, m in tr.masks.items()}) if t == 71 else None)
+    last = tr.method.history[-1]
+    assert last["step"] == 72 and last["phase"] == "final"
+    assert last["drop_fraction"] == pytest.approx(0.005 + 0.495 * 0.5 * (1 + math.cos(math.pi * 72 / 80)))
+    assert any(not torch.equal(before[71][f], tr.masks[f]) for f in tr.masks)
+
+
+def test_the_final_phase_regrows_each_layer_to_erk_on_the_shrunk_shapes():
+    tr = _trainer(_cnn())
+    before = {}
+    _train(tr, 80, on_step=lambda t: before.__setitem__(t, {f: int(m.sum()) for f, m in tr.masks.items()}))
+    m = tr.method
+    shapes = {f: m.shrunk_shape(f, p.shape) for f, p in tr.params.items()}
+    erk = erk_densities(shapes, density=m.budget / sum(math.prod(s) for s in shapes.values()))
+    drop = m.final_drop(72)
+    for f, p in tr.params.items():                  # update at 72: drop ceil(r·n), regrow to the ERK share
+        kept = before[71][f] - math.ceil(drop * before[71][f])
+        assert int(tr.masks[f].sum()) == max(kept, int(erk[f] * math.prod(shapes[f])))
+        assert not (tr.masks[f] & ~m.alive(f, p.shape)).any()
+    assert sum(int(m.sum()) for m in tr.masks.values()) <= m.budget + 16
+
+
+def test_removed_channels_are_zero_for_good():
     model = _cnn()
     tr = _trainer(model)
-    budget = sum(tr.method.targets.values())
     _train(tr, 80)
-    nnz = sum(int(m.sum()) for m in tr.masks.values())
-    assert nnz == budget == sum(tr.method.targets.values())
     removed = tr.method.removed
     assert removed["0.weight"] or removed["3.weight"]
     for g in tr.method.groups:
@@ -146,7 +205,7 @@ def test_removed_channels_are_zero_for_good_and_overall_density_is_at_target():
         assert torch.all(model.get_parameter(g.producer_bias)[idx] == 0)
 
 
-def test_soft_memory_bound_keeps_density_above_budget_before_the_stop():
+def test_the_memory_phase_keeps_density_above_the_budget():
     tr = _trainer(_cnn())
-    budget = sum(tr.method.targets.values())
-    assert sum(int(m.sum()) for m in tr.masks.values()) > budget  # ρ(0) = d + 0.05
+    _train(tr, 9)                                                     # the first update (8) regrows to ρ(8)·P
+    assert sum(int(m.sum()) for m in tr.masks.values()) > tr.method.budget

@@ -35,8 +35,7 @@ def cubic_channel_sparsity(step: int, *, final: float, stop_step: int) -> float:
     return final * (1.0 - (1.0 - frac) ** 3)
 
 
-def soft_memory_bound(step: int, *, density: float, extra: float, stop_step: int) -> float:
-    """Chase's ρ(t): cosine from density+extra down to density at stop_step, density after."""
-    if step >= stop_step:
-        return density
-    return density + extra * 0.5 * (1.0 + math.cos(math.pi * step / max(1, stop_step)))
+def cosine_anneal(step: int, *, start: float, end: float, period: int) -> float:
+    """start → end along a half cosine over `period` steps, `end` afterwards (torch's CosineAnnealingLR)."""
+    frac = min(1.0, max(0.0, step / max(1, period)))
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * frac))
