@@ -85,6 +85,10 @@ class Method(ABC):
         """True when this step's backward must compute dense weight gradients (regrowth)."""
         return False
 
+    def lr_restarts(self) -> tuple[int, ...]:
+        """Steps at which the lr schedule starts over (default none)."""
+        return ()
+
     def notes(self) -> dict[str, Any]:
         """Plain data for the checkpoint meta: which path ran where a method has several (default none)."""
         return {}

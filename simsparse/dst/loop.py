@@ -23,7 +23,7 @@ from simsparse.dst.job import TrainJob, TrainResult, state_path
 from simsparse.dst.layers import layer_geometry, role_dense_layers
 from simsparse.dst.methods import method_class
 from simsparse.dst.nm import NMMethod
-from simsparse.dst.schedule import effective_interval
+from simsparse.dst.schedule import effective_interval, lr_factor
 from simsparse.dst.trainer import Sync, Trainer, make_trainer, sparsifiable_params
 from simsparse.errors import SimSparseError
 from simsparse.models import build_model
@@ -38,22 +38,12 @@ def build_optimizer(job: TrainJob, params) -> torch.optim.Optimizer:
     return cls(params, lr=job.lr, weight_decay=rec.weight_decay)
 
 
-def lr_factor(step: int, *, kind: str, warmup_steps: int, total_steps: int) -> float:
-    """Multiplier of the base lr: linear warm-up, then cosine to 0, constant, or step (×0.1 at 50 %, 75 %)."""
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    frac = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
-    if kind == "step":
-        return 0.1 ** (int(frac >= 0.5) + int(frac >= 0.75))
-    return 1.0
-
-
-def build_scheduler(job: TrainJob, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-    warm = int(job.recipe.warmup_fraction * job.steps)
+def build_scheduler(job: TrainJob, optimizer: torch.optim.Optimizer, method: Method) -> torch.optim.lr_scheduler.LambdaLR:
+    """The recipe's lr schedule, started over at each of the method's `lr_restarts()`."""
+    restarts = method.lr_restarts()
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, kind=job.recipe.lr_schedule, warmup_steps=warm, total_steps=job.steps))
+        optimizer, lambda s: lr_factor(s, kind=job.recipe.lr_schedule, warmup_fraction=job.recipe.warmup_fraction,
+                                       total_steps=job.steps, restarts=restarts))
 
 
 def method_config(job: TrainJob) -> MethodConfig:
@@ -101,7 +91,7 @@ def build_trainer(job: TrainJob, split: DataSplit, *, sync: Sync | None) -> Trai
     optimizer = build_optimizer(job, model.parameters())
     return make_trainer(model=model, method=method, optimizer=optimizer, densities=densities,
                         generator=torch.Generator().manual_seed(job.seed + 1), example_input=split.train_x[:2],
-                        scheduler=build_scheduler(job, optimizer), sync=sync)
+                        scheduler=build_scheduler(job, optimizer, method), sync=sync)
 
 
 def train_steps(trainer: Trainer, split: DataSplit, stream: BatchStream, job: TrainJob, *,
