@@ -85,6 +85,12 @@ class Method(ABC):
         """True when this step's backward must compute dense weight gradients (regrowth)."""
         return False
 
+    def schedule(self) -> list[dict[str, Any]]:
+        """The run's planned events, computed from the configuration alone (for `train --explain`): one
+        plain dict per event or segment with `step` (first step), `event`, optional `until` (last step)
+        and the event's numbers. Default: nothing is ever updated."""
+        return []
+
     def lr_restarts(self) -> tuple[int, ...]:
         """Steps at which the lr schedule starts over (default none)."""
         return ()

@@ -121,6 +121,21 @@ class Chase(ScheduledDST):
     def needs_dense_grad(self, step: int) -> bool:
         return self.is_update(step)
 
+    def schedule(self) -> list[dict[str, Any]]:
+        """Updates (memory phase: ρ; final phase: drop fraction) and removal events with the cumulative
+        number of channels to remove (the per-layer floors may leave fewer); needs init_masks (groups)."""
+        total = sum(g.channels for g in self.groups)
+        rows = []
+        for t in range(self.config.total_steps):
+            if self.is_removal(t):
+                rows.append({"step": t, "event": "channel removal", "channel_sparsity": self.channel_sparsity_at(t),
+                             "channels_removed": total - self.channels_kept_at(t), "channels": total})
+            if self.is_update(t) and t < self.stop_step:
+                rows.append({"step": t, "event": "mask update (memory phase)", "rho": self.memory_bound(t)})
+            elif self.is_update(t):
+                rows.append({"step": t, "event": "mask update (final phase)", "drop_fraction": self.final_drop(t)})
+        return rows
+
     # ------------------------------------------------------------------ channel coupling
     def bind_model(self, model: torch.nn.Module, *, example_input: torch.Tensor | None = None) -> None:
         self.model = model

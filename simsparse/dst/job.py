@@ -27,7 +27,7 @@ class TrainJob:
     steps: int
     recipe: Recipe
     seed: int
-    out: Path
+    out: Path | None                # None: the job is only explained (train --explain)
     batch_size: int
     lr: float
     distribution: str

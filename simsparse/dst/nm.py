@@ -182,6 +182,30 @@ class NMMethod(Method):
         t0, t1 = self.span
         return self.straight_through(step) and t0 <= step < t1
 
+    def mask_refresh(self, step: int) -> str:
+        """How the mask changes during the segment starting at `step` (for the schedule)."""
+        t0, t1 = self.span
+        if step < t0:
+            return "dense"
+        if self.hard_at(step):
+            return "pruned once, then frozen" if t0 == t1 else "frozen"
+        return f"recomputed every {self.refresh_steps} steps" if self.refresh_steps > 1 else "recomputed every step"
+
+    def schedule(self) -> list[dict[str, Any]]:
+        """Segments of constant phase and N:M (and α step, for piecewise decay) with α at both ends."""
+        rows: list[dict[str, Any]] = []
+        total = self.config.total_steps
+        for t in range(total):
+            if rows and self._signature(t) == self._signature(rows[-1]["step"]):
+                rows[-1].update(until=t, alpha_end=round(self.alpha_at(t), 6))
+                continue
+            n, m = self.nm_at(t)
+            rows.append({"step": t, "until": t, "event": self.phase_at(t), "nm": f"{n}:{m}",
+                         "alpha_start": round(self.alpha_at(t), 6), "alpha_end": round(self.alpha_at(t), 6),
+                         "mask": self.mask_refresh(t)})
+        rows += [{"step": t, "event": "lr schedule restarts"} for t in self.lr_restarts()]
+        return sorted(rows, key=lambda r: r["step"])
+
     # ------------------------------------------------------------------ history / resume
 
     def _signature(self, step: int) -> list[Any]:

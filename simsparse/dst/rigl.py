@@ -86,6 +86,13 @@ class ScheduledDST(Method):
         """Layers kept dense (recipe roles) or made dense by the distribution are never updated."""
         return fqn in self.config.dense_layers or self.targets.get(fqn, 0) >= numel
 
+    def update_steps(self) -> list[int]:
+        return [t for t in range(self.config.total_steps) if self.is_update(t)]
+
+    def schedule(self) -> list[dict[str, Any]]:
+        return [{"step": t, "event": "mask update", "drop_fraction": self.drop_fraction(t)}
+                for t in self.update_steps()]
+
     def before_optimizer_step(self, params, masks, step) -> None:
         if self.needs_dense_grad(step):
             self._grads = {f: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))

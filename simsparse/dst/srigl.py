@@ -132,6 +132,9 @@ class SRigL(ScheduledDST):
             raise SpecError(f"method srigl: sparse_init = {kind!r} is unknown; use one of {', '.join(SPARSE_INITS)}")
         return kind
 
+    def schedule(self) -> list[dict[str, Any]]:
+        return [{**row, "ablation": self.ablation, "gamma_sal": self.gamma_sal} for row in super().schedule()]
+
     def init_masks(self, params, densities, generator):
         masks = {}
         for f, p in params.items():

@@ -43,14 +43,16 @@ def _check_inputs(*, method: str, sparsity: float, nm: tuple[int, int] | None, s
         raise SimSparseError("--steps/--epochs must be at least 1")
 
 
-def make_job(*, method: str, model: str | nn.Module, data: str, sparsity: float, out: Path,
+def make_job(*, method: str, model: str | nn.Module, data: str, sparsity: float, out: Path | None,
              nm: tuple[int, int] | None = None, steps: int | None = None, epochs: int | None = None,
              recipe: str | Path | None = None, recipe_overrides: tuple[str, ...] = (), seed: int = 0,
              batch_size: int | None = None, lr: float | None = None, no_ablation: bool = False,
              distribution: str | None = None, progress: bool = True,
              model_options: Mapping[str, Any] | None = None, resume_from: Path | None = None,
              save_every: int | None = None) -> TrainJob:
-    """Check the user's input and resolve the recipe into a TrainJob (SimSparseError: one line)."""
+    """Check the user's input and resolve the recipe into a TrainJob (SimSparseError: one line).
+
+    `out` None makes a job that is only explained (explain.py), never trained."""
     _check_inputs(method=method, sparsity=sparsity, nm=nm, steps=steps, epochs=epochs)
     rec = load_recipe(method=method, path=recipe, overrides=tuple(recipe_overrides))
     if no_ablation:
@@ -61,8 +63,8 @@ def make_job(*, method: str, model: str | nn.Module, data: str, sparsity: float,
     if epochs is not None:
         n_train = len(load_data(data, seed=seed).train_y)
         steps = epochs * math.ceil(n_train / bs)
-    out = Path(out)
-    if not out.parent.is_dir():
+    out = Path(out) if out is not None else None   # None: a job that is explained, never written
+    if out is not None and not out.parent.is_dir():
         raise SimSparseError(f"folder {out.parent} does not exist; create it or choose another --out")
     if distribution is not None and distribution not in ("uniform", "erk"):
         raise SimSparseError(f"--distribution {distribution!r} is unknown; use uniform or erk")
