@@ -46,12 +46,13 @@ def removable_channel_groups(model: nn.Module, *, sparsified: set[str],
     name = type(model).__name__
     try:
         workload = trace(model, (example_input[:1],), name=name)
+        groups = pair_groups(workload)
     except GeometryError as exc:
         raise ChannelTracingError(f"cannot trace the channel coupling of {name}: {str(exc).splitlines()[0]}") from None
     modules = dict(model.named_modules())
     kinds = {o.name: o.kind for o in workload.ops}
     out = []
-    for g in pair_groups(workload):
+    for g in groups:
         prod_w, cons_w = g.producers[0], g.consumers[0]
         norms = [f for f in g.followers if kinds[f] == "norm"]
         if prod_w not in sparsified or cons_w not in sparsified:
