@@ -13,6 +13,9 @@ import numpy as np
 
 from simsparse import engines
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
+from simsparse.dst.explain import TrainingPlan, explain
+from simsparse.dst.job import TrainResult
+from simsparse.dst.train import run as run_training
 from simsparse.errors import GeometryError, SimSparseError
 from simsparse.records import Estimate, Gemm, LayerWork, MaskRecipe, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.units import DTYPES
@@ -303,6 +306,34 @@ def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | No
 def calibrate(*, device: str = "cpu", progress: bool = False, save: bool = True) -> cpu_calibration.CalibrationResult:
     """`simsparse calibrate`: fit the CPU model's kernel parameters here and store them for cpu_host."""
     return cpu_calibration.run(device=device, progress=progress, save=save)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def train(*, method: str, model: str, data: str, sparsity: float, out: Path, nm: tuple[int, int] | None = None,
+          steps: int | None = None, epochs: int | None = None, recipe: str | None = None,
+          recipe_overrides: tuple[str, ...] = (), seed: int = 0, batch_size: int | None = None,
+          lr: float | None = None, no_ablation: bool = False, distribution: str | None = None,
+          world_size: int = 1, save_every: int | None = None, resume_from: Path | None = None,
+          model_options: Mapping[str, Any] | None = None, progress: bool = True) -> TrainResult:
+    """Train with a DST method and write a native checkpoint (simsparse.dst.train.run)."""
+    return run_training(method=method, model=model, data=data, sparsity=sparsity, out=out, nm=nm, steps=steps,
+                        epochs=epochs, recipe=recipe, recipe_overrides=recipe_overrides, seed=seed,
+                        batch_size=batch_size, lr=lr, no_ablation=no_ablation, distribution=distribution,
+                        progress=progress, world_size=world_size, save_every=save_every, resume_from=resume_from,
+                        model_options=model_options)
+
+
+def explain_training(*, method: str, model: str, data: str, sparsity: float, nm: tuple[int, int] | None = None,
+                     steps: int | None = None, epochs: int | None = None, recipe: str | None = None,
+                     recipe_overrides: tuple[str, ...] = (), seed: int = 0, batch_size: int | None = None,
+                     no_ablation: bool = False, distribution: str | None = None,
+                     model_options: Mapping[str, Any] | None = None) -> TrainingPlan:
+    """The update schedule `train` would follow with these arguments, without training (dst.explain)."""
+    return explain(method=method, model=model, data=data, sparsity=sparsity, nm=nm, steps=steps, epochs=epochs,
+                   recipe=recipe, recipe_overrides=recipe_overrides, seed=seed, batch_size=batch_size,
+                   no_ablation=no_ablation, distribution=distribution, model_options=model_options)
 
 
 # ----------------------------------------------------------------------------- delegated steps

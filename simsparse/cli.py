@@ -106,7 +106,11 @@ def _add_train(sub) -> None:
                    help="override a recipe field (repeatable), e.g. --set alpha=0.5")
     p.add_argument("--save-every", type=int, help="write the full training state to OUT.state.pt every N steps")
     p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
-    p.add_argument("--out", required=True)
+    p.add_argument("--explain", action="store_true",
+                   help="print the update schedule (mask updates, drop fractions, decay factors, channel "
+                        "removals) without training")
+    p.add_argument("--out", help="checkpoint to write (required unless --explain)")
+    _fmt(p, ("table", "json"))
 
 
 def _add_measurement(sub) -> None:
@@ -220,13 +224,37 @@ def cmd_train(a: argparse.Namespace) -> None:
         if spec.kind != "nm":
             raise SimSparseError(f"--nm {a.nm!r}: expected N:M such as 1:8")
         nm = (spec.n, spec.m)
-    run = api.delegate("simsparse.dst.train", "run")
-    res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
-              epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
-              lr=a.lr, no_ablation=a.no_ablation, distribution=a.distribution, progress=True,
-              world_size=a.world_size, recipe_overrides=tuple(a.overrides), save_every=a.save_every,
-              resume_from=Path(a.resume) if a.resume else None)
-    _emit(report.to_json(res) if not hasattr(res, "summary_line") else res.summary_line())
+    if a.explain:
+        plan = api.explain_training(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm,
+                                    steps=a.steps, epochs=a.epochs, recipe=a.recipe, seed=a.seed,
+                                    batch_size=a.batch_size, no_ablation=a.no_ablation, distribution=a.distribution,
+                                    recipe_overrides=tuple(a.overrides))
+        _emit(report.to_json(plan) if a.format == "json" else _plan_table(plan))
+        return
+    if not a.out:
+        raise SimSparseError("train needs --out CKPT (or --explain to print the schedule without training)")
+    res = api.train(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
+                    epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
+                    lr=a.lr, no_ablation=a.no_ablation, distribution=a.distribution, progress=True,
+                    world_size=a.world_size, recipe_overrides=tuple(a.overrides), save_every=a.save_every,
+                    resume_from=Path(a.resume) if a.resume else None)
+    _emit(report.to_json(res) if a.format == "json" else res.summary_line())
+
+
+def _plan_table(plan: Any) -> str:
+    """`train --explain` as text: the run's settings, the dense layers, then one row per event."""
+    head = [f"{plan.method} on {plan.model} / {plan.data}: {plan.steps} steps, sparsity {plan.sparsity:g}"
+            + (f", N:M {plan.nm}" if plan.nm else "") + f", {plan.distribution}, update interval {plan.update_interval}",
+            f"recipe {plan.recipe} ({plan.source}); first layer {plan.first_layer}, last layer {plan.last_layer}",
+            "options: " + (", ".join(f"{k}={v}" for k, v in plan.options.items()) or "none")]
+    head += [f"dense: {fqn}: {why}" for fqn, why in plan.dense_layers.items()]
+    head += [f"note: {k}: {v}" for k, v in plan.notes.items()]
+    rows = []
+    for e in plan.events:
+        rest = {k: v for k, v in e.items() if k not in ("step", "until", "event")}
+        rows.append([e["step"], e.get("until", ""), e["event"],
+                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rest.items())])
+    return "\n".join(head) + "\n\n" + report.table(rows, ["step", "until", "event", "values"])
 
 
 def _generic(result: Any, fmt: str, table_fn: Callable[[Any], str] | None) -> str:

@@ -33,12 +33,10 @@ def _say(text: str) -> None:
 
 
 def train_runs(*, out: Path, steps: int, progress: bool) -> list[Path]:
-    from simsparse.dst.train import run as train
-
     paths = []
     for name, kw in RUNS:
         path = out / f"{name}.pt"
-        res = train(model="cnn", model_options={"width": 32}, data="synthetic", steps=steps, batch_size=64,
+        res = api.train(model="cnn", model_options={"width": 32}, data="synthetic", steps=steps, batch_size=64,
                     out=path, seed=0, progress=progress, **kw)
         _say(f"  {name:26s} test accuracy {res.test_accuracy:.3f}  density {res.density:.3f}  "
              f"train FLOPs {res.train_flops_relative:.2f}x dense  -> {path}")
