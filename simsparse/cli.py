@@ -14,6 +14,8 @@ from typing import Any, Callable, Sequence
 
 from simsparse import __version__, api, demo, plots, report
 from simsparse.errors import SimSparseError
+from simsparse.graph.catalog import write_workload
+from simsparse.graph.resolve import parse_input
 
 FORMATS = ("table", "json", "csv")
 
@@ -37,6 +39,13 @@ def _common_eval(p: argparse.ArgumentParser) -> None:
     _fmt(p)
 
 
+def _trace_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", help="image input C,H,W for torchvision/module specs (default 3,224,224)")
+    p.add_argument("--seq", type=int, help="tokens per sample (prefill) for hf/module specs")
+    p.add_argument("--decode", action="store_true", help="hf: one decode step (with --context C)")
+    p.add_argument("--context", type=int, help="hf --decode: KV-cache length in tokens")
+
+
 def _add_analysis(sub) -> None:
     p = sub.add_parser("inspect", help="load a checkpoint and report the structure of its masks")
     p.add_argument("checkpoint")
@@ -52,7 +61,18 @@ def _add_analysis(sub) -> None:
                    help="override a spec field by dotted path (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of synthetic masks")
     p.add_argument("--out", help="also write report.json and report.csv into this folder")
+    p.add_argument("--model", help="geometry traced on the fly: torchvision:NAME, hf:DIR_OR_CONFIG.json, "
+                                   "module:pkg.mod:factory (instead of --workload)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="evaluate a checkpoint that leaves most GEMM layers without a mask (the rest run dense)")
+    _trace_flags(p)
     _common_eval(p)
+
+    p = sub.add_parser("trace", help="write the layer geometry of a model as a workload YAML")
+    p.add_argument("spec", help="torchvision:NAME, hf:DIR_OR_CONFIG.json or module:pkg.mod:factory")
+    p.add_argument("-o", "--out", required=True, help="workload YAML to write (use it with --workload PATH)")
+    p.add_argument("--name", help="workload name (default: from the spec)")
+    _trace_flags(p)
 
     p = sub.add_parser("compare", help="several checkpoints x several architectures")
     p.add_argument("checkpoints", nargs="+")
@@ -88,7 +108,11 @@ def _add_train(sub) -> None:
                    help="override a recipe field (repeatable), e.g. --set alpha=0.5")
     p.add_argument("--save-every", type=int, help="write the full training state to OUT.state.pt every N steps")
     p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
-    p.add_argument("--out", required=True)
+    p.add_argument("--explain", action="store_true",
+                   help="print the update schedule (mask updates, drop fractions, decay factors, channel "
+                        "removals) without training")
+    p.add_argument("--out", help="checkpoint to write (required unless --explain)")
+    _fmt(p, ("table", "json"))
 
 
 def _add_measurement(sub) -> None:
@@ -105,7 +129,12 @@ def _add_measurement(sub) -> None:
     p = sub.add_parser("validate", help="model predictions beside measurements")
     p.add_argument("--device", choices=("cpu", "cuda", "published"), default="published")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
-    p.add_argument("--csv", help="published: a CSV of measured rows (default: the shipped A100 dev rows)")
+    p.add_argument("--csv", help="published: one CSV of measured rows, torch-level or kernel schema "
+                                 "(default: every shipped corpus)")
+    p.add_argument("--corpus", action="append", metavar="NAME",
+                   help="published: only this shipped corpus (repeatable; e.g. gpu_kernel_dev)")
+    p.add_argument("--gpu-arch", action="append", default=[], metavar="GPU=ARCH",
+                   help="model the GPU named GPU with arch ARCH instead of the built-in table (repeatable)")
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
@@ -149,15 +178,29 @@ def cmd_inspect(a: argparse.Namespace) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    if a.mask is None and a.gemm is None and a.workload is None:
-        raise SimSparseError("evaluate needs --mask CKPT, --workload W --pattern P, or --gemm M,N,K --pattern P")
+    if a.mask is None and a.gemm is None and a.workload is None and a.model is None:
+        raise SimSparseError("evaluate needs --mask CKPT, --workload W (or --model SPEC) --pattern P, "
+                             "or --gemm M,N,K --pattern P")
     r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=a.gemm, pattern=a.pattern,
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
-                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty())
+                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
+                     input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context,
+                     allow_partial=a.allow_partial)
     if a.out:
         report.write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
         report.write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
     _emit(report.render_reports([r], a.format))
+
+
+def _input(a: argparse.Namespace) -> tuple[int, ...]:
+    return parse_input(a.input)
+
+
+def cmd_trace(a: argparse.Namespace) -> None:
+    wl = api.trace(model=a.spec, input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context, name=a.name)
+    path = write_workload(wl, a.out, description=f"traced from {a.spec}")
+    gemms = sum(1 for o in wl.ops if o.kind in ("conv", "linear", "matmul"))
+    _emit(f"wrote {path}: {len(wl.ops)} ops ({gemms} GEMM layers); use it with --workload {path}")
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
@@ -169,11 +212,36 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
+    if a.explain:
+        plan = api.explain_training(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=a.nm,
+                                    steps=a.steps, epochs=a.epochs, recipe=a.recipe, seed=a.seed,
+                                    batch_size=a.batch_size, no_ablation=a.no_ablation, distribution=a.distribution,
+                                    recipe_overrides=tuple(a.overrides))
+        _emit(report.to_json(plan) if a.format == "json" else _plan_table(plan))
+        return
+    if not a.out:
+        raise SimSparseError("train needs --out CKPT (or --explain to print the schedule without training)")
     res = api.train(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=a.nm, steps=a.steps,
                     epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=a.out, batch_size=a.batch_size, lr=a.lr,
                     no_ablation=a.no_ablation, distribution=a.distribution, world_size=a.world_size,
                     recipe_overrides=tuple(a.overrides), save_every=a.save_every, resume_from=a.resume)
-    _emit(res.summary_line())
+    _emit(report.to_json(res) if a.format == "json" else res.summary_line())
+
+
+def _plan_table(plan: Any) -> str:
+    """`train --explain` as text: the run's settings, the dense layers, then one row per event."""
+    head = [f"{plan.method} on {plan.model} / {plan.data}: {plan.steps} steps, sparsity {plan.sparsity:g}"
+            + (f", N:M {plan.nm}" if plan.nm else "") + f", {plan.distribution}, update interval {plan.update_interval}",
+            f"recipe {plan.recipe} ({plan.source}); first layer {plan.first_layer}, last layer {plan.last_layer}",
+            "options: " + (", ".join(f"{k}={v}" for k, v in plan.options.items()) or "none")]
+    head += [f"dense: {fqn}: {why}" for fqn, why in plan.dense_layers.items()]
+    head += [f"note: {k}: {v}" for k, v in plan.notes.items()]
+    rows = []
+    for e in plan.events:
+        rest = {k: v for k, v in e.items() if k not in ("step", "until", "event")}
+        rows.append([e["step"], e.get("until", ""), e["event"],
+                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rest.items())])
+    return "\n".join(head) + "\n\n" + report.table(rows, ["step", "until", "event", "values"])
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
@@ -182,14 +250,28 @@ def cmd_measure(a: argparse.Namespace) -> None:
     _emit(_render(res, a.format))
 
 
+def _gpu_archs(pairs: Sequence[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        gpu, sep, arch = pair.partition("=")
+        if not sep or not gpu.strip() or not arch.strip():
+            raise SimSparseError(f"--gpu-arch {pair!r}: expected GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'")
+        out[gpu.strip()] = arch.strip()
+    return out
+
+
 def cmd_validate(a: argparse.Namespace) -> None:
-    res = api.validate(device=a.device, engine=a.engine, csv=a.csv, calibration=a.calibration,
-                       progress=sys.stderr.isatty())
-    _emit(_render(res, a.format))
+    from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
+
+    res = api.validate(device=a.device, engine=a.engine, csv_path=a.csv, corpora=a.corpus,
+                       gpu_archs=_gpu_archs(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty())
+    _emit(render.render(res, a.format))
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
-    _emit(_render(api.calibrate(device=a.device, progress=sys.stderr.isatty()), a.format))
+    from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
+
+    _emit(render.render_calibration(api.calibrate(device=a.device, progress=sys.stderr.isatty()), a.format))
 
 
 def _render(res: Any, fmt: str) -> str:
@@ -237,7 +319,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
     "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
-    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep,
+    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep, "trace": cmd_trace,
 }
 
 

@@ -91,6 +91,9 @@ class Pattern:
     nm_group_histogram: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
     # M -> {largest group count of a row: number of such rows}
     row_group_max_histogram: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
+    # "measured" from a mask, or "closed-form" for a synthetic pattern (masks.closed_form: some
+    # fields are then expected values, rounded)
+    source: str = "measured"
 
     def is_nm(self, n: int, m: int) -> bool:
         """Every group of m along the reduction holds at most n nonzeros."""
@@ -142,6 +145,9 @@ class Workload:
     input_shape: tuple[int, ...]
     ops: tuple[Op, ...]
     source: str = ""
+    phase: str = ""                 # language models: "prefill" or "decode" ("" for other workloads)
+    tokens: int = 0                 # tokens a forward pass processes per sample (prefill: seq, decode: 1)
+    context: int = 0                # decode: KV-cache length the step attends to (plus itself)
 
     def op(self, name: str) -> Op:
         for o in self.ops:
@@ -173,14 +179,24 @@ class Gemm:
         return 2 * self.macs
 
 
+@dataclass(frozen=True)
+class MaskRecipe:
+    """How to draw a synthetic mask when one must exist: a pattern string and its seed."""
+
+    pattern: str
+    seed: int
+
+
 @dataclass(frozen=True, eq=False)
 class LayerWork:
     """What an architecture model is asked to run for one layer.
 
     kind "gemm": `gemm` with an optional `mask` ([rows, k] bool, GEMM orientation) and its
-    `pattern`, measured from it (both None = dense). Arch models decide from `pattern` alone; the
-    mask is there for what needs the values themselves (kernels, DST). kind "memory": a non-GEMM op
-    moving `bytes_moved` and writing `elements`. Build GEMM works with `graph.lower.gemm_work`.
+    `pattern`, measured from it (both None = dense). A synthetic layer may carry only its
+    closed-form `pattern` (mask None) and the `recipe` to draw the mask where something needs the
+    values (`graph.synthetic.materialise`). Arch models decide from `pattern` alone; the mask is
+    there for what needs the values themselves (kernels, DST). kind "memory": a non-GEMM op moving
+    `bytes_moved` and writing `elements`. Build GEMM works with `graph.lower.gemm_work`.
     """
 
     name: str
@@ -192,6 +208,7 @@ class LayerWork:
     bytes_moved: int = 0
     elements: int = 0
     dtype: str = "fp16"
+    recipe: MaskRecipe | None = None
 
     def __post_init__(self) -> None:
         if self.mask is not None and self.pattern is None:

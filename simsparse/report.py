@@ -105,6 +105,13 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
     out.append(f"total: {_time(t.latency_s)} vs dense {_time(d.latency_s)} -> speedup {r.speedup_vs_dense:.3f}x; "
                f"FLOPs dense {_si(t.flops_dense)}, effective {_si(t.flops_effective)}, executed {_si(t.flops_executed)}"
                + (f"; energy {t.energy_j * 1e3:.3f} mJ vs {d.energy_j * 1e3:.3f} mJ" if t.energy_j else ""))
+    if r.provenance.get("coverage"):
+        out.append(str(r.provenance["coverage"]))
+    llm = r.provenance.get("llm") or {}
+    if llm.get("tokens_per_s"):
+        out.append(f"{llm['phase']} (batch {llm['batch']}): {llm['tokens_per_s']:,.0f} tokens/s vs dense "
+                   f"{llm['dense_tokens_per_s']:,.0f}" + (f"; time per output token {_time(llm['time_per_output_token_s'])}"
+                   f" vs dense {_time(llm['dense_time_per_output_token_s'])}" if llm["phase"] == "decode" else ""))
     notes = sorted({n for e in r.estimates for n in e.notes})
     if notes:
         out.append("notes:\n" + "\n".join(f"  - {n}" for n in notes[:12])
@@ -184,8 +191,11 @@ def inspect_table(result) -> str:
             f"density {s['density']:.4f}  channels removed: {s['rows_removed']} out / {s['cols_removed']} in")
     foot = (f"2:4-compliant layers: {len(s['nm_2to4_layers'])}/{s['layers']}; "
             f"constant fan-in (sparse) layers: {len(s['constant_fan_in_layers'])}/{s['layers']}")
+    prov = result.masks.provenance
+    extra = [str(prov["coverage"])] if prov.get("coverage") else []
+    extra += [f"note: {n}" for n in prov.get("notes", [])[:8]]
     return "\n".join([head, table(rows, ["layer", "shape", "density", "N:M envelope (4,8,16)", "fan-in",
-                                          "rows removed", "in-ch removed"]), foot])
+                                          "rows removed", "in-ch removed"]), foot] + extra)
 
 
 # ----------------------------------------------------------------------------- files

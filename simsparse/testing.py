@@ -10,9 +10,10 @@ this for free; it only declares its capabilities on its model class (`kernels`, 
     check_arch_kind("my_kind")                         # or check_arch_kind("my_kind", arch="x.yaml")
 
 Checks: a dense mask costs exactly the dense baseline; a dense mask issues all MACs; plans are
-deterministic and picklable; plans read only the measured Pattern, never the mask array; units
-are non-negative; the analytic and cycle engines agree within
-the tolerance the kind declares; more nonzeros never make a kind faster where it claims
+deterministic and picklable; plans read only the measured Pattern, never the mask array; a
+synthetic layer carrying only its closed-form Pattern (no mask drawn, `masks.closed_form`) plans
+as its drawn mask does, and a huge one plans at all; units are non-negative; the analytic and
+cycle engines agree within the tolerance the kind declares; more nonzeros never make a kind faster where it claims
 unstructured support; the declared kernels are honoured.
 """
 
@@ -29,6 +30,7 @@ from simsparse.archs import ArchModel, arch_data, kind_class, load_arch, shipped
 from simsparse.engines import engines_of, estimate
 from simsparse.errors import PatternError
 from simsparse.graph.lower import gemm_work
+from simsparse.graph.synthetic import materialise, synthetic_gemm_work
 from simsparse.masks.synthetic import make_matrix, two_four_checkerboard
 from simsparse.records import Estimate, Gemm, LayerWork
 
@@ -129,6 +131,21 @@ def check_plans_need_only_the_measured_pattern(s: Subject) -> None:
             f"{s.model.name} {name}: the plan reads the mask array, not only its Pattern"
 
 
+def check_closed_form_layers_plan_as_their_drawn_masks(s: Subject) -> None:
+    m, n, k = CASES[1]
+    for pattern in ("2:4", "1:8", "fanin=0.1", "channels=0.5"):
+        closed = synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=s.dtype, seed=1)
+        assert closed.mask is None and closed.pattern.source == "closed-form", f"{pattern}: a mask was drawn"
+        a, b = s.model.plan(closed), s.model.plan(materialise(closed))
+        where = f"{s.model.name} {pattern}"
+        assert a.format == b.format, f"{where}: the closed-form Pattern runs {a.format}, the drawn mask {b.format}"
+        assert (a.macs_effective, a.macs_issued) == (b.macs_effective, b.macs_issued), f"{where}: other work"
+    side = 16_384                                      # a drawn mask would be 256 M booleans
+    huge = synthetic_gemm_work(m=1, n=side, k=side, pattern="2:4", dtype=s.dtype)
+    plan = s.model.plan(huge)
+    assert huge.mask is None and plan.macs_effective == side * side // 2, f"{s.model.name}: huge 2:4 GEMM"
+
+
 def _non_negative(e: Estimate, where: str) -> None:
     for f in fields(e):
         v = getattr(e, f.name)
@@ -200,6 +217,7 @@ CHECKS: tuple[Callable[[Subject], None], ...] = (
     check_dense_mask_issues_all_macs,
     check_plan_is_deterministic_and_picklable,
     check_plans_need_only_the_measured_pattern,
+    check_closed_form_layers_plan_as_their_drawn_masks,
     check_units_are_non_negative,
     check_engines_agree_within_the_declared_tolerance,
     check_more_nonzeros_are_never_faster,

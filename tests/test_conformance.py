@@ -81,6 +81,17 @@ def test_the_suite_catches_a_kind_that_reads_the_mask_array(subjects):
         testing.check_plans_need_only_the_measured_pattern(_subject_of(Peeking, base))
 
 
+def test_the_suite_catches_a_kind_that_runs_a_pattern_only_layer_dense(subjects):
+    base = subjects["gpu_sparse_tensor_core"]
+
+    class MaskOnly(type(base.model)):        # treats a layer without a mask array as dense
+        def plan(self, work, *, dense=False, kernel=None):
+            return super().plan(work, dense=dense or work.mask is None, kernel=kernel)
+
+    with pytest.raises(AssertionError, match="closed-form Pattern runs dense"):
+        testing.check_closed_form_layers_plan_as_their_drawn_masks(_subject_of(MaskOnly, base))
+
+
 def test_the_suite_catches_a_kind_that_gets_faster_with_more_nonzeros(subjects):
     base = subjects["cpu_simd"]
 

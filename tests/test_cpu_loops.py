@@ -6,11 +6,12 @@ import pytest
 
 from simsparse.archs import load_arch
 from simsparse.archs.cpu_cost import latency_breakdown
-from simsparse.calibrate import Point, Predictor, fit
 from simsparse.engines import estimate
 from simsparse.graph.lower import gemm_work
 from simsparse.masks.synthetic import make_matrix
 from simsparse.records import Gemm, LayerWork
+from simsparse.validate.calibrate import Predictor, fit
+from simsparse.validate.cpu_timing import cpu_point
 
 
 def work(m: int, n: int, k: int, pattern: str) -> LayerWork:
@@ -61,7 +62,7 @@ def test_kernel_parallel_eff_overrides_the_spec_value():
 
 def test_fit_leaves_batched_eff_at_one():
     model = load_arch("spr_socket", ["software.threads=2"])
-    pts = [Point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t, measured_s=0.0, iqr_s=0.0)
+    pts = [cpu_point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t)
            for m in (1, 16) for t in (1, 2)]
     pred = Predictor(model)
     pts = [replace(p, measured_s=1.3 * pred.predict_s(p)) for p in pts]

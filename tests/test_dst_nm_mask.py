@@ -78,3 +78,14 @@ def test_compliance_check_rejects_an_overfull_group():
 def test_invalid_n_m_is_a_pattern_error(nm):
     with pytest.raises(PatternError, match="N:M"):
         nm_mask(torch.ones(2, 8), *nm)
+
+
+def test_flat_layout_groups_wrap_across_rows_as_the_srste_reference_masks_a_stem():
+    # a 1x1 conv with 3 input channels: k = 3 is not a multiple of M = 4. The reference (SR-STE, PGF)
+    # cuts the flattened weight into groups of 4 that run on into the next row; padding per row would
+    # keep 2 of every row's 3 weights instead.
+    w = torch.tensor([[9.0, 1.0, 2.0], [8.0, 7.0, 3.0], [0.5, 6.0, 5.0], [4.0, 0.1, 0.2]]).reshape(4, 3, 1, 1)
+    flat = nm_mask(w, 2, 4, layout="flat").reshape(4, 3)
+    # groups: (9, 1, 2, 8) -> 9, 8; (7, 3, 0.5, 6) -> 7, 6; (5, 4, 0.1, 0.2) -> 5, 4
+    assert flat.tolist() == [[True, False, False], [True, True, False], [False, True, True], [True, False, False]]
+    assert nm_mask(w, 2, 4).reshape(4, 3).sum(dim=1).tolist() == [2, 2, 2, 2]

@@ -25,7 +25,7 @@ LAYERS = {
     "graph": 2,
     "archs": 3,
     "engines": 4, "kernels": 4,
-    "report": 5, "plots": 5, "validate": 5, "validate_published": 5, "validate_cpu": 5, "calibrate": 5, "dse": 5,
+    "report": 5, "plots": 5, "validate": 5, "dse": 5,
     "testing": 6,
     "api": 7,
     "cli": 8, "demo": 8, "__main__": 8,
@@ -119,8 +119,6 @@ def test_no_import_circle_outside_the_trainer(graph):
     assert not circles, f"import circles: {circles}"
 
 
-@pytest.mark.xfail(strict=True, reason="engineer dst removes the train <-> loop <-> checkpoint <-> ddp circle "
-                                       "(issue 11 item 6); drop this mark when that branch merges")
 def test_no_import_circle_inside_the_trainer(graph):
     inside = graph.subgraph(m for m in graph if is_dst(m))
     circles = [c for c in nx.strongly_connected_components(inside) if len(c) > 1]

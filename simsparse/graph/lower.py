@@ -11,8 +11,9 @@
 
 For a masked layer `LayerWork.mask` is the `[rows, k]` GEMM-oriented bool matrix
 (`masks.patterns.as_matrix`: Cin innermost; for grouped convs the groups' rows are stacked, so
-rows = groups·n) and `pattern` its `Pattern`, measured once here (`gemm_work`). An unmasked layer
-is dense: mask and pattern None. `shrunk_gemm` is the one formula for the dense GEMM left after
+rows = groups·n) and `pattern` its `Pattern`, measured once here (`gemm_work`, `masked_work`). An
+unmasked layer is dense: mask and pattern None (`plain_work`); a synthetic layer may carry only a
+closed-form pattern (`graph.synthetic`). `shrunk_gemm` is the one formula for the dense GEMM left after
 removing all-zero output rows and all-zero input channels (each input channel is kh·kw columns).
 
 Masks reach `layer_works` already bound to op names (`graph.bind.bind`, run once by the caller).
@@ -111,6 +112,22 @@ def gemm_work(*, name: str, gemm: Gemm, mask: np.ndarray | None = None, op_kind:
                      dtype=gemm.dtype)
 
 
+def plain_work(op: Op, gemm: Gemm | None, *, batch: int, dtype: str) -> LayerWork:
+    """The LayerWork of an op without a mask: memory work for non-GEMM ops, else the dense GEMM."""
+    if gemm is None:
+        elems = (op.elements_in + op.elements_out) * batch
+        return LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * dtype_bytes(dtype),
+                         elements=op.elements_out * batch, dtype=dtype)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, dtype=dtype)
+
+
+def masked_work(op: Op, gemm: Gemm, mask: np.ndarray, *, dtype: str) -> LayerWork:
+    """The LayerWork of a GEMM op with its mask (weight-shaped or `[rows, k]`), measured once."""
+    wmask = _weight_mask(op, mask)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
+                     pattern=analyze(wmask, name=op.name), dtype=dtype)
+
+
 def layer_works(workload: Workload, *, batch: int, dtype: str,
                 masks: Mapping[str, np.ndarray]) -> list[LayerWork]:
     """One LayerWork per op: GEMM ops with their mask (absent = dense), other ops as memory work.
@@ -123,19 +140,9 @@ def layer_works(workload: Workload, *, batch: int, dtype: str,
     if stray:
         raise GeometryError(f"masks {', '.join(stray[:4])} name no op of workload {workload.name}; "
                             "bind checkpoint masks to the workload first (graph.bind.bind)")
-    nbytes = dtype_bytes(dtype)
     out: list[LayerWork] = []
     for op, gemm in lower(workload, batch=batch, dtype=dtype):
-        if gemm is None:
-            elems = (op.elements_in + op.elements_out) * batch
-            out.append(LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * nbytes,
-                                 elements=op.elements_out * batch, dtype=dtype))
-            continue
-        mask = masks.get(op.name) if op.kind != "matmul" else None
-        if mask is None:
-            out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, dtype=dtype))
-            continue
-        wmask = _weight_mask(op, mask)
-        out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
-                             pattern=analyze(wmask, name=op.name), dtype=dtype))
+        mask = masks.get(op.name) if gemm is not None and op.kind != "matmul" else None
+        out.append(plain_work(op, gemm, batch=batch, dtype=dtype) if mask is None
+                   else masked_work(op, gemm, mask, dtype=dtype))
     return out

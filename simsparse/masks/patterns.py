@@ -116,9 +116,9 @@ def _histogram(values: np.ndarray, top: int) -> dict[int, int]:
     return {v: c for v, c in out.items() if c}
 
 
-def _group_stats(mat: np.ndarray, *, histograms: bool = True) -> _GroupStats:
-    """Envelope {M: max nonzeros in any group of M along axis 1} (and, with `histograms`, the
-    group-count and per-row-maximum histograms), computed level by level on uint8 counts."""
+def _group_stats(mat: np.ndarray) -> _GroupStats:
+    """Envelope {M: max nonzeros in any group of M along axis 1}, the group-count and the
+    per-row-maximum histograms, computed level by level on uint8 counts."""
     env: dict[int, int] = {}
     groups: dict[int, dict[int, int]] = {}
     row_max: dict[int, dict[int, int]] = {}
@@ -127,10 +127,22 @@ def _group_stats(mat: np.ndarray, *, histograms: bool = True) -> _GroupStats:
         counts = _pad_cols(counts, 2)
         counts = counts[:, 0::2] + counts[:, 1::2]
         env[m] = int(counts.max()) if counts.size else 0
-        if histograms:
-            groups[m] = _histogram(counts, env[m])
-            row_max[m] = _histogram(counts.max(axis=1) if counts.size else counts, env[m])
+        groups[m] = _histogram(counts, env[m])
+        row_max[m] = _histogram(counts.max(axis=1) if counts.size else counts, env[m])
     return _GroupStats(envelope=env, groups=groups, row_max=row_max)
+
+
+def _envelopes_out(mat: np.ndarray) -> dict[int, int]:
+    """{M: max nonzeros in any group of M consecutive rows of a column}: the envelope along axis 0,
+    pairing whole rows level by level (no transposed copy of the mask)."""
+    out: dict[int, int] = {}
+    counts = mat.view(np.uint8)
+    for m in NM_GROUP_SIZES:
+        if counts.shape[0] % 2:
+            counts = np.concatenate([counts, np.zeros((1, counts.shape[1]), counts.dtype)], axis=0)
+        counts = counts[0::2] + counts[1::2]
+        out[m] = int(counts.max()) if counts.size else 0
+    return out
 
 
 def best_nm(envelope: Mapping[int, int], group_sizes: Sequence[int]) -> tuple[int, int] | None:
@@ -183,7 +195,7 @@ def analyze(mask, *, name: str = "mask") -> Pattern:
     return Pattern(
         shape=shape, rows=n, cols=k, nnz=nnz, density=nnz / max(1, n * k),
         nm_envelope=along_k.envelope,
-        nm_envelope_out=_group_stats(np.ascontiguousarray(mat.T), histograms=False).envelope,
+        nm_envelope_out=_envelopes_out(mat),
         fan_in=fan_in, rows_removed=int(removed_rows.size), cols_removed=int(removed_cols.size),
         removed_rows=tuple(int(i) for i in removed_rows), removed_cols=tuple(int(i) for i in removed_cols),
         row_nnz_histogram={int(v): int(c) for v, c in zip(values, counts)},
