@@ -14,6 +14,7 @@ from typing import Any, Callable, Sequence
 
 from simsparse import __version__, api, demo, plots, report
 from simsparse.errors import SimSparseError
+from simsparse.fileio import write_atomic
 from simsparse.graph.catalog import write_workload
 from simsparse.graph.resolve import parse_input
 
@@ -187,8 +188,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                      input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context,
                      allow_partial=a.allow_partial)
     if a.out:
-        report.write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
-        report.write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
+        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
+        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
     _emit(report.render_reports([r], a.format))
 
 

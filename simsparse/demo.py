@@ -1,5 +1,5 @@
 """`simsparse demo`: the main job end to end on built-in defaults, a scripted tour of `api` (it
-sits beside the CLI, above api, and calls nothing else but report and plots).
+sits beside the CLI, above api, and calls nothing else but report, plots and fileio).
 
 1. Train one run of each structured-DST family on the built-in synthetic task (`cnn` of width 32, 90 %
    sparse where the method allows): SRigL (constant fan-in + ablation), N:M 2:4 reached by
@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from simsparse import api, plots, report
+from simsparse.fileio import write_atomic
 
 RUNS = (
     ("rigl", {"method": "rigl", "sparsity": 0.9}),
@@ -58,8 +59,8 @@ def run(*, out: Path, steps: int = 150, batch: int = 64, progress: bool | None =
     _say(f"\n[3/4] trained masks on {', '.join(ARCHS)} (batch {batch}; speedup vs dense on the same arch)")
     reports = api.compare(masks=[str(p) for p in paths], archs=ARCHS, batch=batch)
     _say(report.compare_table(reports))
-    report.write_atomic(out / "compare.json", report.render_reports(reports, "json"))
-    report.write_atomic(out / "compare.csv", report.render_reports(reports, "csv"))
+    write_atomic(out / "compare.json", report.render_reports(reports, "json"))
+    write_atomic(out / "compare.csv", report.render_reports(reports, "csv"))
     plots.speedup_plot(reports, out / "speedup.png")
     _say(f"\n[4/4] what-if: ResNet-50, batch {batch}, synthetic masks of each family's pattern (90 % / 2:4 / 40 % channels)")
     rows = []

@@ -32,8 +32,8 @@ from typing import Any, Callable, Sequence
 from tqdm import tqdm
 
 from simsparse.errors import SimSparseError, SpecError
+from simsparse.fileio import write_atomic
 from simsparse.records import Report
-from simsparse.report import write_atomic
 from simsparse.specs import Field, ListOf, MapOf, check_version, load_yaml, validate
 
 INPUT_SCHEMA = {"workload": Field(str, required=False), "patterns": ListOf(Field(str), required=False, default=["dense"]),

@@ -10,8 +10,6 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -199,20 +197,6 @@ def inspect_table(result) -> str:
 
 
 # ----------------------------------------------------------------------------- files
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same folder and an atomic rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- validation / measurement

@@ -55,7 +55,7 @@ def _torch():
 
 
 def _trace_module(model: Any, inputs: Any, *, name: str) -> Workload:
-    from simsparse.graph.tracing import trace
+    from simsparse.graph.tracing import trace  # torch: tracing runs the module
 
     return trace(model, inputs, name=name)
 
