@@ -61,7 +61,7 @@ def test_a_dense_mask_costs_exactly_the_dense_baseline_on_every_format_choice(ar
 
 
 @settings(max_examples=25, deadline=None)
-@given(m=st.sampled_from([1, 7, 64, 256, 2048]), fan=st.integers(1, 3071), dtype=st.sampled_from(["fp16", "fp32"]))
+@given(m=st.sampled_from([1, 7, 64, 256, 2048]), fan=st.integers(1, 3070), dtype=st.sampled_from(["fp16", "fp32"]))
 def test_condensed_never_costs_less_at_a_larger_fan_in(a100_fp32, m, fan, dtype):
     smaller = latency(a100_fp32, fanin(m, fan, dtype), kernel="condensed")
     assert latency(a100_fp32, fanin(m, fan + 1, dtype), kernel="condensed") >= smaller

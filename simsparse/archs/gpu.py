@@ -96,8 +96,10 @@ class GpuSparseTensorCore(ArchModel):
         if work.gemm.dtype not in self.supported_dtypes():
             raise SimSparseError(f"dtype {work.gemm.dtype!r} is not supported by arch {self.name}; use one of "
                                  + ", ".join(self.supported_dtypes()))
-        if dense or work.pattern is None:
+        if dense or (work.pattern is None and kernel in (None, "dense")):
             return self._plan_gemm(work, work.gemm, fmt="dense", notes=())
+        if work.pattern is None:
+            raise PatternError(f"layer {work.name}: kernel {kernel} needs a mask (the layer is dense)")
         if kernel is not None:
             return self._plan_forced(work, kernel)
         return self._with_cuda_cores(work, self._plan_masked(work, work.pattern))
