@@ -272,7 +272,7 @@ def forced_plan(spec: GpuSpec, work: LayerWork, kernel: str, *, arch: str) -> Ex
         raise PatternError(f"kernel {kernel} needs the spec's cuda_cores block; {arch} has none")
     if work.pattern is None:
         raise PatternError(f"layer {work.name}: kernel {kernel} needs a mask (the layer is dense)")
-    return BUILDERS[kernel](spec, work, arch=arch)
+    return _conv_note(work, BUILDERS[kernel](spec, work, arch=arch))
 
 
 def candidates(spec: GpuSpec, work: LayerWork, *, arch: str) -> list[ExecutionPlan[CudaCorePlan]]:
@@ -282,10 +282,17 @@ def candidates(spec: GpuSpec, work: LayerWork, *, arch: str) -> list[ExecutionPl
     out = []
     for fmt, build in BUILDERS.items():
         try:
-            out.append(build(spec, work, arch=arch))
+            out.append(_conv_note(work, build(spec, work, arch=arch)))
         except PatternError:
             continue
     return out
+
+
+def _conv_note(work: LayerWork, plan: ExecutionPlan[CudaCorePlan]) -> ExecutionPlan[CudaCorePlan]:
+    if work.op_kind != "conv" or plan.format == "blocked-ell":
+        return plan
+    return replace(plan, notes=plan.notes + ("conv timed as its im2col GEMM: the unfolded input (m x k) is "
+                                             "assumed to exist; unfolding it is not charged",))
 
 
 def choose(plans: list[ExecutionPlan], latency_s: Callable[[ExecutionPlan], float], *,
