@@ -99,6 +99,7 @@ def wave_terms(spec: GpuSpec, cc: CudaCoreSpec, c: WarpChains, w: ChainWave) -> 
     }
 
 
+@lru_cache(maxsize=4096)
 def chain_timing(spec: GpuSpec, cc: CudaCoreSpec, c: WarpChains) -> ChainTiming:
     full, wfull, wlast = chain_waves(spec, c)
     latency = throughput = kernel = 0.0
