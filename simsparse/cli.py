@@ -57,7 +57,8 @@ def _add_analysis(sub) -> None:
     p.add_argument("--gemm", help="a single GEMM M,N,K (m activation rows, n outputs, k reduction)")
     p.add_argument("--pattern", help="synthetic pattern: dense, N:M, fanin=K, fanin=D, density=D, channels=D")
     p.add_argument("--arch", required=True, help="arch name (see `simsparse archs`) or YAML path")
-    p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU)")
+    p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU: dense csr condensed "
+                                    "nm shrunk; GPU: dense shrunk 2:4 condensed csr blocked-ell)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a spec field by dotted path (repeatable)")
     p.add_argument("--seed", type=int, default=0, help="seed of synthetic masks")
@@ -122,7 +123,7 @@ def _add_measurement(sub) -> None:
     p.add_argument("--gemm", help="M,N,K with M = batch rows")
     p.add_argument("--pattern", help="mask pattern for --gemm")
     p.add_argument("--suite", help="named suite of cases (e.g. srigl)")
-    p.add_argument("--kernel", help="kernel name (default: all that apply)")
+    p.add_argument("--kernel", help="kernel name (default: all that apply; cuda: dense nm condensed csr)")
     p.add_argument("--threads", type=int)
     p.add_argument("--cache", choices=("warm", "cold"), default="warm")
     _fmt(p)

@@ -250,6 +250,8 @@ class ExecutionPlan(Generic[P]):
     metadata_bytes: float
     payload: P
     notes: tuple[str, ...] = ()
+    # where the kind ranked several formats: {format: closed-form latency_s} of each candidate
+    alternatives: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def density(self) -> float:
@@ -278,6 +280,7 @@ class Estimate:
     n: int = 0
     k: int = 0
     density: float = 1.0
+    alternatives: Mapping[str, float] = field(default_factory=dict)   # {format: latency_s} the plan ranked
 
     def __add__(self, other: "Estimate") -> "Estimate":
         levels = dict(self.bytes_by_level)

@@ -48,10 +48,13 @@ def to_json(data: Any) -> str:
 
 
 def estimate_row(e: Estimate) -> dict[str, Any]:
-    return {"name": e.layer, "m": e.m, "n": e.n, "k": e.k, "format": e.format, "density": e.density,
-            "flops_dense": e.flops_dense, "flops_effective": e.flops_effective,
-            "flops_executed": e.flops_executed, "bytes": dict(e.bytes_by_level), "cycles": e.cycles,
-            "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "notes": list(e.notes)}
+    row = {"name": e.layer, "m": e.m, "n": e.n, "k": e.k, "format": e.format, "density": e.density,
+           "flops_dense": e.flops_dense, "flops_effective": e.flops_effective,
+           "flops_executed": e.flops_executed, "bytes": dict(e.bytes_by_level), "cycles": e.cycles,
+           "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "notes": list(e.notes)}
+    if e.alternatives:          # the formats the arch ranked for this layer: {format: latency_s}
+        row["alternatives"] = dict(e.alternatives)
+    return row
 
 
 def report_dict(r: Report) -> dict[str, Any]:

@@ -14,10 +14,12 @@ def fake_gpu(monkeypatch, name: str):
     monkeypatch.setattr(cuda, "require_cuda", lambda: "cuda")
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
     monkeypatch.setattr(cuda, "VALIDATION_GEMMS", ((64, 256, 256), (128, 512, 256)))
+    monkeypatch.setattr(cuda, "UNSTRUCTURED_CASES", ((64, 256, 256, "fanin=26"),))
 
     def measure(cases, **_):
-        return [SimpleNamespace(m=c.m, n=c.n, k=c.k, kernel=kern, median_s=(2e-5 if kern == "dense" else 1e-5),
-                                min_s=1e-5, iqr_s=1e-7) for c in cases for kern in c.kernels]
+        return [SimpleNamespace(m=c.m, n=c.n, k=c.k, pattern=c.pattern, kernel=kern,
+                                median_s=(2e-5 if kern == "dense" else 1e-5), min_s=1e-5, iqr_s=1e-7)
+                for c in cases for kern in c.kernels]
 
     monkeypatch.setattr(cuda, "measure_cuda_cases", measure)
 
@@ -25,11 +27,12 @@ def fake_gpu(monkeypatch, name: str):
 def test_each_gemm_is_one_point_with_its_dense_pair_and_speedups(monkeypatch):
     fake_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB")
     report = cuda.run()
-    assert [p.id for p in report.points] == ["64x256x256", "128x512x256"]
+    assert [p.id for p in report.points] == ["64x256x256", "128x512x256", "64x256x256 fanin=26 condensed",
+                                             "64x256x256 fanin=26 csr"]
     p = report.points[0]
     assert p.arch == "a100_2to4" and p.measured_speedup == pytest.approx(2.0)
     assert p.measured_dense_s == 2e-5 and p.predicted_dense_s > 0 and p.predicted_speedup > 0
-    assert report.summary.metric == "time" and report.summary.n == 2 and report.groups[0].key[0] == p.device
+    assert report.summary.metric == "time" and report.summary.n == 4 and report.groups[0].key[0] == p.device
 
 
 def test_a_gpu_without_a_spec_is_refused_unless_mapped_explicitly(monkeypatch):
@@ -43,3 +46,11 @@ def test_a_gpu_without_a_spec_is_refused_unless_mapped_explicitly(monkeypatch):
 def test_without_cuda_validation_says_so():
     with pytest.raises(MeasurementError, match="CUDA is not available"):
         cuda.run()
+
+
+def test_unstructured_points_time_each_forced_kernel_beside_fp32_dense_on_cuda_cores(monkeypatch):
+    fake_gpu(monkeypatch, "NVIDIA A100-SXM4-80GB")
+    condensed, csr = cuda.run().points[2:]
+    assert (condensed.format, csr.format) == ("condensed", "csr") and condensed.dtype == "fp32"
+    assert condensed.measured_speedup == pytest.approx(2.0) and condensed.predicted_dense_s > 0
+    assert condensed.predicted_s != csr.predicted_s

@@ -86,7 +86,7 @@ class ArchModel(ABC):
         if kernel is None:
             return
         if not self.kernels:
-            raise SimSparseError(f"--kernel applies to archs that offer several kernels (CPU); {self.name} is "
+            raise SimSparseError(f"--kernel applies to archs that offer several kernels (CPU, GPU); {self.name} is "
                                  f"a {self.kind} and picks its own format")
         if kernel not in self.kernels:
             raise SimSparseError(f"unknown kernel {kernel!r}; known: {', '.join(self.kernels)}")

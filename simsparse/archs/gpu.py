@@ -9,6 +9,10 @@ Per layer the model decides the execution format the device can use for the meas
            violating groups). On a GPU without sparse tensor cores every mask runs dense or
            shrunk, and the note says so.
 When both 2:4 and shrunk apply, the faster one (closed form) is taken and the choice noted.
+With a `cuda_cores` block in the spec the CUDA-core formats join the ranking (archs/gpu_cuda_core.py:
+SRigL's `condensed`, cuSPARSE `csr` and `blocked-ell`, and fp32 as SIMT SGEMM under
+`fp32_matmul_precision: highest`); the fastest by the closed form wins, the notes and
+`alternatives` say what each would cost, and `plan(kernel=...)` forces one.
 Each GEMM becomes a library call (`gpu_call.LibraryCall`): the library's padding and minimum
 shapes, the fastest tile configuration (`gpu_kernel.best_config`) and extra copy kernels; the
 engines add launch gaps and host overhead. Non-GEMM ops are memory-bound kernels. The typed
@@ -21,8 +25,10 @@ from dataclasses import dataclass, replace
 
 from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.gpu_call import LibraryCall, closed_form_latency_s, config_timing, gpu_dtype, library_call
+from simsparse.archs.gpu_cuda_core import (CUDA_CORE_FORMATS, CudaCorePlan, candidates, choose, cuda_core_latency_s,
+                                           forced_plan, sgemm_plan)
 from simsparse.archs.gpu_spec import GpuSpec, parse_gpu_spec
-from simsparse.errors import SimSparseError
+from simsparse.errors import PatternError, SimSparseError
 from simsparse.graph.lower import shrunk_gemm
 from simsparse.records import ExecutionPlan, Gemm, LayerWork, Pattern
 
@@ -64,8 +70,8 @@ class GpuSparseTensorCore(ArchModel):
     """
 
     kind = KIND
-    kernels = ()
-    unstructured = False       # unstructured masks run dense (or shrunk)
+    kernels = ("dense", "shrunk", "2:4") + CUDA_CORE_FORMATS
+    unstructured = True        # csr / condensed run any mask (where the spec has a cuda_cores block)
     engines_agree_rel = 0.05   # large compute-bound GEMMs (tests/test_engines_gpu_agree.py)
     spec: GpuSpec
 
@@ -76,7 +82,8 @@ class GpuSparseTensorCore(ArchModel):
 
     def supported_dtypes(self) -> tuple[str, ...]:
         dtypes = self.spec.tensor_dtypes
-        return dtypes + (("fp32",) if "tf32" in dtypes else ())   # fp32 GEMMs run as tf32
+        simt = self.spec.cuda_cores is not None          # IEEE fp32 on the CUDA cores
+        return dtypes + (("fp32",) if "tf32" in dtypes or simt else ())   # fp32 GEMMs run as tf32 or SIMT
 
     # ------------------------------------------------------------------ planning
 
@@ -86,15 +93,61 @@ class GpuSparseTensorCore(ArchModel):
             return self._plan_memory(work)
         if work.gemm is None:
             raise SimSparseError(f"layer {work.name}: a gemm layer needs its GEMM geometry")
-        if gpu_dtype(work.gemm.dtype) not in self.spec.tensor_dtypes:
+        if work.gemm.dtype not in self.supported_dtypes():
             raise SimSparseError(f"dtype {work.gemm.dtype!r} is not supported by arch {self.name}; use one of "
                                  + ", ".join(self.supported_dtypes()))
-        if dense or work.pattern is None:
+        if dense or (work.pattern is None and kernel in (None, "dense")):
             return self._plan_gemm(work, work.gemm, fmt="dense", notes=())
-        return self._plan_masked(work, work.pattern)
+        if work.pattern is None:
+            raise PatternError(f"layer {work.name}: kernel {kernel} needs a mask (the layer is dense)")
+        if kernel is not None:
+            return self._plan_forced(work, kernel)
+        return self._with_cuda_cores(work, self._plan_masked(work, work.pattern))
 
-    def _latency_s(self, plan: ExecutionPlan[GpuPlan]) -> float:
+    def _latency_s(self, plan: ExecutionPlan) -> float:
+        if isinstance(plan.payload, CudaCorePlan):
+            return cuda_core_latency_s(self.spec, plan.payload)
         return closed_form_latency_s(self.spec, plan.payload.call)
+
+    def _fp32_on_cuda_cores(self, dtype: str) -> bool:
+        cc = self.spec.cuda_cores
+        return dtype == "fp32" and cc is not None and (cc.fp32_on_cuda_cores or "tf32" not in self.spec.tensor_dtypes)
+
+    def _with_cuda_cores(self, work: LayerWork, base: ExecutionPlan) -> ExecutionPlan:
+        """The tensor-core plan ranked against the CUDA-core formats the mask allows."""
+        p = work.pattern
+        if p.nnz in (0, p.rows * p.cols):
+            return base
+        if self.spec.cuda_cores is None:
+            return replace(base, notes=base.notes + (f"{self.name} has no cuda_cores block: condensed / csr / "
+                                                     "blocked-ell are not offered",))
+        return choose([base] + candidates(self.spec, work, arch=self.name), self._latency_s,
+                      keep=base if base.format == "2:4" else None)
+
+    def _plan_forced(self, work: LayerWork, kernel: str) -> ExecutionPlan:
+        """`kernel` forced (the CLI's --kernel; PatternError when it cannot run this mask), with the
+        model's own choice beside it."""
+        p = work.pattern
+        if kernel in CUDA_CORE_FORMATS:
+            plan = forced_plan(self.spec, work, kernel, arch=self.name)
+        elif kernel == "dense":
+            plan = self._plan_gemm(work, work.gemm, fmt="dense", notes=())
+        elif kernel == "shrunk":
+            shrunk = _shrunk_gemm(work, p)
+            if shrunk is None:
+                raise PatternError(f"layer {work.name}: kernel shrunk needs all-zero rows or input channels")
+            plan = self._plan_gemm(work, shrunk, fmt="shrunk", notes=())
+        else:
+            rule = "1:2" if gpu_dtype(work.gemm.dtype) == "tf32" else "2:4"
+            if not self.spec.has_sparse_tensor_cores or not _compliance(p, gpu_dtype(work.gemm.dtype))[0]:
+                raise PatternError(f"layer {work.name}: kernel 2:4 needs sparse tensor cores and a {rule} mask")
+            plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=())
+        own = self._with_cuda_cores(work, self._plan_masked(work, p))
+        forced_s, own_s = self._latency_s(plan), self._latency_s(own)
+        note = (f"kernel {kernel} forced: {forced_s * 1e6:.1f} us; the model's own choice is {own.format} "
+                f"({own_s * 1e6:.1f} us)")
+        return replace(plan, notes=plan.notes + (note,),
+                       alternatives={**(own.alternatives or {own.format: own_s}), kernel: forced_s})
 
     def _plan_masked(self, work: LayerWork, pattern: Pattern) -> ExecutionPlan[GpuPlan]:
         dtype = gpu_dtype(work.gemm.dtype)
@@ -142,6 +195,9 @@ class GpuSparseTensorCore(ArchModel):
     def _plan_gemm(self, work: LayerWork, gemm: Gemm, *, fmt: str,
                    notes: tuple[str, ...]) -> ExecutionPlan[GpuPlan]:
         spec = self.spec
+        if fmt != "2:4" and self._fp32_on_cuda_cores(gemm.dtype):
+            plan = sgemm_plan(spec, work, gemm, arch=self.name, fmt=fmt)
+            return replace(plan, notes=notes + plan.notes)
         sparse = fmt == "2:4"
         lib = spec.sparse_library if sparse else spec.dense
         lc = library_call(spec, lib, gemm, sparse=sparse)

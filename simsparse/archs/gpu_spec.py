@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
+from simsparse.archs.gpu_cuda_spec import CUDA_CORES_SCHEMA, CudaCoreSpec, parse_cuda_cores
 from simsparse.errors import SpecError
 from simsparse.specs import Field, ListOf, MapOf, Optional, validate
 
@@ -73,6 +74,7 @@ GPU_SCHEMA = {
         "backends": MapOf(LIBRARY_SCHEMA, keys=("cusparselt", "cutlass"), required=False, default={}),
     },
     "fitted": Optional(MapOf(Field((str, float, int)))),
+    "cuda_cores": CUDA_CORES_SCHEMA,   # optional: the unstructured formats on CUDA cores (gpu_cuda_spec.py)
 }
 
 
@@ -123,6 +125,7 @@ class GpuSpec:
     backends: Mapping[str, KernelLibrary]
     description: str = ""
     registers_bytes_per_sm: int = 262144
+    cuda_cores: CudaCoreSpec | None = None          # None: no condensed / csr / blocked-ell formats
 
     @property
     def has_sparse_tensor_cores(self) -> bool:
@@ -192,4 +195,5 @@ def parse_gpu_spec(data: dict, *, source: str) -> GpuSpec:
         latency_s=m["latency_s"], backend=s["backend"], launch_gap_s=s["launch_gap_s"],
         include_host_overhead=s["include_host_overhead"], dense=_library(s["dense"]),
         backends={k: _library(v) for k, v in (s["backends"] or {}).items()}, description=d.get("description") or "",
-        registers_bytes_per_sm=c.get("registers_bytes_per_sm") or 262144)
+        registers_bytes_per_sm=c.get("registers_bytes_per_sm") or 262144,
+        cuda_cores=parse_cuda_cores(d, source=source))

@@ -20,6 +20,7 @@ def estimate_from_plan(plan: ExecutionPlan, *, engine: str, latency_s: float, cy
         flops_executed=2.0 * plan.macs_issued, bytes_by_level=dict(plan.bytes_by_level),
         cycles=cycles, latency_s=latency_s, bound=bound, notes=tuple(plan.notes) + tuple(notes),
         energy_j=energy_j, m=g.m if g else 0, n=g.n if g else 0, k=g.k if g else 0, density=plan.density,
+        alternatives=dict(plan.alternatives),
     )
 
 

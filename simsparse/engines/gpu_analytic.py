@@ -10,9 +10,11 @@ from __future__ import annotations
 from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
 from simsparse.archs.gpu_call import (call_device_s, call_latency_s, config_timing, host_s, library_of,
                                       stream_kernel_s)
+from simsparse.archs.gpu_cuda_core import CudaCorePlan
 from simsparse.archs.gpu_kernel import KernelTiming
 from simsparse.engines import register
 from simsparse.engines.common import bound_of, estimate_from_plan
+from simsparse.engines.gpu_cuda_core import cuda_core_analytic
 from simsparse.records import Estimate, ExecutionPlan
 
 
@@ -41,6 +43,8 @@ def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, e
 
 @register(KIND, "analytic")
 def gpu_analytic(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
+    if isinstance(plan.payload, CudaCorePlan):          # condensed / csr / blocked-ell / SIMT SGEMM
+        return cuda_core_analytic(plan, model)
     if plan.payload.call is None:
         return stream_estimate(plan, model, engine="analytic")
     t = config_timing(model.spec, plan.payload.call)

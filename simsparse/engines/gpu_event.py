@@ -21,10 +21,12 @@ import simpy
 
 from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
 from simsparse.archs.gpu_call import config_timing
+from simsparse.archs.gpu_cuda_core import CudaCorePlan
 from simsparse.archs.gpu_kernel import KernelTiming, WaveWork
 from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.engines import register
 from simsparse.engines.gpu_analytic import call_estimate, stream_estimate
+from simsparse.engines.gpu_cuda_core import cuda_core_cycle
 from simsparse.records import Estimate, ExecutionPlan
 
 REP_SMS = 4          # SMs simulated per wave (the rest are identical)
@@ -130,6 +132,8 @@ def simulate_kernel_clk(spec: GpuSpec, t: KernelTiming) -> tuple[float, float]:
 
 @register(KIND, "cycle")
 def gpu_cycle(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
+    if isinstance(plan.payload, CudaCorePlan):          # condensed / csr / blocked-ell / SIMT SGEMM
+        return cuda_core_cycle(plan, model, simulate_library=simulate_kernel_clk)
     if plan.payload.call is None:
         return stream_estimate(plan, model, engine="cycle")
     t = config_timing(model.spec, plan.payload.call)

@@ -12,7 +12,7 @@ import csv
 import io
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -55,8 +55,11 @@ def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, 
         raise MeasurementError(f"unknown cache mode {cache!r}; use one of: {', '.join(CACHE_MODES)}")
     cases = _cases(gemm=gemm, pattern=pattern, suite=suite, kernel=kernel)
     if device == "cuda":
-        from simsparse.kernels.cuda import measure_cuda_cases
+        from simsparse.kernels.cuda import cuda_kernels_for, measure_cuda_cases, require_cuda
 
+        require_cuda()                 # before drawing masks: say so at once where CUDA is absent
+        if kernel is None:             # every CUDA kernel the pattern suits (nm only on 2:4 masks)
+            cases = tuple(replace(c, kernels=cuda_kernels_for(make_matrix(c.n, c.k, c.pattern))) for c in cases)
         results = measure_cuda_cases(cases, min_time_s=min_time_s, progress=progress)
         return MeasureResult(device="cuda", results=tuple(results), machine=machine_info(),
                              versions=library_versions())
