@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.systolic_folds import FoldTraffic, Pass, fold_counts, fold_traffic, temporal_pieces
+from simsparse.archs.systolic_memory import pass_traffic, plan_pass
 from simsparse.archs.systolic_patterns import Choice, choose, dense_choice
 from simsparse.archs.systolic_spec import SystolicSpec, spec_from_data
 from simsparse.errors import GeometryError
@@ -51,6 +52,17 @@ class NmSystolic(ArchModel):
             choice = choose(work, self.spec, nnz=nnz, cost=lambda c: self._cycles(work, c, nnz=nnz))
         return self._plan_gemm(work, choice, nnz=nnz)
 
+    def plan_format(self, work: LayerWork, label: str) -> ExecutionPlan:
+        """Plan a GEMM layer in one named format ("dense", "2:4", "row-wise:4"), not the fastest:
+        for comparisons with a tool that is told the format (benchmarks/bench_vs_scalesim.py)."""
+        nnz = _nnz_per_repeat(work)
+        choice = dense_choice(work) if work.mask is None else choose(work, self.spec, nnz=nnz,
+                                                                      cost=lambda c: c.label != label)
+        if choice.label != label:
+            raise GeometryError(f"layer {work.name}: format {label!r} cannot run this mask on {self.name}; "
+                                f"it runs {choice.label!r}")
+        return self._plan_gemm(work, choice, nnz=nnz)
+
     # ------------------------------------------------------------------ helpers
 
     def _cycles(self, work: LayerWork, choice: Choice, *, nnz: float) -> float:
@@ -70,7 +82,9 @@ class NmSystolic(ArchModel):
         g, s = work.gemm, self.spec
         b = dtype_bytes(g.dtype)
         pieces = [q for p in choice.passes for q in temporal_pieces(p, s, dtype_bytes=b)]
-        traffic = [fold_traffic(p, s, dtype_bytes=b) for p in pieces]
+        scalesim = tuple(plan_pass(p, s, dtype_bytes=b) for p in pieces) if s.memory.reuse == "scalesim" else ()
+        traffic = ([pass_traffic(sp) for sp in scalesim] if scalesim          # memory.reuse (systolic_spec)
+                   else [fold_traffic(p, s, dtype_bytes=b) for p in pieces])
         dram_by_operand: dict[str, float] = {}
         for t in traffic:
             for op, v in t.dram_by_operand.items():
@@ -78,11 +92,11 @@ class NmSystolic(ArchModel):
         sram_read = sum(t.sram_read_bytes for t in traffic) * g.count
         sram_write = sum(t.sram_write_bytes for t in traffic) * g.count
         passes = []
-        for p, t in zip(pieces, traffic):
+        for p in pieces:
             fr, fc, cpf = fold_counts(p, rows=s.rows, cols=s.cols, dataflow=s.dataflow)
             passes.append({**p.as_dict(), "folds_r": fr, "folds_c": fc, "cycles_per_fold": cpf})
         slots = choice.weight_slots
-        notes = choice.notes
+        notes = choice.notes + (_memory_note(s, b),)
         if g.dtype not in s.dtypes:
             notes += (f"{s.name} computes in {', '.join(s.dtypes)}; bytes counted at {g.dtype}",)
         macs_issued = g.m * slots * g.count
@@ -90,7 +104,7 @@ class NmSystolic(ArchModel):
         return ExecutionPlan(
             layer=work.name, arch=self.name, kind=KIND, format=choice.label, gemm=g,
             padded=type(g)(m=g.m, n=g.n, k=padded_k, dtype=g.dtype, count=g.count),
-            tiles={"dataflow": s.dataflow, "rows": s.rows, "cols": s.cols, "passes": passes},
+            tiles={"dataflow": s.dataflow, "rows": s.rows, "cols": s.cols, "passes": passes, "scalesim": scalesim},
             macs_dense=g.macs, macs_effective=g.m * nnz * g.count, macs_issued=macs_issued,
             bytes_by_level={"dram": sum(dram_by_operand.values()), "sram": sram_read + sram_write},
             metadata_bytes=dram_by_operand.get("metadata", 0.0),
@@ -100,8 +114,8 @@ class NmSystolic(ArchModel):
                 "wasted_slots": slots - nnz, "dram_by_operand": dram_by_operand,
                 "sram_read_bytes": sram_read, "sram_write_bytes": sram_write,
                 "metadata_bits_read": sum(t.metadata_bits_read for t in traffic) * g.count,
-                "compute_cycles": sum(t.compute_cycles for t in traffic) * g.count,
-                "folds": sum(t.folds for t in traffic) * g.count,
+                "compute_cycles": sum(p["folds_r"] * p["folds_c"] * p["cycles_per_fold"] for p in passes) * g.count,
+                "folds": sum(p["folds_r"] * p["folds_c"] for p in passes) * g.count,
             },
         )
 
@@ -113,6 +127,16 @@ class NmSystolic(ArchModel):
             notes=(f"{work.op_kind} on the vector unit, streamed from DRAM",),
             details={"elements": work.elements, "bytes_moved": work.bytes_moved},
         )
+
+
+def _memory_note(s: SystolicSpec, dtype_bytes: int) -> str:
+    """Which memory system timed the layer (spec `memory.reuse`), with its DRAM interface."""
+    bw = s.memory.dram_bytes_per_clk
+    if s.memory.reuse == "ideal-tiling":
+        return f"memory: ideal tiling, one {bw:g} B/clk DRAM interface"
+    words = bw / dtype_bytes
+    rounded = "" if words == int(words) else f" ({bw:g} B/clk rounded down to whole words)"
+    return f"memory: SCALE-Sim v3 scratchpads, 3 DRAM ports x {int(words)} words/clk{rounded}"
 
 
 def _nnz_per_repeat(work: LayerWork) -> float:

@@ -15,6 +15,9 @@ dataflows, 2-64 B/clk); the tests require 1 %. Without double buffering nothing 
 stall_cycles = total - sum(c) - d[0] - w[F-1]: the time the array waits on DRAM beyond the
 unavoidable first fill and last write-back (0 when DRAM keeps up).
 
+Under `memory.reuse: scalesim` the layer is timed by `archs.systolic_memory.pass_timing`
+instead (SCALE-Sim v3's scratchpads, event by event; exact against SCALE-Sim).
+
 Energy (pJ from the spec): MACs issued x mac + SRAM bytes read/written x their cost + DRAM
 bytes x dram_byte + metadata bits read into the array x metadata_bit + cycles x static_per_clk.
 Layers repeated `count` times (batched matmuls) are timed once and multiplied.
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simsparse.archs.systolic_memory import ScalesimTiming, pass_timing, total_timing
 from simsparse.engines import register
 from simsparse.records import Estimate, ExecutionPlan
 
@@ -135,8 +139,15 @@ def memory_estimate(plan: ExecutionPlan, model: "NmSystolic", *, engine: str) ->
     )
 
 
+def from_scalesim(t: ScalesimTiming) -> Timing:
+    return Timing(cycles=t.cycles, compute_cycles=t.compute_cycles, stall_cycles=t.stall_cycles,
+                  fill_cycles=t.fill_cycles, drain_cycles=t.drain_cycles, dram_cycles=t.dram_cycles)
+
+
 def analytic_timing(plan: ExecutionPlan, model: "NmSystolic") -> Timing:
     """Closed-form timing of one repeat of a GEMM plan (stall cycles included)."""
+    if plan.tiles["scalesim"]:
+        return from_scalesim(total_timing([pass_timing(sp) for sp in plan.tiles["scalesim"]]))
     return closed_form(fold_stream(plan, model), double_buffered=model.spec.memory.double_buffered)
 
 

@@ -9,6 +9,8 @@ Three processes share one DRAM interface (`DramChannel`: first come, first serve
   writer   — writes each finished output tile (or spilled partial sums) back to DRAM.
 Fills and write-backs compete for the DRAM; any time the array waits beyond the first fill is a
 stall. One `simpy.Environment` per simulation; layers repeated `count` times are simulated once.
+Under `memory.reuse: scalesim` each pass runs through `systolic_scratchpad_event` instead
+(SCALE-Sim v3's scratchpads as processes).
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import simpy
 
+from simsparse.archs.systolic_memory import total_timing
 from simsparse.engines import register
 from simsparse.engines.systolic_analytic import (KIND, FoldStream, Timing, build_estimate, finish_timing,
-                                                 fold_stream, memory_estimate)
+                                                 fold_stream, from_scalesim, memory_estimate)
+from simsparse.engines.systolic_scratchpad_event import simulate_pass
 from simsparse.records import Estimate, ExecutionPlan
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,6 +98,8 @@ def simulate(stream: FoldStream, *, slots: int) -> Timing:
 
 def cycle_timing(plan: ExecutionPlan, model: "NmSystolic") -> Timing:
     """Simulated timing of one repeat of a GEMM plan (stall cycles included)."""
+    if plan.tiles["scalesim"]:
+        return from_scalesim(total_timing([simulate_pass(sp) for sp in plan.tiles["scalesim"]]))
     slots = 2 if model.spec.memory.double_buffered else 1
     return simulate(fold_stream(plan, model), slots=slots)
 
