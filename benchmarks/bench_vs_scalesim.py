@@ -15,10 +15,11 @@ gives each SRAM its own DRAM port (`Bandwidth` for the ofmap, `IfmapSRAMBankBand
 simsparse's `memory.reuse: scalesim` with `dram_bytes_per_clk: bw`. SRAM sizes are the same
 bytes. Compared: SCALE-Sim's "Total Cycles" (compute + stalls; the index of the last cycle, so
 +1 gives a count), "Stall Cycles" and "Total Cycles (incl. prefetch)" (first fill and last drain
-too) against simsparse's compute + stall, stall and estimate cycles. simsparse is timed in the
-format SCALE-Sim was told (`NmSystolic.plan_format`); where its own choice differs (a layer that
-SCALE-Sim's memory makes slower sparse than dense) the row says so. simsparse's wall time is what
-a user runs: plan (the format choice included) + estimate, best of `--repeats`.
+too) against simsparse's compute + stall, stall and estimate cycles. simsparse runs the format
+SCALE-Sim was told (`NmSystolic.plan_format`); where its own choice (`plan`) differs, e.g. a layer
+that SCALE-Sim's memory makes slower sparse than dense, the row says so. simsparse's time is
+planning that format + estimating it, best of `--repeats` (the same work as SCALE-Sim's run;
+`plan` also prices the dense alternative, which costs as much again).
 
 How N:M maps. SCALE-Sim v3's sparsity mode (`SparsitySupport`, `ellpack_block`, non-optimized
 mapping) takes a layer-wise N:M ratio from the topology file and keeps the first N of every M
@@ -178,19 +179,23 @@ def simsparse_work(c: dict) -> LayerWork:
 
 
 def run_simsparse(c: dict, engine: str, repeats: int) -> tuple[dict, float, float]:
-    """Cycles of one case on one engine in the format SCALE-Sim was told, and the best wall and
-    CPU time over `repeats` of what a user runs: plan (the format choice included) + estimate."""
+    """Cycles of one case on one engine in the format SCALE-Sim was told, with the best wall and
+    CPU time over `repeats` of planning that format and estimating it (the same work SCALE-Sim
+    does; `plan`, which also prices the other formats to choose one, is run once, untimed)."""
     arch, work = simsparse_arch(c), simsparse_work(c)
+    told = "dense" if c["nm"] == "1:1" else c["nm"]
     best, best_cpu = float("inf"), float("inf")
     for _ in range(repeats):
         start, cpu = time.perf_counter(), time.process_time()
-        chosen = arch.plan(work)
-        est = estimate(chosen, arch, engine)
+        plan = arch.plan_format(work, told)
+        est = estimate(plan, arch, engine)
         best, best_cpu = min(best, time.perf_counter() - start), min(best_cpu, time.process_time() - cpu)
-    told = arch.plan_format(work, "dense" if c["nm"] == "1:1" else c["nm"])
-    t = (analytic_timing if engine == "analytic" else cycle_timing)(told, arch)
+    t = (analytic_timing if engine == "analytic" else cycle_timing)(plan, arch)
+    assert t.cycles == est.cycles
+    chosen = arch.plan(work)
     return {"compute": t.compute_cycles, "stall": t.stall_cycles, "total": t.compute_cycles + t.stall_cycles,
-            "cycles": t.cycles, "format": chosen.format, "chosen_cycles": est.cycles}, best, best_cpu
+            "cycles": t.cycles, "format": chosen.format,
+            "chosen_cycles": estimate(chosen, arch, "analytic").cycles}, best, best_cpu
 
 
 # ----------------------------------------------------------------------------- report
@@ -245,7 +250,7 @@ def print_summary(rows: list[dict]) -> None:
     ss_s, ana_s, cycles = sum(r["ss_wall"] for r in rows), sum(r["t_ana"] for r in rows), sum(r["ss_total"] for r in rows)
     print(f"\n{len(rows)} cases, {cycles:.3g} simulated cycles: SCALE-Sim {ss_s:.1f} s ({cycles / ss_s:.3g} cycles/s), "
           f"simsparse analytic {ana_s:.3f} s ({cycles / ana_s:.3g} cycles/s)")
-    print(f"speed ratio at equal simulated cycles (SCALE-Sim wall / analytic plan+estimate wall): overall "
+    print(f"speed ratio at equal simulated cycles (SCALE-Sim wall / analytic plan+estimate wall, same GEMM): overall "
           f"{ss_s / ana_s:.0f}x; per case min {min(ratios):.0f}x, median {statistics.median(ratios):.0f}x")
     timed = [r for r in rows if r["ss_cpu"] is not None]
     if timed:

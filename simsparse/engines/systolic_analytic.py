@@ -16,7 +16,8 @@ stall_cycles = total - sum(c) - d[0] - w[F-1]: the time the array waits on DRAM 
 unavoidable first fill and last write-back (0 when DRAM keeps up).
 
 Under `memory.reuse: scalesim` the layer is timed by `archs.systolic_memory.pass_timing`
-instead (SCALE-Sim v3's scratchpads, event by event; exact against SCALE-Sim).
+instead (SCALE-Sim v3's scratchpads, event by event; SCALE-Sim's cycles exactly). The cycle
+engine's simpy version agrees with it to the cycle; the tests require equality.
 
 Energy (pJ from the spec): MACs issued x mac + SRAM bytes read/written x their cost + DRAM
 bytes x dram_byte + metadata bits read into the array x metadata_bit + cycles x static_per_clk.
