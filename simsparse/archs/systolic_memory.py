@@ -45,6 +45,12 @@ words per cycle. N:M passes stretch an operand's words: an activation slot carri
 words (the candidates its PE selects from) and a kept weight 1 + metadata_bits / 8 / dtype_bytes
 words; partial sums travel at the dtype width, as SCALE-Sim counts them. With int8, dense, the
 model is SCALE-Sim's word for word.
+
+Not reproduced: SCALE-Sim's CALC interface mode (read SRAMs never stall, the ofmap port is `cols`
+words wide, and it reports the bandwidth it needed), its ramulator DRAM traces, custom layouts
+and bank conflicts, the random per-column N of its `OptimizedMapping` sparsity, and its conv
+topology mode, whose im2col operand matrices repeat ifmap addresses (a set then holds fewer
+distinct words than it counts); simsparse lowers convs to GEMMs, which SCALE-Sim's GEMM mode runs.
 """
 
 from __future__ import annotations
