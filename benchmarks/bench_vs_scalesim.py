@@ -52,6 +52,7 @@ from simsparse.archs import load_arch
 from simsparse.engines import estimate
 from simsparse.engines.systolic_analytic import analytic_timing
 from simsparse.engines.systolic_event import cycle_timing
+from simsparse.graph import lower
 from simsparse.records import Gemm, LayerWork
 
 HERE = Path(__file__).resolve().parent
@@ -175,7 +176,7 @@ def simsparse_arch(c: dict):
 
 def simsparse_work(c: dict) -> LayerWork:
     mask = None if c["nm"] == "1:1" else scalesim_mask(c["n"], c["k"], c["nm"])
-    return LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=Gemm(c["m"], c["n"], c["k"], "int8"), mask=mask)
+    return lower.gemm_work(name="gemm", gemm=Gemm(c["m"], c["n"], c["k"], "int8"), mask=mask)
 
 
 def run_simsparse(c: dict, engine: str, repeats: int) -> tuple[dict, float, float]:

@@ -21,15 +21,19 @@ the output is rewritten atomically after every point, so an interrupted sweep lo
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
+
+from tqdm import tqdm
 
 from simsparse.errors import SimSparseError, SpecError
-from simsparse.report import write_atomic
+from simsparse.fileio import write_atomic
+from simsparse.records import Report
 from simsparse.specs import Field, ListOf, MapOf, check_version, load_yaml, validate
 
 INPUT_SCHEMA = {"workload": Field(str, required=False), "patterns": ListOf(Field(str), required=False, default=["dense"]),
@@ -86,15 +90,14 @@ def load_sweep(path: str | Path) -> list[Point]:
     return points
 
 
-def run_point(point: Point) -> dict[str, Any]:
-    """Evaluate one point; bad input for this point becomes an `error` cell, not a crashed sweep."""
-    from simsparse import api
-
+def run_point(point: Point, *, evaluate: Callable[..., Report]) -> dict[str, Any]:
+    """Evaluate one point with `evaluate` (api.evaluate, passed in by the api: dse sits below it);
+    bad input for this point becomes an `error` cell, not a crashed sweep."""
     row: dict[str, Any] = {"point": point.key, "arch": point.arch, "overrides": ";".join(point.overrides),
                            "input": point.workload or point.mask, "pattern": point.pattern or "",
                            "batch": point.batch, "engine": point.engine, "dtype": point.dtype or ""}
     try:
-        r = api.evaluate(arch=point.arch, mask=point.mask, workload=point.workload, pattern=point.pattern,
+        r = evaluate(arch=point.arch, mask=point.mask, workload=point.workload, pattern=point.pattern,
                          batch=point.batch, dtype=point.dtype, engine=point.engine, overrides=point.overrides)
     except SimSparseError as exc:
         row["error"] = str(exc)
@@ -125,11 +128,9 @@ def _existing(out: Path) -> list[dict]:
     return rows
 
 
-def run(*, sweep: str | Path, out: str | Path, executor: str = "local", resume: bool = False,
-        progress: bool = False) -> list[dict]:
-    """Run every point not yet in `out` (with --resume) and write the CSV after each one."""
-    from tqdm import tqdm
-
+def run(*, sweep: str | Path, out: str | Path, evaluate: Callable[..., Report], executor: str = "local",
+        resume: bool = False, progress: bool = False) -> list[dict]:
+    """Run every point not yet in `out` (with --resume) through `evaluate` and write the CSV after each one."""
     points = load_sweep(sweep)
     out = Path(out)
     if out.exists() and not resume:
@@ -138,10 +139,11 @@ def run(*, sweep: str | Path, out: str | Path, executor: str = "local", resume: 
     done = {r["point"] for r in rows if not r.get("error")}
     rows = [r for r in rows if r["point"] in done]
     todo = [p for p in points if p.key not in done]
+    one = functools.partial(run_point, evaluate=evaluate)
     if executor == "local":
-        results = map(run_point, todo)
+        results = map(one, todo)
     elif executor.startswith("dask://"):
-        results = _dask_map(todo, executor)
+        results = _dask_map(one, todo, executor)
     else:
         raise SimSparseError(f"--executor {executor!r}: use local or dask://HOST:PORT")
     for row in tqdm(results, total=len(todo), desc="sweep", disable=not progress):
@@ -152,12 +154,12 @@ def run(*, sweep: str | Path, out: str | Path, executor: str = "local", resume: 
     return rows
 
 
-def _dask_map(points: list[Point], address: str):
+def _dask_map(one: Callable[[Point], dict], points: list[Point], address: str):
     try:
-        from dask.distributed import Client, as_completed
+        from dask.distributed import Client, as_completed  # optional extra [dask]
     except ImportError:
         raise SimSparseError("--executor dask:// needs the dask extra: pip install 'simsparse[dask]'") from None
     client = Client(address.removeprefix("dask://"))
-    futures = client.map(run_point, points, pure=False)
+    futures = client.map(one, points, pure=False)
     for fut in as_completed(futures):
         yield fut.result()

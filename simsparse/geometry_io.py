@@ -38,13 +38,17 @@ def op_from_dict(d: dict[str, Any], *, source: str = "geometry") -> Op:
 
 
 def workload_to_dict(w: Workload) -> dict[str, Any]:
-    return {"name": w.name, "input_shape": list(w.input_shape), "source": w.source,
-            "ops": [op_to_dict(o) for o in w.ops]}
+    out = {"name": w.name, "input_shape": list(w.input_shape), "source": w.source,
+           "ops": [op_to_dict(o) for o in w.ops]}
+    if w.phase:
+        out.update(phase=w.phase, tokens=w.tokens, context=w.context)
+    return out
 
 
 def workload_from_dict(d: dict[str, Any], *, source: str = "geometry") -> Workload:
     try:
         return Workload(name=str(d["name"]), input_shape=tuple(int(x) for x in d.get("input_shape", ())),
-                        ops=tuple(op_from_dict(o, source=source) for o in d["ops"]), source=str(d.get("source", source)))
+                        ops=tuple(op_from_dict(o, source=source) for o in d["ops"]), source=str(d.get("source", source)),
+                        phase=str(d.get("phase", "")), tokens=int(d.get("tokens", 0)), context=int(d.get("context", 0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise GeometryError(f"{source}: malformed geometry ({exc}); regenerate it with simsparse") from None

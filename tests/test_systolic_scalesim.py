@@ -15,6 +15,7 @@ from simsparse.archs.nm_systolic import NmSystolic
 from simsparse.engines.systolic_analytic import analytic_timing
 from simsparse.engines.systolic_event import cycle_timing
 from simsparse.errors import GeometryError, SpecError
+from simsparse.graph import lower
 from simsparse.records import Gemm, LayerWork
 from simsparse.resources import data_dir
 from simsparse.specs import load_yaml
@@ -39,7 +40,7 @@ def scalesim_mask(n, k, nm):
 
 def work(m, n, k, nm=None):
     mask = scalesim_mask(n, k, nm) if nm else None
-    return LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=Gemm(m, n, k, "int8"), mask=mask)
+    return lower.gemm_work(name="gemm", gemm=Gemm(m, n, k, "int8"), mask=mask)
 
 
 def golden_rows():
@@ -108,7 +109,7 @@ def test_a_repeated_miss_pays_its_wait_twice_then_the_next_one_pays_less():
 def test_scalesim_layerwise_nm_fetches_only_the_kept_activations():
     a = scalesim_arch("ws", 64, 10, "2:4")
     plan = a.plan(work(64, 128, 256, "2:4"))          # the fastest format here is the 2:4 one
-    layer = plan.tiles["scalesim"][0].layer
+    layer = plan.payload.scalesim[0].layer
     assert plan.format == "2:4" and (layer.sr, layer.sc, layer.t) == (128, 128, 64)
     assert layer.ifmap_words_per_element == 1.0 and layer.filter_words_per_element == 1.0
 

@@ -58,7 +58,7 @@ and reuse:
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -76,9 +76,6 @@ class Pass:
     k_c: int
     metadata_bits_per_value: float  # 0 for dense
     stationary_resident: bool = False  # stationary operand already in SRAM (a later temporal piece)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
