@@ -34,9 +34,11 @@ KIND = "nm_systolic"
 
 @dataclass(frozen=True, eq=False)
 class PlannedPass:
-    """One piece the array runs: a pass (or one temporal piece of it) and its per-fold traffic."""
+    """One piece the array runs `repeat` times back to back: a pass (or one temporal piece of it)
+    and its per-fold traffic. `folds` and `compute_cycles` are those of one run of the piece."""
 
     work: Pass
+    repeat: int                  # equal temporal pieces back to back (systolic_folds.temporal_pieces)
     folds_r: int                 # folds along Sr
     folds_c: int                 # folds along Sc
     cycles_per_fold: int         # fill + compute + drain of one fold (systolic_folds.cycles_per_fold)
@@ -104,11 +106,18 @@ class NmSystolic(ArchModel):
             raise GeometryError(f"layer {work.name}: kind {work.kind!r} is not runnable on {self.name}; "
                                 "expected a 'gemm' (with its Gemm) or a 'memory' layer")
         nnz = _nnz_per_repeat(work)
+        payloads: dict[tuple[Pass, ...], SystolicPlan] = {}          # each candidate planned once
+
+        def payload(c: Choice) -> SystolicPlan:
+            if c.passes not in payloads:
+                payloads[c.passes] = self._payload(work, c, nnz=nnz)
+            return payloads[c.passes]
+
         if dense or work.pattern is None:
             choice = dense_choice(work)
         else:
-            choice = choose(work, self.spec, nnz=nnz, cost=lambda c: self._cycles(work, c, nnz=nnz))
-        return self._plan_gemm(work, choice, nnz=nnz)
+            choice = choose(work, self.spec, nnz=nnz, cost=lambda c: self._cycles(payload(c)))
+        return self._plan_gemm(work, choice, payload(choice))
 
     def plan_format(self, work: LayerWork, label: str) -> ExecutionPlan[SystolicPlan]:
         """Plan a GEMM layer in one named format ("dense", "2:4", "row-wise:4"), not the fastest:
@@ -119,52 +128,58 @@ class NmSystolic(ArchModel):
         if choice.label != label:
             raise GeometryError(f"layer {work.name}: format {label!r} cannot run this mask on {self.name}; "
                                 f"it runs {choice.label!r}")
-        return self._plan_gemm(work, choice, nnz=nnz)
+        return self._plan_gemm(work, choice, self._payload(work, choice, nnz=nnz))
 
     # ------------------------------------------------------------------ helpers
 
-    def _cycles(self, work: LayerWork, choice: Choice, *, nnz: float) -> float:
-        """Closed-form cycles (stalls included) of one repeat of `work` run in `choice`."""
-        payload = self._plan_gemm(work, choice, nnz=nnz).payload
+    def _cycles(self, payload: SystolicPlan) -> float:
+        """Closed-form cycles (stalls included) of one repeat of a planned GEMM."""
         if payload.scalesim:                     # memory.reuse: scalesim (systolic_memory)
             return total_timing([pass_timing(sp) for sp in payload.scalesim]).cycles
-        stream = fold_stream([p.traffic for p in payload.pieces], dram_bytes_per_clk=self.spec.memory.dram_bytes_per_clk)
+        stream = fold_stream([(p.traffic, p.repeat) for p in payload.pieces],
+                             dram_bytes_per_clk=self.spec.memory.dram_bytes_per_clk)
         return closed_form(stream, double_buffered=self.spec.memory.double_buffered).cycles
 
-    def _plan_gemm(self, work: LayerWork, choice: Choice, *, nnz: float) -> ExecutionPlan[SystolicPlan]:
+    def _payload(self, work: LayerWork, choice: Choice, *, nnz: float) -> SystolicPlan:
         g, s = work.gemm, self.spec
         b = dtype_bytes(g.dtype)
         ideal = s.memory.reuse == "ideal-tiling"                      # else scalesim (systolic_spec)
         pieces = []
-        for q in (q for p in choice.passes for q in temporal_pieces(p, s, dtype_bytes=b)):
+        for q, repeat in (run for p in choice.passes for run in temporal_pieces(p, s, dtype_bytes=b)):
             fr, fc, cpf = fold_counts(q, rows=s.rows, cols=s.cols, dataflow=s.dataflow)
-            pieces.append(PlannedPass(work=q, folds_r=fr, folds_c=fc, cycles_per_fold=cpf,
+            pieces.append(PlannedPass(work=q, repeat=repeat, folds_r=fr, folds_c=fc, cycles_per_fold=cpf,
                                       traffic=fold_traffic(q, s, dtype_bytes=b) if ideal else None))
+        # scalesim runs T untiled (tile_temporal off, systolic_spec): every piece runs once
         scalesim = () if ideal else tuple(plan_pass(p.work, s, dtype_bytes=b) for p in pieces)
-        traffic = [p.traffic for p in pieces] if ideal else [pass_traffic(sp) for sp in scalesim]
+        traffic = [(p.traffic, p.repeat) for p in pieces] if ideal else [(pass_traffic(sp), 1) for sp in scalesim]
         dram_by_operand: dict[str, float] = {}
-        for t in traffic:
+        for t, r in traffic:
             for op, v in t.dram_by_operand.items():
-                dram_by_operand[op] = dram_by_operand.get(op, 0.0) + v * g.count
-        sram_read = sum(t.sram_read_bytes for t in traffic) * g.count
-        sram_write = sum(t.sram_write_bytes for t in traffic) * g.count
-        slots = choice.weight_slots
-        notes = choice.notes + (_memory_note(s, b),)
+                dram_by_operand[op] = dram_by_operand.get(op, 0.0) + v * r * g.count
+        sram_read = sum(t.sram_read_bytes * r for t, r in traffic) * g.count
+        sram_write = sum(t.sram_write_bytes * r for t, r in traffic) * g.count
+        return SystolicPlan(
+            pieces=tuple(pieces), count=g.count, nnz=nnz, weight_slots=choice.weight_slots,
+            dram_bytes_by_operand=dram_by_operand,
+            sram_read_bytes=sram_read, sram_write_bytes=sram_write,
+            metadata_bits_read=sum(t.metadata_bits_read * r for t, r in traffic) * g.count,
+            compute_cycles=sum(p.compute_cycles * p.repeat for p in pieces) * g.count,
+            folds=sum(p.folds * p.repeat for p in pieces) * g.count, scalesim=scalesim)
+
+    def _plan_gemm(self, work: LayerWork, choice: Choice, payload: SystolicPlan) -> ExecutionPlan[SystolicPlan]:
+        g, s = work.gemm, self.spec
+        notes = choice.notes + (_memory_note(s, dtype_bytes(g.dtype)),)
         if g.dtype not in s.dtypes:
             notes += (f"{s.name} computes in {', '.join(s.dtypes)}; bytes counted at {g.dtype}",)
         padded_k = sum(p.k_c for p in choice.passes) if len(choice.passes) == 1 else g.k
-        payload = SystolicPlan(
-            pieces=tuple(pieces), count=g.count, nnz=nnz, weight_slots=slots, dram_bytes_by_operand=dram_by_operand,
-            sram_read_bytes=sram_read, sram_write_bytes=sram_write,
-            metadata_bits_read=sum(t.metadata_bits_read for t in traffic) * g.count,
-            compute_cycles=sum(p.compute_cycles for p in pieces) * g.count,
-            folds=sum(p.folds for p in pieces) * g.count, scalesim=scalesim)
+        ops = payload.dram_bytes_by_operand
         return ExecutionPlan(
             layer=work.name, arch=self.name, kind=KIND, format=choice.label, gemm=g,
             padded=Gemm(m=g.m, n=g.n, k=padded_k, dtype=g.dtype, count=g.count),
-            macs_dense=g.macs, macs_effective=g.m * nnz * g.count, macs_issued=g.m * slots * g.count,
-            bytes_by_level={"dram": sum(dram_by_operand.values()), "sram": sram_read + sram_write},
-            metadata_bytes=dram_by_operand.get("metadata", 0.0), payload=payload, notes=notes)
+            macs_dense=g.macs, macs_effective=g.m * payload.nnz * g.count,
+            macs_issued=g.m * payload.weight_slots * g.count,
+            bytes_by_level={"dram": sum(ops.values()), "sram": payload.sram_read_bytes + payload.sram_write_bytes},
+            metadata_bytes=ops.get("metadata", 0.0), payload=payload, notes=notes)
 
     def _plan_memory(self, work: LayerWork) -> ExecutionPlan[SystolicPlan]:
         payload = SystolicPlan(pieces=(), count=1, nnz=0.0, weight_slots=0, dram_bytes_by_operand={},
