@@ -106,6 +106,18 @@ def test_a_repeated_miss_pays_its_wait_twice_then_the_next_one_pays_less():
     assert read_stall([110.0, 120.0], cycle=100) == 20
 
 
+def test_a_chain_of_prefetches_stalls_as_its_prefetches_listed_one_by_one():
+    from simsparse.archs.systolic_fetch_order import ReadMisses
+    from simsparse.archs.systolic_memory import chain_stall, prefetch_done, read_stall
+    rng = np.random.default_rng(3)
+    for _ in range(3000):
+        d, first, count = int(rng.integers(2, 40)), int(rng.integers(0, 300)), int(rng.integers(0, 400))
+        cycle = float(rng.integers(-5, 20000)) + (0.5 if rng.random() < 0.2 else 0.0)
+        m = ReadMisses("filter", (), (), d, 0, 0.0)
+        assert chain_stall(m, first=first, count=count, cycle=cycle) == \
+            read_stall(prefetch_done(m, first=first, count=count), cycle=cycle)
+
+
 def test_scalesim_layerwise_nm_fetches_only_the_kept_activations():
     a = scalesim_arch("ws", 64, 10, "2:4")
     plan = a.plan(work(64, 128, 256, "2:4"))          # the fastest format here is the 2:4 one

@@ -287,9 +287,11 @@ def _walk(layer: ScalesimLayer, demand: tuple, *, words: float, set_words: int, 
                 break
             count = 0
             for s in range(s_lo[i], s_hi[i] + 1):
-                while (s - window) % n_sets >= n_active:
-                    window = (window + n_step) % n_sets
-                    count += 1
+                behind = (s - window) % n_sets
+                if behind >= n_active:             # advance by n_step (<= n_active) until s is inside
+                    k = -(-(behind - n_active + 1) // n_step)
+                    window = (window + k * n_step) % n_sets
+                    count += k
             lines.append(f * cpf + line_in_fold[i])
             advances.append(count)
             pos = i + 1

@@ -294,6 +294,22 @@ def read_stall(completions: list[float], *, cycle: float) -> float:
     return offset - 1
 
 
+def chain_stall(misses: ReadMisses, *, first: int, count: int, cycle: float) -> float:
+    """`read_stall` of prefetches first+1 .. first+count without listing them. With u = offset -
+    (completion - cycle) after each one, a step maps u to D - u when u < D (a positive wait) and to
+    0 otherwise, so u repeats with period two from the second step on: a lap of thousands of
+    prefetches costs three steps."""
+    d = float(misses.prefetch_cycles)
+    u = d - ((first + 1) * d - 1.0 - cycle) + 1.0           # the offset starts at 1
+
+    def step(v: float) -> float:
+        return d - v if v < d else 0.0
+
+    for _ in range(min(count, 2) + (max(count - 2, 0) % 2)):
+        u = step(u)
+    return (first + count) * d - 1.0 - cycle + u - 1.0
+
+
 def pass_timing(sp: ScalesimPass) -> ScalesimTiming:
     """Cycles of one pass through SCALE-Sim's scratchpads, event by event (module docstring)."""
     layer, misses = sp.layer, (sp.ifmap, sp.filter)
@@ -311,7 +327,7 @@ def pass_timing(sp: ScalesimPass) -> ScalesimTiming:
         for j, m in enumerate(misses):
             if cand[j] == line:
                 adv = m.advances[next_miss[j]]
-                worst = max(worst, read_stall(prefetch_done(m, first=done[j], count=adv), cycle=cycle))
+                worst = max(worst, chain_stall(m, first=done[j], count=adv, cycle=cycle))
                 done[j], next_miss[j] = done[j] + adv, next_miss[j] + 1
         if line == write_line:                  # else the ofmap SRAM has nothing to decide on this line
             writer.advance_to(outputs.before(line))
