@@ -8,6 +8,7 @@ this for free; it only declares its capabilities on its model class (`kernels`, 
 
     from simsparse.testing import check_arch_kind
     check_arch_kind("my_kind")                         # or check_arch_kind("my_kind", arch="x.yaml")
+    check_arch_kind("nm_systolic", arch="systolic_32x32", overrides=("memory.reuse=scalesim", ...))
 
 Checks: a dense mask costs exactly the dense baseline; a dense mask issues all MACs; plans are
 deterministic and picklable; plans read only the measured Pattern, never the mask array; a
@@ -73,8 +74,9 @@ class Subject:
         return estimate(self.model.plan(work, dense=dense), self.model, engine)
 
 
-def subject(kind: str, arch: str | None = None) -> Subject:
-    """An instance of `kind`: `arch` (name or path) or the kind's first shipped YAML spec."""
+def subject(kind: str, arch: str | None = None, overrides: tuple[str, ...] = ()) -> Subject:
+    """An instance of `kind`: `arch` (name or path) or the kind's first shipped YAML spec, with
+    `--set` overrides (another path through the kind, e.g. another memory system)."""
     if arch is None:
         specs = {name: arch_data(name) for name in shipped_arch_names()}
         shipped = [name for name, (data, source) in specs.items()
@@ -82,7 +84,7 @@ def subject(kind: str, arch: str | None = None) -> Subject:
         if not shipped:
             raise AssertionError(f"arch kind {kind!r} has no shipped YAML spec to check; add one to accelerators/")
         arch = shipped[0]
-    model = load_arch(arch)
+    model = load_arch(arch, overrides)
     assert isinstance(model, kind_class(kind)), f"arch {arch} is a {model.kind}, not a {kind}"
     return Subject(kind=kind, model=model, dtype=model.default_dtype())
 
@@ -225,8 +227,9 @@ CHECKS: tuple[Callable[[Subject], None], ...] = (
 )
 
 
-def check_arch_kind(kind: str, *, arch: str | None = None) -> None:
-    """Run every check of `CHECKS` on `kind` (instance `arch`, default its first shipped spec)."""
-    s = subject(kind, arch)
+def check_arch_kind(kind: str, *, arch: str | None = None, overrides: tuple[str, ...] = ()) -> None:
+    """Run every check of `CHECKS` on `kind` (instance `arch`, default its first shipped spec,
+    with `overrides`)."""
+    s = subject(kind, arch, overrides)
     for check in CHECKS:
         check(s)

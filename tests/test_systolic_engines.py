@@ -78,16 +78,32 @@ def test_mac_energy_is_macs_issued_times_pj_per_mac():
     assert estimate(plan, a, "cycle").energy_j == pytest.approx(plan.macs_issued * 0.3e-12)
 
 
+def two_of_eight_mask(rows, k, *, same_in_every_row):
+    """2:8 with both kept values in one half of the group (so not 1:4)."""
+    mask = np.zeros((rows, k), bool)
+    for r in range(rows):
+        first = 1 if same_in_every_row else 2 * (r % 4)
+        mask[r, first::8] = mask[r, first + 1::8] = True
+    return mask
+
+
 def test_sparse_layer_moves_fewer_weight_bytes_but_pays_metadata():
     a = load_arch("systolic_32x32")
-    mask = np.zeros((128, 256), bool)
-    mask[:, 1::8] = mask[:, 2::8] = True                     # 2:8, but 2 of 4 in one half: not 1:4
+    mask = two_of_eight_mask(128, 256, same_in_every_row=False)
     sparse, dense = a.plan(gemm_work(64, 128, 256, mask=mask)), a.plan(gemm_work(64, 128, 256))
     assert sparse.format == "2:8"
     s_ops, d_ops = sparse.payload.dram_bytes_by_operand, dense.payload.dram_bytes_by_operand
     assert s_ops["filter"] == pytest.approx(d_ops["filter"] / 4)
     assert s_ops["metadata"] == pytest.approx(128 * 64 * 3 / 8)
-    assert s_ops["ifmap"] == pytest.approx(d_ops["ifmap"])   # inputs are read uncompressed
+    assert s_ops["ifmap"] == pytest.approx(d_ops["ifmap"])   # every column feeds some row: read uncompressed
+
+
+def test_activation_columns_without_any_weight_are_not_fetched():
+    a = load_arch("systolic_32x32")
+    mask = two_of_eight_mask(128, 256, same_in_every_row=True)   # 6 of every 8 columns empty in all rows
+    sparse, dense = a.plan(gemm_work(64, 128, 256, mask=mask)), a.plan(gemm_work(64, 128, 256))
+    assert sparse.format == "2:8"
+    assert sparse.payload.dram_bytes_by_operand["ifmap"] == pytest.approx(dense.payload.dram_bytes_by_operand["ifmap"] / 4)
 
 
 def test_memory_layer_streams_at_dram_or_vector_rate():
@@ -114,3 +130,33 @@ def test_latency_is_cycles_over_clock():
     a = load_arch("vegeta_like")
     est = estimate(a.plan(gemm_work(64, 128, 256)), a, "analytic")
     assert est.latency_s == pytest.approx(est.cycles / 2.0e9)
+
+
+def series(shape, dataflow, tile_temporal, field):
+    """`field` of the analytic timing as the SRAMs shrink (bw 4) and as the bandwidth falls (16 KB)."""
+    w = gemm_work(*shape)
+
+    def at(kb, bw):
+        a = arch_with_bandwidth(bw, [f"array.dataflow={dataflow}", f"array.tile_temporal={tile_temporal}"]
+                                + [f"memory.{s}_sram_bytes={kb * 1024}" for s in ("ifmap", "filter", "ofmap")])
+        return getattr(analytic_timing(a.plan(w), a), field)
+
+    return [at(kb, 4) for kb in (128, 64, 16, 4, 1)], [at(16, bw) for bw in (64, 16, 4, 1)]
+
+
+SHAPES = [(64, 128, 256), (100, 300, 200), (129, 65, 97), (8, 64, 1024), (300, 200, 400)]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
+def test_ideal_tiling_stalls_grow_as_sram_shrinks_or_bandwidth_falls(dataflow):
+    for shape in SHAPES:
+        by_sram, by_bw = series(shape, dataflow, "false", "stall_cycles")
+        assert by_sram == sorted(by_sram) and by_bw == sorted(by_bw), shape
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "is"])
+def test_ideal_tiling_with_temporal_pieces_never_slows_down_with_more_sram_or_bandwidth(dataflow):
+    # pieces trade fill/drain cycles for traffic, so stalls alone may move either way; the total may not
+    for shape in SHAPES:
+        by_sram, by_bw = series(shape, dataflow, "true", "cycles")
+        assert by_sram == sorted(by_sram) and by_bw == sorted(by_bw), shape

@@ -26,8 +26,9 @@ def gemm_work(m, n, k, mask=None):
     return lower.gemm_work(name="layer", gemm=Gemm(m, n, k, "int8"), mask=mask)
 
 
-def equation(sr, sc, t, rows, cols):
-    return math.ceil(sr / rows) * math.ceil(sc / cols) * (2 * rows + cols + t - 2)
+def equation(sr, sc, t, rows, cols, dataflow="ws"):
+    preload = 0 if dataflow == "os" else rows        # os overlaps its output drain with the next fold
+    return math.ceil(sr / rows) * math.ceil(sc / cols) * (preload + rows + cols + t - 2)
 
 
 def test_ws_reference_case_is_5056_cycles():
@@ -37,10 +38,24 @@ def test_ws_reference_case_is_5056_cycles():
     assert plan.payload.folds == 32
 
 
+def test_os_fold_is_skew_plus_t_and_the_next_fold_starts_while_outputs_drain():
+    one = arch("os").plan(gemm_work(32, 32, 100)).payload.compute_cycles
+    assert one == (32 + 32 - 2) + 100                       # skew of the last PE + T MACs, no drain
+    two = arch("os").plan(gemm_work(64, 32, 100)).payload.compute_cycles
+    assert two == 2 * one                                   # the 32-cycle output drain hides under fold 2
+    ws = arch("ws").plan(gemm_work(100, 32, 32)).payload.compute_cycles   # same T = 100, one fold
+    assert ws - one == 32                                   # ws preloads its tile: rows more per fold
+
+
+def test_os_64x64x64_takes_504_cycles_as_scalesim_counts_them():
+    # 2 x 2 folds x (32 + 32 + 64 - 2); SCALE-Sim v3 prints 503, the index of the last cycle
+    assert arch("os").plan(gemm_work(64, 64, 64)).payload.compute_cycles == 504
+
+
 @pytest.mark.parametrize("dataflow, expected", [
     # hand-computed for M=50, N=70, K=100 on 32x32 (no dimension divides the array)
     ("ws", 4 * 3 * (64 + 32 + 50 - 2)),    # (Sr,Sc,T) = (K,N,M) = (100,70,50)
-    ("os", 2 * 3 * (64 + 32 + 100 - 2)),   # (M,N,K) = (50,70,100)
+    ("os", 2 * 3 * (32 + 32 + 100 - 2)),   # (M,N,K) = (50,70,100); no preload, drain overlapped
     ("is", 4 * 2 * (64 + 32 + 70 - 2)),    # (K,M,N) = (100,50,70)
 ])
 def test_compute_cycles_follow_the_equation_for_each_dataflow(dataflow, expected):
@@ -53,7 +68,7 @@ def test_non_square_array_uses_rows_for_sr_and_cols_for_sc(dataflow):
     m, n, k, rows, cols = 64, 128, 256, 16, 8
     sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
     plan = arch(dataflow, rows=rows, cols=cols).plan(gemm_work(m, n, k))
-    assert plan.payload.compute_cycles == equation(sr, sc, t, rows, cols)
+    assert plan.payload.compute_cycles == equation(sr, sc, t, rows, cols, dataflow)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -63,13 +78,14 @@ def test_total_cycles_within_one_percent_of_equation_when_memory_is_ample(datafl
     for m, n, k in [(64, 128, 256), (50, 70, 100), (196, 256, 1152), (1, 1000, 2048)]:
         sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
         est = estimate(a.plan(gemm_work(m, n, k)), a, engine)
-        assert est.cycles == pytest.approx(equation(sr, sc, t, 32, 32), rel=0.01)
+        assert est.cycles == pytest.approx(equation(sr, sc, t, 32, 32, dataflow), rel=0.01)
 
 
-def test_nm_compression_shrinks_reduction_to_ceil_k_n_over_m():
+def test_nm_compression_keeps_n_slots_per_group_and_at_most_n_for_a_partial_group():
     assert compressed_k(256, 2, 8) == 64
     assert compressed_k(100, 1, 4) == 25
-    assert compressed_k(10, 2, 8) == 3      # ceil(2.5)
+    assert compressed_k(10, 2, 8) == 4      # 2 for the group of 8, 2 for the last 2 (not ceil(2.5))
+    assert compressed_k(9, 2, 4) == 5       # 2 + 2 + 1: a last group of one holds one value
     assert compressed_k(147, 2, 4) == 74    # ResNet stem: K = 3*7*7
 
 
@@ -81,7 +97,7 @@ def test_2_to_8_gemm_runs_a_quarter_of_the_reduction(dataflow):
     plan = arch(dataflow).plan(gemm_work(m, n, k, mask))
     assert plan.format == "2:8"
     sr, sc, t = mapping(Pass("2:8", m, n, k, 64, 3.0), dataflow)
-    assert plan.payload.compute_cycles == equation(sr, sc, t, 32, 32)
+    assert plan.payload.compute_cycles == equation(sr, sc, t, 32, 32, dataflow)
     assert plan.macs_issued == m * n * k // 4
 
 
@@ -96,7 +112,7 @@ def test_temporal_pieces_keep_partial_sums_on_chip_at_the_cost_of_extra_fill_and
     spilled = load_arch("systolic_32x32", small_ofmap + ["array.tile_temporal=false"])
     w = gemm_work(200, 64, 128)                              # T = 200 -> pieces 64, 64, 64, 8
     t_plan, s_plan = tiled.plan(w), spilled.plan(w)
-    assert [p.work.m for p in t_plan.payload.pieces] == [64, 64, 64, 8]
+    assert [(p.work.m, p.repeat) for p in t_plan.payload.pieces] == [(64, 1), (64, 2), (8, 1)]   # equal pieces: one run
     assert t_plan.payload.compute_cycles == sum(equation(128, 64, t, 32, 32) for t in (64, 64, 64, 8))
     assert s_plan.payload.compute_cycles == equation(128, 64, 200, 32, 32)
     assert t_plan.payload.dram_bytes_by_operand["psum"] == 0

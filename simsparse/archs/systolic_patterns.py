@@ -42,8 +42,9 @@ class Choice:
 
 
 def compressed_k(k: int, n: int, m: int) -> int:
-    """Reduction length after N:M compression: ceil(k * n / m)."""
-    return -(-k * n // m)
+    """Reduction slots after N:M compression: n per full group of m, min(n, rest) for a last
+    partial group (its values cannot share slots with another group's index range)."""
+    return (k // m) * n + min(n, k % m)
 
 
 def envelope(work: LayerWork, m: int) -> int:
@@ -64,15 +65,22 @@ def dense_choice(work: LayerWork, notes: tuple[str, ...] = ()) -> Choice:
     return Choice(label="dense", passes=(Pass("dense", g.m, g.n, g.k, g.k, 0.0),), notes=notes)
 
 
+def live_columns(work: LayerWork) -> int:
+    """Reduction columns holding a weight in some row: the activations an N:M pass must fetch
+    (the Pattern's columns less its all-zero ones; a grouped conv's stacked groups share them)."""
+    return work.pattern.cols - work.pattern.zero_cols
+
+
 def _uniform_choices(work: LayerWork, spec: SystolicSpec) -> tuple[list[Choice], dict[int, int]]:
     g = work.gemm
     envs: dict[int, int] = {}
     out = []
+    live = live_columns(work) if spec.patterns else g.k
     for pat in spec.patterns:
         if pat.m not in envs:
             envs[pat.m] = envelope(work, pat.m)
         if envs[pat.m] <= pat.n:
-            p = Pass(pat.label, g.m, g.n, g.k, compressed_k(g.k, pat.n, pat.m), pat.metadata_bits_per_value)
+            p = Pass(pat.label, g.m, g.n, live, compressed_k(g.k, pat.n, pat.m), pat.metadata_bits_per_value)
             out.append(Choice(label=pat.label, passes=(p,)))
     return out, envs
 

@@ -13,11 +13,28 @@ sparsity:
   metadata_bits_per_value: {4: 2, 8: 3}            # index bits per kept value, per group size M
   row_wise: {enabled: false, m: 4, n_choices: [1, 2]}   # VEGETA-style: one N per output row
 memory: {ifmap_sram_bytes: 65536, filter_sram_bytes: 65536, ofmap_sram_bytes: 65536,
-         double_buffered: true, dram_bytes_per_clk: 16}
+         double_buffered: true, dram_bytes_per_clk: 16,
+         reuse: ideal-tiling}       # ideal-tiling | scalesim; see below
 vector: {elements_per_clk: 32}  # non-GEMM ops (norms, pooling, element-wise) on the vector unit
 energy_pj: {mac: 0.2, sram_read_byte: 1.2, sram_write_byte: 1.4, dram_byte: 40.0,
             metadata_bit: 0.05, vector_op: 0.5, static_per_clk: 0.0}
 ```
+
+`memory.reuse` picks the memory system (both answers are available, each named in the estimate):
+  ideal-tiling (default) — simsparse's tile-level DMA (`systolic_folds`): each fold's tiles are
+      fetched once into the free half of each SRAM, an operand is kept across folds when it
+      fits its half and re-fetched per fold/chunk when it does not, partial sums stay on chip
+      (`array.tile_temporal`), and one DRAM interface of `dram_bytes_per_clk` serves all three
+      SRAMs while the next fold's fill overlaps this fold's compute.
+  scalesim — SCALE-Sim v3.0.0's double-buffered scratchpads, reproduced cycle for cycle
+      (`systolic_memory`): a circular prefetch window over each operand in SCALE-Sim's order,
+      re-fetching whole windows when the demand steps back, every partial sum written out,
+      SCALE-Sim's stall accounting, and one DRAM port of `dram_bytes_per_clk` per SRAM (its
+      USER bandwidth mode). It needs `double_buffered: true` and `array.tile_temporal: false`
+      (SCALE-Sim neither tiles T nor single-buffers).
+ideal-tiling is the default because it is the memory system an accelerator with these SRAMs
+would be programmed for; scalesim answers "what would SCALE-Sim say" and carries its artifacts
+(a lone miss counts its wait twice; a step back behind the window re-fetches a lap of windows).
 """
 
 from __future__ import annotations
@@ -30,6 +47,7 @@ from simsparse.specs import Field, ListOf, MapOf, Optional, validate
 from simsparse.units import DTYPES
 
 DATAFLOWS = ("ws", "os", "is")
+REUSE_MODES = ("ideal-tiling", "scalesim")
 
 _ROW_WISE = {
     "enabled": Field(bool, required=False, default=False),
@@ -62,6 +80,7 @@ SCHEMA = {
         "ofmap_sram_bytes": Field(int, min=64),
         "double_buffered": Field(bool, required=False, default=True),
         "dram_bytes_per_clk": Field(float, min=1e-3, max=1e6),
+        "reuse": Field(str, choices=REUSE_MODES, required=False, default="ideal-tiling"),
     },
     "vector": {"elements_per_clk": Field(float, min=1e-3, max=1e6)},
     "energy_pj": {
@@ -110,6 +129,7 @@ class MemorySpec:
     ofmap_sram_bytes: int
     double_buffered: bool
     dram_bytes_per_clk: float
+    reuse: str                      # ideal-tiling | scalesim (module docstring)
 
     def working_bytes(self, sram_bytes: int) -> float:
         """Bytes of one SRAM usable by the tile in use (half of it when double-buffered)."""
@@ -179,6 +199,18 @@ def _row_wise(data: dict | None, table: dict, *, source: str) -> RowWise | None:
     return RowWise(m=m, n_choices=choices, metadata_bits_per_value=bits)
 
 
+def _check_reuse(mem: dict, array: dict, *, source: str) -> None:
+    """SCALE-Sim's scratchpads are double-buffered and run T untiled; say so instead of ignoring a field."""
+    if mem["reuse"] != "scalesim":
+        return
+    if not mem["double_buffered"]:
+        raise SpecError(f"{source}: field memory.double_buffered = False is invalid with memory.reuse = "
+                        "'scalesim'; allowed: true (SCALE-Sim's scratchpads are double-buffered)")
+    if array["tile_temporal"]:
+        raise SpecError(f"{source}: field array.tile_temporal = True is invalid with memory.reuse = 'scalesim'; "
+                        "allowed: false (SCALE-Sim streams T untiled; tile_temporal is an ideal-tiling schedule)")
+
+
 def spec_from_data(data: dict, *, source: str) -> SystolicSpec:
     """Validate plain YAML data and build the frozen spec record."""
     d = validate(data, SCHEMA, source=source)
@@ -191,6 +223,7 @@ def spec_from_data(data: dict, *, source: str) -> SystolicSpec:
         patterns.append(NmPattern(n=n, m=m, metadata_bits_per_value=_metadata_bits(table, m, source=source,
                                                                                   where=where)))
     mem, en = d["memory"], d["energy_pj"]
+    _check_reuse(mem, d["array"], source=source)
     return SystolicSpec(
         name=d["name"], clock_hz=d["clock_hz"], dtypes=tuple(d["dtypes"]),
         accumulator_bytes=d["accumulator_bytes"], rows=d["array"]["rows"], cols=d["array"]["cols"],
@@ -198,7 +231,7 @@ def spec_from_data(data: dict, *, source: str) -> SystolicSpec:
         row_wise=_row_wise(sp["row_wise"], table, source=source),
         memory=MemorySpec(ifmap_sram_bytes=mem["ifmap_sram_bytes"], filter_sram_bytes=mem["filter_sram_bytes"],
                           ofmap_sram_bytes=mem["ofmap_sram_bytes"], double_buffered=mem["double_buffered"],
-                          dram_bytes_per_clk=mem["dram_bytes_per_clk"]),
+                          dram_bytes_per_clk=mem["dram_bytes_per_clk"], reuse=mem["reuse"]),
         vector_elements_per_clk=d["vector"]["elements_per_clk"],
         energy=EnergySpec(mac_pj=en["mac"], sram_read_byte_pj=en["sram_read_byte"],
                           sram_write_byte_pj=en["sram_write_byte"], dram_byte_pj=en["dram_byte"],

@@ -1,7 +1,12 @@
 """Closed-form timing of `nm_systolic` plans, and the energy / Estimate helpers both engines share.
 
-The fold stream of the plan's pieces (`SystolicPlan.pieces[i].traffic`) is timed by the closed
-form of `archs.systolic_pipeline` (two-stage pipeline over one DRAM interface; see there).
+The fold stream of the plan's pieces (`SystolicPlan.pieces[i].traffic`, each `repeat` times) is
+timed by the closed form of `archs.systolic_pipeline` (two-stage pipeline over one DRAM interface,
+runs of equal blocks replicated exactly; see there).
+
+Under `memory.reuse: scalesim` the layer is timed by `archs.systolic_memory.pass_timing`
+instead (SCALE-Sim v3's scratchpads, event by event; SCALE-Sim's cycles exactly). The cycle
+engine's simpy version agrees with it to the cycle; the tests require equality.
 
 Energy (pJ from the spec): MACs issued x mac + SRAM bytes read/written x their cost + DRAM
 bytes x dram_byte + metadata bits read into the array x metadata_bit + cycles x static_per_clk.
@@ -11,6 +16,7 @@ Layers repeated `count` times (batched matmuls) are timed once and multiplied.
 from __future__ import annotations
 
 from simsparse.archs.nm_systolic import KIND, NmSystolic, SystolicPlan
+from simsparse.archs.systolic_memory import ScalesimTiming, pass_timing, total_timing
 from simsparse.archs.systolic_pipeline import FoldStream, Timing, closed_form, fold_stream
 from simsparse.engines import register
 from simsparse.engines.common import estimate_from_plan
@@ -21,7 +27,7 @@ PJ = 1e-12
 
 def plan_stream(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> FoldStream:
     """The fold stream of one repeat of a GEMM plan on this array's DRAM interface."""
-    return fold_stream([p.traffic for p in plan.payload.pieces],
+    return fold_stream([(p.traffic, p.repeat) for p in plan.payload.pieces],
                        dram_bytes_per_clk=model.spec.memory.dram_bytes_per_clk)
 
 
@@ -36,7 +42,8 @@ def energy_j(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, cycles: fl
     return (pj + cycles * e.static_per_clk_pj) * PJ
 
 
-def fold_estimate(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, engine: str, timing: Timing) -> Estimate:
+def fold_estimate(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, engine: str, timing: Timing,
+                  extra_notes: tuple[str, ...] = ()) -> Estimate:
     """Estimate of a GEMM plan from the timing of one of its `count` repeats."""
     count = plan.payload.count
     cycles = timing.cycles * count
@@ -45,7 +52,7 @@ def fold_estimate(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, engin
             f"stall {timing.stall_cycles * count:.0f} cyc, fill+drain "
             f"{(timing.fill_cycles + timing.drain_cycles) * count:.0f} cyc")
     return estimate_from_plan(plan, engine=engine, latency_s=cycles / model.spec.clock_hz, cycles=cycles,
-                              bound=bound, energy_j=energy_j(plan, model, cycles=cycles), notes=(note,))
+                              bound=bound, energy_j=energy_j(plan, model, cycles=cycles), notes=(note,) + extra_notes)
 
 
 def vector_estimate(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, engine: str) -> Estimate:
@@ -59,8 +66,16 @@ def vector_estimate(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, eng
                               energy_j=energy_j(plan, model, cycles=cycles))
 
 
+def from_scalesim(t: ScalesimTiming) -> Timing:
+    """The Timing record of a SCALE-Sim scratchpad timing (memory.reuse: scalesim)."""
+    return Timing(cycles=t.cycles, compute_cycles=t.compute_cycles, stall_cycles=t.stall_cycles,
+                  fill_cycles=t.fill_cycles, drain_cycles=t.drain_cycles, dram_cycles=t.dram_cycles)
+
+
 def analytic_timing(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> Timing:
     """Closed-form timing of one repeat of a GEMM plan (stall cycles included)."""
+    if plan.payload.scalesim:
+        return from_scalesim(total_timing([pass_timing(sp) for sp in plan.payload.scalesim]))
     return closed_form(plan_stream(plan, model), double_buffered=model.spec.memory.double_buffered)
 
 

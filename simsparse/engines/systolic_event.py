@@ -4,11 +4,22 @@ Three processes share one DRAM interface (`DramChannel`: first come, first serve
   filler   — fetches each fold's inputs (stationary tile, streamed operand, psum read-backs) into a
              free input buffer; with double buffering (2 slots) the fill of fold f waits until fold
              f-2 has finished computing, without it (1 slot) until fold f-1 has.
-  array    — computes fold f (2*rows + cols + T - 2 cycles) once its fill is in and its output
-             buffer is free (the output tile `slots` tiles back has been written to DRAM).
+  array    — computes fold f (`cycles_per_fold`) once its fill is in and its output buffer is
+             free (the output tile `slots` tiles back has been written to DRAM).
   writer   — writes each finished output tile (or spilled partial sums) back to DRAM.
 Fills and write-backs compete for the DRAM; any time the array waits beyond the first fill is a
 stall. One `simpy.Environment` per simulation; layers repeated `count` times are simulated once.
+
+Runs (equal temporal pieces, equal m chunks: `systolic_pipeline`) are simulated until they repeat:
+the stream is simulated with every long run cut to REPLICATE_FROM copies, then with one run at
+k + 1 and k + 2 copies; when both extra copies add the same time the run has reached its steady
+state (the pipeline's state, shifted by that time, repeats), and each of its remaining copies adds
+that time again. A run without a steady state within MAX_WARMUP copies is simulated whole and the
+estimate says so. The simulated folds do not grow with the GEMM's rows: a 10^8-row layer costs
+what a few of its pieces cost.
+
+Under `memory.reuse: scalesim` each pass runs through `systolic_scratchpad_event` instead
+(SCALE-Sim v3's scratchpads as processes).
 """
 
 from __future__ import annotations
@@ -17,9 +28,11 @@ import numpy as np
 import simpy
 
 from simsparse.archs.nm_systolic import KIND, NmSystolic, SystolicPlan
-from simsparse.archs.systolic_pipeline import FoldStream, Timing, finish_timing
+from simsparse.archs.systolic_memory import total_timing
+from simsparse.archs.systolic_pipeline import FoldStream, Timing, finish_timing, totals
 from simsparse.engines import register
-from simsparse.engines.systolic_analytic import fold_estimate, plan_stream, vector_estimate
+from simsparse.engines.systolic_analytic import fold_estimate, from_scalesim, plan_stream, vector_estimate
+from simsparse.engines.systolic_scratchpad_event import simulate_pass
 from simsparse.records import Estimate, ExecutionPlan
 
 
@@ -41,11 +54,13 @@ class DramChannel:
         return self.env.timeout(self.free_at - self.env.now)
 
 
-def simulate(stream: FoldStream, *, slots: int) -> Timing:
-    """Event-driven timing of a fold stream with `slots` input/output buffers per SRAM."""
+REPLICATE_FROM = 4     # copies of a long run simulated before its steady state is looked for
+MAX_WARMUP = 64        # copies after which a run without a steady state is simulated whole
+
+
+def _end_time(stream: FoldStream, *, slots: int) -> float:
+    """Cycle at which the last fold of an explicit stream has computed and written back."""
     folds = int(stream.compute.size)
-    if folds == 0:
-        return Timing(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     env = simpy.Environment()
     dram = DramChannel(env)
     fill, comp, wb = stream.fill.tolist(), stream.compute.tolist(), stream.writeback.tolist()
@@ -82,20 +97,77 @@ def simulate(stream: FoldStream, *, slots: int) -> Timing:
     env.process(filler())
     procs = [env.process(array())] + ([env.process(writer())] if wb_folds else [])
     env.run(until=env.all_of(procs))
-    total = float(env.now)
-    return finish_timing(total=total, compute=float(stream.compute.sum()), first_fill=float(stream.fill[0]),
-                         last_writeback=float(stream.writeback[-1]),
-                         dram=float(stream.fill.sum() + stream.writeback.sum()))
+    return float(env.now)
+
+
+class _Copies:
+    """End times of the stream with its runs cut to given copy counts (memoised), folds simulated."""
+
+    def __init__(self, stream: FoldStream, slots: int) -> None:
+        self.stream, self.slots, self.memo, self.folds = stream, slots, {}, 0
+
+    def end(self, copies: tuple[int, ...]) -> float:
+        if copies not in self.memo:
+            explicit = self.stream.take(copies)
+            self.folds += int(explicit.compute.size)
+            self.memo[copies] = _end_time(explicit, slots=self.slots)
+        return self.memo[copies]
+
+
+def _run_extra(sim: _Copies, base: tuple[int, ...], i: int, repeat: int) -> tuple[float, str]:
+    """Time run i adds beyond `base` (run i at base[i] copies) when it runs `repeat` times."""
+    def at(k: int) -> float:
+        return sim.end(base[:i] + (k,) + base[i + 1:])
+
+    k = base[i]
+    while k + 2 < repeat and k <= MAX_WARMUP:
+        step, again = at(k + 1) - at(k), at(k + 2) - at(k + 1)
+        if abs(step - again) <= 1e-9 * max(abs(step), 1.0):
+            return at(k) - at(base[i]) + (repeat - k) * step, ""
+        k *= 2
+    note = f"a run of {repeat} copies reached no steady state within {MAX_WARMUP}: simulated whole"
+    return at(repeat) - at(base[i]), note if repeat > MAX_WARMUP else ""
+
+
+def simulate(stream: FoldStream, *, slots: int) -> tuple[Timing, tuple[str, ...]]:
+    """Event-driven timing of a fold stream with `slots` input/output buffers per SRAM (runs
+    replicated from their steady state, module docstring), and notes on how it was simulated."""
+    if stream.compute.size == 0:
+        return Timing(0.0, 0.0, 0.0, 0.0, 0.0, 0.0), ()
+    runs = stream.block_runs()
+    base = tuple(min(r, REPLICATE_FROM) for _, r in runs)
+    sim = _Copies(stream, slots)
+    total, notes = sim.end(base), []
+    for i, (_, repeat) in enumerate(runs):
+        if repeat > base[i]:
+            extra, note = _run_extra(sim, base, i, repeat)
+            total += extra
+            notes += [note] if note else []
+    compute, fill, writeback = totals(stream)
+    folds = sum(n * r for n, r in runs)
+    if sim.folds < folds:
+        notes.append(f"cycle engine: {sim.folds} folds simulated for {folds} (equal pieces replicated "
+                     "from their steady state)")
+    timing = finish_timing(total=total, compute=compute, first_fill=float(stream.fill[0]),
+                           last_writeback=float(stream.writeback[-1]), dram=fill + writeback)
+    return timing, tuple(notes)
+
+
+def _simulated(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> tuple[Timing, tuple[str, ...]]:
+    if plan.payload.scalesim:
+        return from_scalesim(total_timing([simulate_pass(sp) for sp in plan.payload.scalesim])), ()
+    slots = 2 if model.spec.memory.double_buffered else 1
+    return simulate(plan_stream(plan, model), slots=slots)
 
 
 def cycle_timing(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> Timing:
     """Simulated timing of one repeat of a GEMM plan (stall cycles included)."""
-    slots = 2 if model.spec.memory.double_buffered else 1
-    return simulate(plan_stream(plan, model), slots=slots)
+    return _simulated(plan, model)[0]
 
 
 @register(KIND, "cycle")
 def systolic_cycle(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> Estimate:
     if plan.format == "memory":
         return vector_estimate(plan, model, engine="cycle")
-    return fold_estimate(plan, model, engine="cycle", timing=cycle_timing(plan, model))
+    timing, notes = _simulated(plan, model)
+    return fold_estimate(plan, model, engine="cycle", timing=timing, extra_notes=notes)
