@@ -4,11 +4,12 @@
 Per layer the model decides the execution format the device can use for the measured mask:
   "2:4"    every group of 4 along K holds <= 2 nonzeros (tf32: every pair <= 1) -> the sparse
            back end (cuSPARSELt or CUTLASS, `software.backend`), weight compressed + metadata;
-  "shrunk" all-zero output rows / input channels are removed -> the smaller dense GEMM;
   "dense"  otherwise (a non-compliant mask falls back to dense; the note gives the share of
-           violating groups). On a GPU without sparse tensor cores every mask runs dense or
-           shrunk, and the note says so.
-When both 2:4 and shrunk apply, the faster one (closed form) is taken and the choice noted.
+           violating groups). On a GPU without sparse tensor cores every mask runs dense, and the
+           note says so.
+Removed channels are not this model's business: the graph layer shrinks the network first
+(`graph.shrink`, coupled across producers and consumers) and this model runs the smaller layers
+like any other; a layer's all-zero rows that shrinking keeps run as dense rows (as PyTorch does).
 Each GEMM becomes a library call (`gpu_call.LibraryCall`): the library's padding and minimum
 shapes, the fastest tile configuration (`gpu_kernel.best_config`) and extra copy kernels; the
 engines add launch gaps and host overhead. Non-GEMM ops are memory-bound kernels. The typed
@@ -23,7 +24,6 @@ from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.gpu_call import LibraryCall, closed_form_latency_s, config_timing, gpu_dtype, library_call
 from simsparse.archs.gpu_spec import GpuSpec, parse_gpu_spec
 from simsparse.errors import SimSparseError
-from simsparse.graph.lower import shrunk_gemm
 from simsparse.records import ExecutionPlan, Gemm, LayerWork, Pattern
 
 KIND = "gpu_sparse_tensor_core"
@@ -48,24 +48,18 @@ def _compliance(pattern: Pattern, dtype: str) -> tuple[bool, float]:
     return ok, (0.0 if ok else pattern.nm_violation_share(n_keep, group))
 
 
-def _shrunk_gemm(work: LayerWork, pattern: Pattern) -> Gemm | None:
-    if pattern.rows_removed == 0 and pattern.cols_removed == 0:
-        return None
-    return shrunk_gemm(work.gemm, pattern)
-
-
 @ARCH_KINDS.register(KIND)
 class GpuSparseTensorCore(ArchModel):
     """A GPU whose tensor cores run 2:4 sparse GEMMs through a chosen back end.
 
     Planning picks what a PyTorch user gets: the library's padding and tile configuration
-    (`gpu_call.library_call`), and between 2:4 and shrunk the faster by the closed form
+    (`gpu_call.library_call`), and notes where 2:4 runs slower than dense by the closed form
     (`gpu_call.closed_form_latency_s`, pure archs math); the plan itself carries no time.
     """
 
     kind = KIND
     kernels = ()
-    unstructured = False       # unstructured masks run dense (or shrunk)
+    unstructured = False       # unstructured masks run dense
     engines_agree_rel = 0.05   # large compute-bound GEMMs (tests/test_engines_gpu_agree.py)
     spec: GpuSpec
 
@@ -100,32 +94,15 @@ class GpuSparseTensorCore(ArchModel):
         dtype = gpu_dtype(work.gemm.dtype)
         ok, share = _compliance(pattern, dtype)
         rule = "1:2" if dtype == "tf32" else "2:4"
-        shrunk = _shrunk_gemm(work, pattern)
         if not self.spec.has_sparse_tensor_cores:
-            note = f"{self.name} has no sparse tensor cores: the mask runs dense"
-            return self._dense_fallback(work, shrunk, (note + (" (shrunk to the live channels)" if shrunk else ""),))
+            return self._plan_gemm(work, work.gemm, fmt="dense",
+                                   notes=(f"{self.name} has no sparse tensor cores: the mask runs dense",))
         if ok:
-            sparse_plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=())
-            if shrunk is None:
-                return self._flag_slower_than_dense(work, sparse_plan, rule=rule)
-            shrunk_plan = self._plan_gemm(work, shrunk, fmt="shrunk", notes=())
-            (best, best_s), (other, other_s) = sorted(
-                [(p, self._latency_s(p)) for p in (sparse_plan, shrunk_plan)], key=lambda ps: ps[1])
-            note = (f"both {rule} and shrunk ({shrunk.n}x{shrunk.k}) apply; {best.format} is faster "
-                    f"({best_s * 1e6:.1f} us vs {other_s * 1e6:.1f} us)")
-            return replace(best, notes=best.notes + (note,))
+            return self._flag_slower_than_dense(work, self._plan_gemm(work, work.gemm, fmt="2:4", notes=()), rule=rule)
         if pattern.nnz == pattern.rows * pattern.cols:
             notes: tuple[str, ...] = ("mask is fully dense",)
         else:
-            notes = (f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; "
-                     "dense fallback" + (" (shrunk to the live channels)" if shrunk else ""),)
-        return self._dense_fallback(work, shrunk, notes)
-
-    def _dense_fallback(self, work: LayerWork, shrunk: Gemm | None,
-                        notes: tuple[str, ...]) -> ExecutionPlan[GpuPlan]:
-        """The masked layer as a dense GEMM: the shrunk one when channels are removed."""
-        if shrunk is not None:
-            return self._plan_gemm(work, shrunk, fmt="shrunk", notes=notes)
+            notes = (f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; dense fallback",)
         return self._plan_gemm(work, work.gemm, fmt="dense", notes=notes)
 
     def _flag_slower_than_dense(self, work: LayerWork, plan: ExecutionPlan[GpuPlan], *,
@@ -147,7 +124,7 @@ class GpuSparseTensorCore(ArchModel):
         lc = library_call(spec, lib, gemm, sparse=sparse)
         t = config_timing(spec, lc)           # the closed-form kernel model: its traffic and MACs issued
         orig = work.gemm
-        nnz = work.nnz                       # the mask's work, the dense baseline's too
+        nnz = work.nnz_per_gemm              # the mask's work (per group of a grouped conv), the dense baseline's too
         call = lc.call
         meta = call.rows * call.k * call.count / 8.0 if sparse else 0.0
         pad_note = () if (call.rows, call.cols, call.k) == (gemm.n, gemm.m, gemm.k) else (
@@ -155,7 +132,7 @@ class GpuSparseTensorCore(ArchModel):
         return ExecutionPlan(
             layer=work.name, arch=self.name, kind=KIND, format=fmt, gemm=orig,
             padded=Gemm(m=call.cols, n=call.rows, k=call.k, dtype=call.dtype, count=call.count),
-            macs_dense=orig.macs, macs_effective=orig.m * nnz * orig.count, macs_issued=int(t.macs_issued),
+            macs_dense=orig.macs, macs_effective=round(orig.m * nnz * orig.count), macs_issued=int(t.macs_issued),
             bytes_by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes},
             metadata_bytes=meta, payload=GpuPlan(call=lc), notes=notes + pad_note)
 
