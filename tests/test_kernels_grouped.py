@@ -8,6 +8,7 @@ from simsparse.archs import load_arch
 from simsparse.graph.lower import layer_works
 from simsparse.kernels.grouped import prepare_grouped, run_grouped
 from simsparse.masks.patterns import as_matrix, gemm_rows
+from simsparse.masks.synthetic import make_mask
 from simsparse.records import Op, Workload
 
 
@@ -43,3 +44,13 @@ def test_the_cpu_model_runs_a_depthwise_conv_as_one_call_over_its_groups():
     plan = model.plan(work, dense=True)
     assert plan.payload.count == 1 and plan.payload.calls == 1
     assert plan.macs_issued == work.gemm.macs == 28 * 28 * 9 * 64
+
+
+def test_a_grouped_conv_whose_groups_are_2to4_runs_2to4_at_half_density_on_the_gpu(a100):
+    op = Op(name="g.weight", kind="conv", input_shape=(64, 56, 56), output_shape=(128, 56, 56),
+            weight_shape=(128, 32, 3, 3), padding=(1, 1), groups=2, inputs=("input",))
+    wl = Workload(name="w", input_shape=(64, 56, 56), ops=(op,))
+    (work,) = layer_works(wl, batch=32, dtype="fp16", masks={"g.weight": make_mask((128, 32, 3, 3), "2:4", seed=0)})
+    plan = a100.plan(work)
+    assert plan.format == "2:4" and plan.gemm.count == 2
+    assert plan.density == pytest.approx(0.5) and plan.macs_effective * 2 == plan.macs_dense
