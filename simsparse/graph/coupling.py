@@ -198,6 +198,8 @@ class _Walk:
         foreign = [i for i in op.inputs if i not in self.out_space or i == op.name]
         if foreign:
             self.sp.mark_open(s, f"{op.name} mixes in {foreign[0]}")
+        elif len(op.inputs) > 1 and not self._same_size(op):
+            self.sp.mark_open(s, f"{op.name} concatenates or broadcasts its inputs")
         elif op.kind == "norm" and not self._norm_is_per_channel(op, s):
             self.sp.mark_open(s, f"norm {op.name} normalises across channels")
         elif op.kind == "elementwise" and self._reads_untraced(op):
@@ -208,6 +210,11 @@ class _Walk:
         if self.sp.axis[s] == 0:
             return len(shape) >= 1 and shape[0] == c      # BatchNorm on a (C, ...) map or (C,) features
         return len(shape) == 1 and shape[0] == c          # BatchNorm1d on features; LayerNorm on tokens is not
+
+    def _same_size(self, op: Op) -> bool:
+        """Every input holds as many elements as the output (a sum or product, not a concatenation)."""
+        sizes = [_elements_out(self.ops[i]) for i in op.inputs if i in self.ops]
+        return not op.elements_out or all(n is None or n == op.elements_out for n in sizes)
 
     def _reads_untraced(self, op: Op) -> bool:
         known = [_elements_out(self.ops[i]) if i in self.ops else self.input_elements for i in op.inputs]

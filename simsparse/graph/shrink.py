@@ -173,7 +173,11 @@ def _order(groups: tuple[ChannelGroup, ...], input_group: dict[str, ChannelGroup
         rest = []
         for grp in pending:
             needs = {input_group[p].name for p in grp.producers if p in input_group} - {grp.name}
-            (out.append(grp) or done.add(grp.name)) if needs <= done else rest.append(grp)
+            if needs <= done:
+                out.append(grp)
+                done.add(grp.name)
+            else:
+                rest.append(grp)
         if len(rest) == len(pending):          # a cycle cannot occur in a feed-forward trace; keep order
             out.extend(rest)
             break
