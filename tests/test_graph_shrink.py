@@ -10,6 +10,7 @@ from simsparse.graph import shrink
 from simsparse.graph.catalog import load_workload
 from simsparse.graph.coupling import channel_groups
 from simsparse.graph.lower import layer_works
+from simsparse.graph.shrink_state import check_removable
 from simsparse.graph.shrink_works import removals_of_works, shrink_network
 from simsparse.graph.synthetic import channel_network, synthetic_masks, synthetic_works
 from simsparse.graph.tracing import trace
@@ -183,3 +184,15 @@ def test_synthetic_channels_works_shrink_to_dense_layers_of_the_kept_channels():
     assert all(w.pattern is None for w in shrunk)
     assert all(w.shrink.original.gemm == o.gemm for w, o in zip(shrunk, works) if w.shrink and w.gemm)
     assert 0.33 < ns.workload.op("layer2.0.conv2.weight").weight_shape[0] / 128 < 0.62
+
+
+def test_a_removed_head_whose_value_bias_is_still_read_is_refused():
+    model, ids = registered("bert_base", (16,), width=64, depth=1, heads=4, vocab=100)(), torch.randint(0, 100, (2, 16))
+    wl = trace(model, (ids,), name="bert")
+    state = model.state_dict()
+    with torch.no_grad():
+        state["bert.encoder.layer.0.attention.self.value.weight"][:16] = 0      # head 0's value rows, bias kept
+    ns = shrink.plan_from_masks(masks_of(model, wl), wl)
+    assert ns.removed("heads") == 1
+    with pytest.raises(GeometryError, match="removed head 0 keeps a nonzero value bias"):
+        check_removable(state, ns)

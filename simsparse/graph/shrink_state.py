@@ -8,7 +8,8 @@ running statistics: the tensors named `<op>.<x>` whose first dimension is the ch
 Works on torch tensors and numpy arrays alike (fancy indexing only); other entries are kept as they
 are. `check_removable(state, ns)` refuses a removal that would change the network's function: a
 removed channel whose producer bias, or whose norm's shift (bias, and weight x running mean), is
-not zero still carries a constant into the consumers (Chase zeroes them with the channel).
+not zero still carries a constant into the consumers (Chase zeroes them with the channel); so does
+a removed attention head whose value bias is not zero while the output projection still reads it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from simsparse.errors import GeometryError
 from simsparse.graph.shrink import NetworkShrink
+from simsparse.graph.shrink_heads import find_blocks
 
 GEMM = ("conv", "linear")
 
@@ -66,10 +68,11 @@ def _as_array(t: Any) -> np.ndarray:
 def check_removable(state: Mapping[str, Any], ns: NetworkShrink) -> None:
     """GeometryError when a removed channel still carries a constant (see the module doc)."""
     ops = {o.name: o for o in ns.original.ops}
+    blocks = {g.group for g in ns.groups if g.kind == "heads"}
     for name, rec in ns.ops.items():
         op = ops[name]
-        if rec.kept_out is None or op.kind == "matmul":
-            continue
+        if rec.kept_out is None or op.kind == "matmul" or set(rec.groups) <= blocks:
+            continue                                   # attention projections: _check_heads
         removed = np.setdiff1d(np.arange(rec.channels), rec.kept_out)
         if op.kind in GEMM:
             b = bias_name(name)
@@ -82,6 +85,23 @@ def check_removable(state: Mapping[str, Any], ns: NetworkShrink) -> None:
                 raise GeometryError(f"norm {name}: removed channels keep a nonzero shift (bias, or weight x running "
                                     "mean); the shrunk network would differ: zero the norm entries of removed "
                                     "channels (Chase does)")
+    _check_heads(state, ns)
+
+
+def _check_heads(state: Mapping[str, Any], ns: NetworkShrink) -> None:
+    removed = {g.group: set(g.removed) for g in ns.groups if g.kind == "heads" and g.removed}
+    ops = {o.name: o for o in ns.original.ops}
+    for block in (b for b in find_blocks(ns.original) if b.name in removed):
+        v, o, bias = ops[block.value], ops[block.out], bias_name(block.value)
+        if bias not in state or block.out not in state:
+            continue
+        for unit in removed[block.name]:
+            read = np.any(_as_array(state[block.out])[:, sorted(block.cols_of_units(o, {unit}))] != 0)
+            rows = sorted(block.rows_of_units(v, {unit}) & set(range(2 * v.weight_shape[0] // 3 if block.fused else 0,
+                                                                      v.weight_shape[0])))
+            if read and np.any(_as_array(state[bias])[rows] != 0):
+                raise GeometryError(f"attention {block.name}: removed head {unit} keeps a nonzero value bias ({bias}) "
+                                    "that the output projection still reads; zero it, or the shrunk network differs")
 
 
 def _norm_shift(state: Mapping[str, Any], name: str, removed: np.ndarray) -> np.ndarray | None:
