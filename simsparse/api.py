@@ -30,6 +30,9 @@ from simsparse.graph.bind import bind
 from simsparse.graph.catalog import list_workloads as catalog_workloads
 from simsparse.graph.catalog import load_workload
 from simsparse.graph.lower import layer_works
+from simsparse.graph.shrink import DEFAULT_POLICY, check_policy, plan as shrink_plan, removal_of_mask
+from simsparse.graph.shrink_state import check_removable, shrink_state
+from simsparse.graph.shrink_works import label, provenance as shrink_provenance, shrunk_works, standalone
 from simsparse.graph.resolve import TraceOptions, geometry_for_checkpoint, workload_from_spec
 from simsparse.graph.synthetic import synthetic_gemm_work, synthetic_works
 from simsparse.masks.patterns import analyze_set, summarize
@@ -100,9 +103,11 @@ def parse_gemm(text: str) -> tuple[int, int, int]:
 
 def mask_works(*, mask_path: str | Path, workload: str | Workload | None, batch: int, dtype: str,
                model: str | None = None, trace_options: TraceOptions = TraceOptions(),
-               allow_partial: bool = False) -> tuple[list[LayerWork], dict]:
+               allow_partial: bool = False, shrink: bool = True, residual_policy: str = DEFAULT_POLICY,
+               strict: bool = False) -> tuple[list[LayerWork], dict]:
     """Layer works for a checkpoint: its masks bound (once) to the geometry `graph.resolve` finds
-    (--workload, --model, the checkpoint's own, a config.json beside it), with the coverage line."""
+    (--workload, --model, the checkpoint's own, a config.json beside it), with the coverage line;
+    `shrink`: the channels the masks remove are removed from the network first (graph.shrink)."""
     from simsparse.masks import coverage  # torch: reads the checkpoint's tensors
 
     maskset = load_masks(path=mask_path)
@@ -116,6 +121,8 @@ def mask_works(*, mask_path: str | Path, workload: str | Workload | None, batch:
     provenance = {"checkpoint": str(mask_path), "workload": geometry.name, "geometry_from": found_in,
                   "format": maskset.provenance.get("format"), "unmatched_masks": list(bound.unmatched),
                   "coverage": cov.line(), **_llm_provenance(geometry, batch)}
+    works, provenance["shrink"] = shrunk_works(works, geometry, batch=batch, dtype=dtype, shrink=shrink,
+                                               policy=residual_policy, strict=strict)
     return works, provenance
 
 
@@ -131,13 +138,16 @@ def estimate_works(*, model: ArchModel, works: Sequence[LayerWork], engine: str,
 def run_model(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dtype: str,
               kernel: str | None = None, provenance: Mapping[str, Any] | None = None,
               progress: bool = False) -> Report:
-    """Estimate every layer, beside the dense baseline of the same layers on the same arch."""
+    """Estimate every layer, beside the dense baseline of the same layers on the same arch (for the
+    layers of a shrunk network: of the layers they came from, `LayerWork.shrink`)."""
     if not works:
         raise GeometryError("nothing to evaluate: the workload has no layers")
     model.check_kernel(kernel)
     est = estimate_works(model=model, works=works, engine=engine, kernel=kernel, progress=progress)
-    dense = estimate_works(model=model, works=works, engine=engine, dense=True,
+    baseline = [w.shrink.original if w.shrink is not None else w for w in works]   # a shrunk layer's own layer
+    dense = estimate_works(model=model, works=baseline, engine=engine, dense=True,
                            kernel="dense" if kernel else None, progress=progress)
+    est = [label(e, w, d) for e, w, d in zip(est, works, dense)]
     return Report(arch=model.name, engine=engine, dtype=dtype, estimates=tuple(est), total=sum_estimates(est),
                   dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}))
 
@@ -179,12 +189,16 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
              engine: str = "analytic", overrides: Sequence[str] = (), kernel: str | None = None,
              seed: int = 0, progress: bool = False, model: Any = None, example_inputs: Any = None,
              input_shape: tuple[int, ...] = (), seq: int | None = None, decode: bool = False,
-             context: int | None = None, allow_partial: bool = False) -> Report:
+             context: int | None = None, allow_partial: bool = False, shrink: bool = True,
+             residual_policy: str = DEFAULT_POLICY, strict: bool = False) -> Report:
     """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM.
 
     `model` gives the geometry instead of `workload`: a SPEC string (torchvision:NAME, hf:DIR,
     module:pkg.mod:factory, with input_shape / seq / decode+context) or an nn.Module with
-    `example_inputs`, traced on the fly."""
+    `example_inputs`, traced on the fly. `shrink` (default): channels (and attention heads) the
+    masks remove are removed from the network before any arch runs it (graph.shrink, residual
+    groups per `residual_policy`: prune-skip | no-skip; `strict`: a residual channel removed by only
+    some members is an error); the report's dense baseline stays the original network."""
     opts = TraceOptions(input_shape=tuple(input_shape), seq=seq, decode=decode, context=context)
     model_spec = model if isinstance(model, str) and mask is not None else None
     if model is not None and model_spec is None:
@@ -200,33 +214,75 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
     arch_model = load_arch(arch, overrides)
     dtype = _check_dtype(arch_model, dtype)
     arch_model.check_kernel(kernel)
+    check_policy(residual_policy)
     provenance: dict[str, Any] = {"arch_source": arch_model.source}
     if mask is not None:
         works, prov = mask_works(mask_path=mask, workload=workload, batch=batch, dtype=dtype, model=model_spec,
-                                 trace_options=opts, allow_partial=allow_partial)
+                                 trace_options=opts, allow_partial=allow_partial, shrink=shrink,
+                                 residual_policy=residual_policy, strict=strict)
         provenance.update(prov)
     elif gemm is not None:
         m, n, k = parse_gemm(gemm)
         works = [synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed)]
-        provenance.update({"gemm": [m, n, k], "pattern": pattern or "dense"})
+        works = [standalone(w) for w in works] if shrink else works
+        provenance.update({"gemm": [m, n, k], "pattern": pattern or "dense",
+                           "shrink": {"policy": "lone GEMM" if shrink else "off"}})
     else:
         wl = workload if isinstance(workload, Workload) else load_workload(workload)
-        works = synthetic_works(wl, pattern or "dense", seed=seed, batch=batch, dtype=dtype)
+        works = synthetic_works(wl, pattern or "dense", seed=seed, batch=batch, dtype=dtype, policy=residual_policy)
         provenance.update({"workload": wl.name, "pattern": pattern or "dense", "batch": batch,
                            **_llm_provenance(wl, batch)})
+        works, provenance["shrink"] = shrunk_works(works, wl, batch=batch, dtype=dtype, shrink=shrink,
+                                                   policy=residual_policy, strict=strict)
     return token_rates(run_model(model=arch_model, works=works, engine=engine, dtype=dtype, kernel=kernel,
                                  provenance=provenance, progress=progress))
 
 
 def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None = None, batch: int = 1,
-            dtype: str | None = None, engine: str = "analytic", progress: bool = False) -> list[Report]:
-    """Every checkpoint on every arch (each beside its own dense baseline)."""
+            dtype: str | None = None, engine: str = "analytic", progress: bool = False, shrink: bool = True,
+            residual_policy: str = DEFAULT_POLICY, strict: bool = False) -> list[Report]:
+    """Every checkpoint on every arch (each beside its own dense baseline; shrunk as `evaluate` does)."""
     reports = []
     for arch in archs:
         for m in masks:
             reports.append(evaluate(arch=arch, mask=m, workload=workload, batch=batch, dtype=dtype,
-                                    engine=engine, progress=progress))
+                                    engine=engine, progress=progress, shrink=shrink,
+                                    residual_policy=residual_policy, strict=strict))
     return reports
+
+
+def shrink(*, path: str | Path, out: str | Path, workload: str | Workload | None = None, model: str | None = None,
+           residual_policy: str = DEFAULT_POLICY, strict: bool = False,
+           trace_options: TraceOptions = TraceOptions()) -> dict[str, Any]:
+    """`simsparse shrink`: write the physically shrunk dense network of a checkpoint (graph.shrink's
+    rule) as a native checkpoint (state_dict, restricted masks, shrunk geometry; loadable with
+    weights_only=True) and return what changed: parameters and FLOPs per sample before and after."""
+    from simsparse.masks import io, native  # torch: reads and writes checkpoints
+
+    check_policy(residual_policy)
+    maskset = load_masks(path=path)
+    geometry, found_in = geometry_for_checkpoint(maskset, checkpoint=path, workload=workload, model=model,
+                                                 opts=trace_options)
+    state = io.load_state(path)
+    bound = bind(maskset, geometry)
+    ns = shrink_plan(geometry, {n: removal_of_mask(m) for n, m in bound.masks.items()}, policy=residual_policy,
+                     strict=strict)
+    check_removable(state, ns)
+    small, masks = shrink_state(state, ns), shrink_state(dict(bound.masks), ns)
+    summary = {"source": str(path), "out": str(out), "geometry_from": found_in,
+               "parameters_before": _parameters(state), "parameters_after": _parameters(small),
+               **shrink_provenance(ns, layers=False)}
+    summary["flops_per_sample_before"] = 2 * summary["macs_per_sample_before"]
+    summary["flops_per_sample_after"] = 2 * summary["macs_per_sample_after"]
+    meta = {**maskset.provenance.get("meta", {}), "shrunk": {k: v for k, v in summary.items() if k != "out"}}
+    native.save(out, masks=masks, weights={k: small[k] for k in masks}, geometry=ns.workload, meta=meta, state=small)
+    return summary
+
+
+def _parameters(state: Mapping[str, Any]) -> int:
+    """Learned tensors' elements (running statistics and counters left out)."""
+    skip = ("running_mean", "running_var", "num_batches_tracked")
+    return sum(int(v.numel()) for k, v in state.items() if not k.endswith(skip) and v.is_floating_point())
 
 
 def sweep(*, sweep_file: str | Path, out: str | Path, executor: str = "local", resume: bool = False,

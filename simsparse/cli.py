@@ -16,7 +16,7 @@ from simsparse import __version__, api, demo, plots, report
 from simsparse.errors import SimSparseError
 from simsparse.fileio import write_atomic
 from simsparse.graph.catalog import write_workload
-from simsparse.graph.resolve import parse_input
+from simsparse.graph.resolve import TraceOptions, parse_input
 
 FORMATS = ("table", "json", "csv")
 
@@ -38,6 +38,17 @@ def _common_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "int8"), help="default: the arch's own")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
     _fmt(p)
+
+
+def _shrink_flags(p: argparse.ArgumentParser, *, optional: bool = True) -> None:
+    p.add_argument("--residual-policy", choices=("prune-skip", "no-skip"), default="prune-skip",
+                   help="residual (skip) groups: shrink where every member removes a channel (prune-skip, "
+                        "default) or keep them whole (no-skip)")
+    p.add_argument("--strict", action="store_true",
+                   help="a channel removed by only some members of a residual group is an error (default: kept, noted)")
+    if optional:
+        p.add_argument("--no-shrink", action="store_true",
+                       help="run each layer's mask as it is, without removing the channels it removes from the network")
 
 
 def _trace_flags(p: argparse.ArgumentParser) -> None:
@@ -68,7 +79,17 @@ def _add_analysis(sub) -> None:
     p.add_argument("--allow-partial", action="store_true",
                    help="evaluate a checkpoint that leaves most GEMM layers without a mask (the rest run dense)")
     _trace_flags(p)
+    _shrink_flags(p)
     _common_eval(p)
+
+    p = sub.add_parser("shrink", help="write the physically shrunk dense network of a channel-pruned checkpoint")
+    p.add_argument("checkpoint")
+    p.add_argument("--out", required=True, help="native checkpoint to write (state_dict, masks, shrunk geometry)")
+    p.add_argument("--workload", help="geometry when the checkpoint carries none (name or YAML path)")
+    p.add_argument("--model", help="geometry traced on the fly: torchvision:NAME, hf:..., module:pkg.mod:factory")
+    _trace_flags(p)
+    _shrink_flags(p, optional=False)
+    _fmt(p, ("table", "json"))
 
     p = sub.add_parser("trace", help="write the layer geometry of a model as a workload YAML")
     p.add_argument("spec", help="torchvision:NAME, hf:DIR_OR_CONFIG.json or module:pkg.mod:factory")
@@ -80,6 +101,7 @@ def _add_analysis(sub) -> None:
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--arch", nargs="+", required=True)
     p.add_argument("--plot", help="folder for a speedup plot (PNG)")
+    _shrink_flags(p)
     _common_eval(p)
 
     p = sub.add_parser("sweep", help="design-space sweep from a YAML grid (CSV out, resumable)")
@@ -187,7 +209,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
                      kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
                      input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context,
-                     allow_partial=a.allow_partial)
+                     allow_partial=a.allow_partial, shrink=not a.no_shrink, residual_policy=a.residual_policy,
+                     strict=a.strict)
     if a.out:
         write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
         write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
@@ -207,10 +230,28 @@ def cmd_trace(a: argparse.Namespace) -> None:
 
 def cmd_compare(a: argparse.Namespace) -> None:
     reports = api.compare(masks=a.checkpoints, archs=a.arch, workload=a.workload, batch=a.batch,
-                          dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty())
+                          dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty(), shrink=not a.no_shrink,
+                          residual_policy=a.residual_policy, strict=a.strict)
     if a.plot:
         plots.speedup_plot(reports, Path(a.plot) / "speedup.png")
     _emit(report.render_reports(reports, a.format))
+
+
+def cmd_shrink(a: argparse.Namespace) -> None:
+    res = api.shrink(path=a.checkpoint, out=a.out, workload=a.workload, model=a.model,
+                     residual_policy=a.residual_policy, strict=a.strict,
+                     trace_options=TraceOptions(input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context))
+    if a.format == "json":
+        _emit(report.to_json(res))
+        return
+    p0, p1, f0, f1 = (res[k] for k in ("parameters_before", "parameters_after", "flops_per_sample_before",
+                                        "flops_per_sample_after"))
+    lines = [f"wrote {res['out']}: shrunk under {res['policy']} ({res['groups_shrunk']} of {res['groups']} channel "
+             f"groups; {res['channels_removed']} channels and {res['heads_removed']} attention heads removed)",
+             f"parameters {p0:,} -> {p1:,} ({p1 / max(1, p0):.3f}x); dense FLOPs per sample "
+             f"{f0:,} -> {f1:,} ({f1 / max(1, f0):.3f}x)"]
+    lines += [f"kept: {k}" for k in res["kept"][:12]]
+    _emit("\n".join(lines))
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -321,7 +362,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
     "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
-    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep, "trace": cmd_trace,
+    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep, "trace": cmd_trace, "shrink": cmd_shrink,
 }
 
 

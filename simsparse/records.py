@@ -188,6 +188,21 @@ class MaskRecipe:
 
 
 @dataclass(frozen=True, eq=False)
+class LayerShrink:
+    """How a layer of a shrunk network relates to the layer it came from (`graph.shrink_works`)."""
+
+    original: "LayerWork"            # the layer before shrinking, without its mask: its dense baseline
+    shape_before: tuple[int, ...]    # weight shape of a conv/linear, else the per-sample output shape
+    shape_after: tuple[int, ...]
+    groups: tuple[str, ...] = ()     # coupling groups / attention blocks whose removal changed it
+    notes: tuple[str, ...] = ()      # what was removed, and what was kept and why
+
+    @property
+    def changed(self) -> bool:
+        return self.shape_before != self.shape_after
+
+
+@dataclass(frozen=True, eq=False)
 class LayerWork:
     """What an architecture model is asked to run for one layer.
 
@@ -196,7 +211,9 @@ class LayerWork:
     closed-form `pattern` (mask None) and the `recipe` to draw the mask where something needs the
     values (`graph.synthetic.materialise`). Arch models decide from `pattern` alone; the mask is
     there for what needs the values themselves (kernels, DST). kind "memory": a non-GEMM op moving
-    `bytes_moved` and writing `elements`. Build GEMM works with `graph.lower.gemm_work`.
+    `bytes_moved` and writing `elements`. Build GEMM works with `graph.lower.gemm_work`. A layer
+    of a shrunk network (`graph.shrink_works`) carries `shrink`: its original layer (whose dense
+    cost is the report's baseline), shapes before and after, and notes; arch models ignore it.
     """
 
     name: str
@@ -209,6 +226,7 @@ class LayerWork:
     elements: int = 0
     dtype: str = "fp16"
     recipe: MaskRecipe | None = None
+    shrink: LayerShrink | None = None
 
     def __post_init__(self) -> None:
         if self.mask is not None and self.pattern is None:
@@ -217,11 +235,25 @@ class LayerWork:
 
     @property
     def nnz(self) -> int:
+        """Nonzeros of the layer's mask (a dense layer: of one GEMM); see `nnz_per_gemm`."""
         if self.gemm is None:
             return 0
         if self.pattern is None:
             return self.gemm.n * self.gemm.k
         return int(self.pattern.nnz)
+
+    @property
+    def nnz_per_gemm(self) -> float:
+        """Nonzeros of one of the `gemm.count` GEMMs: a grouped conv's mask stacks its groups' rows
+        (pattern.rows = count·n), so its nonzeros are shared among the groups; a batched matmul's
+        mask (rows = n) is the same for every GEMM."""
+        if self.gemm is None:
+            return 0.0
+        g = self.gemm
+        if self.pattern is None:
+            return float(g.n * g.k)
+        stacked = g.count > 1 and self.pattern.rows == g.n * g.count
+        return self.pattern.nnz / g.count if stacked else float(self.pattern.nnz)
 
 
 # ----------------------------------------------------------------------------- plans and estimates

@@ -62,9 +62,30 @@ def report_dict(r: Report) -> dict[str, Any]:
     dense_total = estimate_row(r.dense_total)
     for row in (total, dense_total):
         row.pop("notes")
-    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype,
-            "layers": [estimate_row(e) for e in r.estimates], "total": total, "dense_total": dense_total,
-            "speedup_vs_dense": r.speedup_vs_dense, "provenance": plain(r.provenance)}
+    provenance = plain(r.provenance)
+    shrunk = (provenance.get("shrink") or {}).pop("layers", {})   # per layer: shape, shrunk_shape, groups, notes
+    layers = [estimate_row(e) for e in r.estimates]
+    for row in layers:
+        if row["name"] in shrunk:
+            row["shrink"] = shrunk[row["name"]]
+    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype, "layers": layers, "total": total,
+            "dense_total": dense_total, "speedup_vs_dense": r.speedup_vs_dense, "provenance": provenance}
+
+
+def shrink_line(r: Report) -> str:
+    """One line on how the network was shrunk before the arch ran it ("" when it was not asked)."""
+    s = r.provenance.get("shrink") or {}
+    if s.get("policy") in (None, "lone GEMM"):
+        return ""
+    if s["policy"] == "off":
+        return "not shrunk" + (f": {s['reason']}" if s.get("reason") else " (--no-shrink)")
+    if not (s["channels_removed"] or s["heads_removed"] or s.get("kept")):
+        return ""
+    line = (f"shrunk under {s['policy']}: {s['groups_shrunk']} of {s['groups']} channel groups, "
+            f"{s['channels_removed']} channels and {s['heads_removed']} attention heads removed; "
+            f"weights {_si(s['weights_before'])} -> {_si(s['weights_after'])}, dense MACs per sample "
+            f"{_si(s['macs_per_sample_before'])} -> {_si(s['macs_per_sample_after'])}")
+    return line + (f"; kept: {len(s['kept'])} groups (see notes)" if s.get("kept") else "")
 
 
 def _si(x: float, unit: str = "") -> str:
@@ -94,12 +115,15 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
     rows = []
     pairs = list(zip(r.estimates, r.dense_estimates))
     shown = pairs if len(pairs) <= max_rows else pairs[:max_rows]
+    shrunk = any((e.n, e.k) != (d.n, d.k) for e, d in pairs)     # a shrunk network: show the original n x k too
     for e, d in shown:
         sp = d.latency_s / e.latency_s if e.latency_s > 0 else float("inf")
-        rows.append([e.layer, f"{e.m}x{e.n}x{e.k}" if e.m else "-", e.format, f"{e.density:.3f}",
+        was = [f"{d.n}x{d.k}" if (e.n, e.k) != (d.n, d.k) else ""] if shrunk else []
+        rows.append([e.layer, f"{e.m}x{e.n}x{e.k}" if e.m else "-", *was, e.format, f"{e.density:.3f}",
                      _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound])
-    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}",
-           table(rows, ["layer", "m x n x k", "format", "density", "flops exec", "latency", "dense", "speedup", "bound"])]
+    head = ["layer", "m x n x k", *(["was n x k"] if shrunk else []), "format", "density", "flops exec", "latency",
+            "dense", "speedup", "bound"]
+    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}", table(rows, head)]
     if len(pairs) > max_rows:
         out.append(f"... {len(pairs) - max_rows} more layers (use --format json or csv for all)")
     t, d = r.total, r.dense_total
@@ -108,6 +132,8 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
                + (f"; energy {t.energy_j * 1e3:.3f} mJ vs {d.energy_j * 1e3:.3f} mJ" if t.energy_j else ""))
     if r.provenance.get("coverage"):
         out.append(str(r.provenance["coverage"]))
+    if shrink_line(r):
+        out.append(shrink_line(r))
     llm = r.provenance.get("llm") or {}
     if llm.get("tokens_per_s"):
         out.append(f"{llm['phase']} (batch {llm['batch']}): {llm['tokens_per_s']:,.0f} tokens/s vs dense "

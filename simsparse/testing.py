@@ -15,7 +15,8 @@ deterministic and picklable; plans read only the measured Pattern, never the mas
 synthetic layer carrying only its closed-form Pattern (no mask drawn, `masks.closed_form`) plans
 as its drawn mask does, and a huge one plans at all; units are non-negative; the analytic and
 cycle engines agree within the tolerance the kind declares; more nonzeros never make a kind faster where it claims
-unstructured support; the declared kernels are honoured.
+unstructured support; the declared kernels are honoured; a layer of a shrunk network (graph.shrink) costs
+what a dense layer of its shrunk geometry costs (kinds run shrinking's result and never read the shrink).
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import numpy as np
 from simsparse.archs import ArchModel, arch_data, kind_class, load_arch, shipped_arch_names
 from simsparse.engines import engines_of, estimate
 from simsparse.errors import PatternError
-from simsparse.graph.lower import gemm_work
+from simsparse.graph.lower import gemm_work, layer_works
+from simsparse.graph.shrink_works import shrink_network
 from simsparse.graph.synthetic import materialise, synthetic_gemm_work
 from simsparse.masks.synthetic import make_matrix, two_four_checkerboard
-from simsparse.records import Estimate, Gemm, LayerWork
+from simsparse.records import Estimate, Gemm, LayerWork, Op, Workload
 
 # (m, n, k) of the GEMMs every check runs: compute-bound on every shipped kind, small enough to
 # simulate in well under a second
@@ -214,6 +216,38 @@ def check_declared_kernels_are_honoured(s: Subject) -> None:
         raise AssertionError(f"{s.model.name}: plan(kernel='no-such-kernel') was accepted")
 
 
+def pruned_pair() -> tuple[Workload, dict[str, np.ndarray]]:
+    """conv -> BN -> ReLU -> conv with half the first conv's filters zero (the second's inputs follow)."""
+    ops = (Op(name="a.weight", kind="conv", input_shape=(32, 14, 14), output_shape=(128, 14, 14),
+              weight_shape=(128, 32, 3, 3), padding=(1, 1), inputs=("input",)),
+           Op(name="bn", kind="norm", input_shape=(128, 14, 14), output_shape=(128, 14, 14), elements_in=128 * 196,
+              elements_out=128 * 196, sparsifiable=False, inputs=("a.weight",)),
+           Op(name="relu", kind="elementwise", input_shape=(128, 14, 14), output_shape=(128, 14, 14),
+              elements_in=128 * 196, elements_out=128 * 196, sparsifiable=False, inputs=("bn",)),
+           Op(name="b.weight", kind="conv", input_shape=(128, 14, 14), output_shape=(256, 14, 14),
+              weight_shape=(256, 128, 3, 3), padding=(1, 1), inputs=("relu",)))
+    mask = np.ones((128, 32, 3, 3), dtype=bool)
+    mask[::2] = False
+    return Workload(name="pruned_pair", input_shape=(32, 14, 14), ops=ops), {"a.weight": mask}
+
+
+def check_shrunk_layers_cost_as_their_dense_geometry(s: Subject) -> None:
+    workload, masks = pruned_pair()
+    works = layer_works(workload, batch=16, dtype=s.dtype, masks=masks)
+    shrunk, _ = shrink_network(works, workload, batch=16, dtype=s.dtype, policy="prune-skip")
+    assert [w.gemm.n for w in shrunk if w.gemm] == [64, 256] and [w.gemm.k for w in shrunk if w.gemm] == [288, 576]
+    for work in shrunk:
+        plain = replace(work, shrink=None)
+        assert pickle.dumps(s.model.plan(work)) == pickle.dumps(s.model.plan(plain)), \
+            f"{s.model.name} {work.name}: the plan reads LayerWork.shrink"
+        if work.gemm is not None:
+            for engine in engines_of(s.kind):
+                a, b = s.estimate(work, engine), s.estimate(s.work(*(work.gemm.m, work.gemm.n, work.gemm.k), None,
+                                                                     name=work.name), engine)
+                assert (a.latency_s, a.flops_executed) == (b.latency_s, b.flops_executed), \
+                    f"{s.model.name} {engine} {work.name}: a shrunk layer costs other than its dense geometry"
+
+
 CHECKS: tuple[Callable[[Subject], None], ...] = (
     check_dense_mask_costs_exactly_the_dense_baseline,
     check_dense_mask_issues_all_macs,
@@ -224,6 +258,7 @@ CHECKS: tuple[Callable[[Subject], None], ...] = (
     check_engines_agree_within_the_declared_tolerance,
     check_more_nonzeros_are_never_faster,
     check_declared_kernels_are_honoured,
+    check_shrunk_layers_cost_as_their_dense_geometry,
 )
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from simsparse.errors import GeometryError
-from simsparse.graph import coupling
+from simsparse.graph import coupling, shrink
 from simsparse.graph.catalog import load_workload
 from simsparse.graph.synthetic import synthetic_masks
 
@@ -38,7 +38,7 @@ def test_coupling_graph_links_producer_to_consumers_and_norm(resnet):
 
 
 def test_chase_shrink_gives_smaller_dense_bottleneck_shapes(resnet):
-    small = coupling.shrink(_chase_masks(resnet), resnet)
+    small = shrink.plan_from_masks(_chase_masks(resnet), resnet).workload
     assert small.op("layer1.0.conv1.weight").weight_shape == (59, 64, 1, 1)
     assert small.op("layer1.0.conv2.weight").weight_shape == (59, 59, 3, 3)
     assert small.op("layer1.0.conv3.weight").weight_shape == (256, 59, 1, 1)
@@ -48,18 +48,21 @@ def test_chase_shrink_gives_smaller_dense_bottleneck_shapes(resnet):
     assert small.op("layer1.0.downsample.0.weight").weight_shape == (256, 64, 1, 1)  # residual untouched
 
 
-def test_removing_a_channel_inside_a_residual_group_alone_is_refused(resnet):
+def test_removing_a_channel_inside_a_residual_group_alone_is_refused_under_strict(resnet):
     masks = synthetic_masks(resnet, "dense", seed=2)
     masks["layer2.1.conv3.weight"][7] = False
-    with pytest.raises(GeometryError, match=r"layer2\.1\.conv3\.weight removes output channel 7 of residual group"):
-        coupling.shrink(masks, resnet)
+    with pytest.raises(GeometryError, match=r"channel 7 of residual group layer2\.0\.downsample\.0\.weight is removed by "
+                                            r"layer2\.1\.conv3\.weight but not by every member \(layer2\.0\.downsample"):
+        shrink.plan_from_masks(masks, resnet, strict=True)
 
 
-def test_non_strict_shrink_keeps_a_residual_channel_not_every_member_removes(resnet):
+def test_shrink_keeps_a_residual_channel_not_every_member_removes_and_says_which_group(resnet):
     masks = synthetic_masks(resnet, "dense", seed=2)
     masks["layer2.1.conv3.weight"][7] = False
-    small = coupling.shrink(masks, resnet, strict=False)
-    assert small.op("layer2.1.conv3.weight").weight_shape == (512, 128, 1, 1)
+    ns = shrink.plan_from_masks(masks, resnet)
+    assert ns.workload.op("layer2.1.conv3.weight").weight_shape == (512, 128, 1, 1)
+    note, = ns.ops["layer2.1.conv3.weight"].notes
+    assert "1 all-zero output channels kept: residual group layer2.0.downsample.0.weight" in note
 
 
 def test_residual_channel_removed_by_every_member_is_removed_everywhere():
@@ -68,7 +71,7 @@ def test_residual_channel_removed_by_every_member_is_removed_everywhere():
     masks = synthetic_masks(wl, "dense", seed=0)
     for p in grp.producers:
         masks[p][3] = False
-    small = coupling.shrink(masks, wl)
+    small = shrink.plan_from_masks(masks, wl).workload
     assert all(small.op(p).weight_shape[0] == 31 for p in grp.producers)
     assert all(small.op(c).weight_shape[1] == 31 for c in grp.consumers)
 
@@ -78,6 +81,6 @@ def test_classifier_rows_are_kept_because_they_are_the_network_output():
     masks = synthetic_masks(wl, "dense", seed=0)
     masks["fc3.weight"][0] = False
     masks["fc1.weight"][:10] = False
-    small = coupling.shrink(masks, wl)
+    small = shrink.plan_from_masks(masks, wl).workload
     assert small.op("fc3.weight").weight_shape == (10, 256)
     assert small.op("fc1.weight").weight_shape == (246, 64) and small.op("fc2.weight").weight_shape == (256, 246)

@@ -10,6 +10,12 @@ forced it plans every kernel the mask allows and keeps the fastest by the closed
 does not suit it (e.g. condensed needs a constant fan-in). Kernels are decided from the layer's
 measured Pattern, never from the mask array.
 
+A grouped conv (depthwise included: `gemm.count` groups of an op_kind "conv" layer) is one kernel
+call over all its groups (`grouped_profile`): the per-group loops `count` times, split over the
+threads by rows of all groups, one call overhead; the dense kernel runs the groups as one batched
+GEMM (one dispatch), the sparse kernels one dispatch per group (kernels/grouped.py). Other
+batched GEMMs (attention matmuls: count = batch x heads) stay `count` calls back to back.
+
 `cpu_host` is this machine: detected by simsparse.hostinfo (cores, SIMD, caches, clock, a cached
 bandwidth probe) plus the kernel parameters fitted by `simsparse.calibrate` when present.
 """
@@ -21,7 +27,7 @@ from dataclasses import replace
 from simsparse.archs import ARCH_KINDS, DYNAMIC_ARCHS, ArchModel, load_arch
 from simsparse.archs.cpu_cost import CpuPlan, PlacedPhase, latency_breakdown, place, place_phases
 from simsparse.archs.cpu_host import host_spec_data
-from simsparse.archs.cpu_loops import PROFILES, TORCH_PARALLEL_GRAIN, PortCycles, Shape
+from simsparse.archs.cpu_loops import PROFILES, TORCH_PARALLEL_GRAIN, LoopProfile, PortCycles, Shape
 from simsparse.archs.cpu_spec import KIND, parse_cpu_spec
 from simsparse.errors import PatternError, SimSparseError
 from simsparse.masks.formats import FORMATS, NM_GROUP_CHOICES
@@ -46,7 +52,7 @@ def shape_of(work: LayerWork, gemm: Gemm) -> tuple[Shape, bool]:
                      fan_in=gemm.k, nm=None, value_bytes=vb), True
     groups = max(1, p.rows // max(1, gemm.n))
     rows_active = -(-(p.rows - p.rows_removed) // groups)
-    return Shape(m=gemm.m, n=gemm.n, k=gemm.k, nnz=p.nnz // groups, rows_active=rows_active,
+    return Shape(m=gemm.m, n=gemm.n, k=gemm.k, nnz=round(work.nnz_per_gemm), rows_active=rows_active,
                  cols_active=p.cols - p.zero_cols, fan_in=p.fan_in.max,
                  nm=best_nm(p.nm_envelope, NM_GROUP_CHOICES), value_bytes=vb), p.fan_in.constant or p.nnz == 0
 
@@ -61,6 +67,18 @@ def suitable_kernels(shape: Shape, *, constant_fan_in: bool, has_mask: bool) -> 
     removed = shape.rows_active < shape.n or shape.cols_active < shape.k
     why["shrunk"] = "" if has_mask and removed else "shrunk needs all-zero rows or columns to remove"
     return why
+
+
+def grouped_profile(profile: LoopProfile, *, groups: int) -> LoopProfile:
+    """One call of `profile`'s loops over `groups` groups: cycles, bytes, work units and MACs `groups`
+    times; one dispatch for the dense kernel (a batched GEMM), one per group for the others."""
+    phases = tuple(replace(ph, cycles=ph.cycles.scaled(groups), units=ph.units * groups,
+                           streams=tuple(replace(st, bytes=st.bytes * groups) for st in ph.streams))
+                   for ph in profile.phases)
+    calls = profile.calls if profile.kernel == "dense" else profile.calls * groups
+    return replace(profile, phases=phases, calls=calls, macs_issued=profile.macs_issued * groups,
+                   metadata_bytes=profile.metadata_bytes * groups,
+                   notes=profile.notes + (f"grouped conv: one call over {groups} groups",))
 
 
 # ----------------------------------------------------------------------------- the model
@@ -111,21 +129,24 @@ class CpuSimdModel(ArchModel):
         spec = self.spec
         threads = max(1, spec.threads)
         profile = PROFILES[kernel](spec, shape, threads)
+        calls = gemm.count                                   # back-to-back calls of the profile
+        if work.op_kind == "conv" and gemm.count > 1:        # a grouped conv: one call over its groups
+            profile, calls = grouped_profile(profile, groups=gemm.count), 1
         phases = place_phases(profile, spec, threads)
         by_level: dict[str, float] = {}
         for ph in phases:
             for lvl, b in ph.bytes_by_level.items():
-                by_level[lvl] = by_level.get(lvl, 0.0) + b * gemm.count
+                by_level[lvl] = by_level.get(lvl, 0.0) + b * calls
         notes: tuple[str, ...] = ()
         if gemm.dtype != "fp32":
             notes += (f"{gemm.dtype}: modelled by value width only; the real kernels are fp32",)
         payload = CpuPlan(kernel=kernel, threads=threads, threaded=profile.threaded, calls=profile.calls,
-                          count=gemm.count, phases=phases)
+                          count=calls, phases=phases)
         return ExecutionPlan(
             layer=work.name, arch=self.name, kind=KIND, format=kernel, gemm=gemm, padded=gemm,
-            macs_dense=gemm.macs, macs_effective=gemm.m * shape.nnz * gemm.count,
-            macs_issued=profile.macs_issued * gemm.count, bytes_by_level=by_level,
-            metadata_bytes=profile.metadata_bytes * gemm.count, payload=payload, notes=notes + profile.notes)
+            macs_dense=gemm.macs, macs_effective=round(gemm.m * work.nnz_per_gemm * gemm.count) if work.pattern
+            is not None else gemm.macs, macs_issued=profile.macs_issued * calls, bytes_by_level=by_level,
+            metadata_bytes=profile.metadata_bytes * calls, payload=payload, notes=notes + profile.notes)
 
     def _plan_memory(self, work: LayerWork) -> ExecutionPlan[CpuPlan]:
         spec = self.spec

@@ -4,11 +4,12 @@
 Per layer the model decides the execution format the device can use for the measured mask:
   "2:4"    every group of 4 along K holds <= 2 nonzeros (tf32: every pair <= 1) -> the sparse
            back end (cuSPARSELt or CUTLASS, `software.backend`), weight compressed + metadata;
-  "shrunk" all-zero output rows / input channels are removed -> the smaller dense GEMM;
   "dense"  otherwise (a non-compliant mask falls back to dense; the note gives the share of
-           violating groups). On a GPU without sparse tensor cores every mask runs dense or
-           shrunk, and the note says so.
-When both 2:4 and shrunk apply, the faster one (closed form) is taken and the choice noted.
+           violating groups). On a GPU without sparse tensor cores every mask runs dense, and the
+           note says so.
+Removed channels are not this model's business: the graph layer shrinks the network first
+(`graph.shrink`, coupled across producers and consumers) and this model runs the smaller layers
+like any other; a layer's all-zero rows that shrinking keeps run as dense rows (as PyTorch does).
 With a `cuda_cores` block in the spec the CUDA-core formats join the ranking (archs/gpu_cuda_core.py:
 SRigL's `condensed`, cuSPARSE `csr` and `blocked-ell`, and fp32 as SIMT SGEMM under
 `fp32_matmul_precision: highest`); the fastest by the closed form wins, the notes and
@@ -29,7 +30,6 @@ from simsparse.archs.gpu_cuda_core import (CUDA_CORE_FORMATS, CudaCorePlan, cand
                                            forced_plan, sgemm_plan)
 from simsparse.archs.gpu_spec import GpuSpec, parse_gpu_spec
 from simsparse.errors import PatternError, SimSparseError
-from simsparse.graph.lower import shrunk_gemm
 from simsparse.records import ExecutionPlan, Gemm, LayerWork, Pattern
 
 KIND = "gpu_sparse_tensor_core"
@@ -54,23 +54,17 @@ def _compliance(pattern: Pattern, dtype: str) -> tuple[bool, float]:
     return ok, (0.0 if ok else pattern.nm_violation_share(n_keep, group))
 
 
-def _shrunk_gemm(work: LayerWork, pattern: Pattern) -> Gemm | None:
-    if pattern.rows_removed == 0 and pattern.cols_removed == 0:
-        return None
-    return shrunk_gemm(work.gemm, pattern)
-
-
 @ARCH_KINDS.register(KIND)
 class GpuSparseTensorCore(ArchModel):
     """A GPU whose tensor cores run 2:4 sparse GEMMs through a chosen back end.
 
     Planning picks what a PyTorch user gets: the library's padding and tile configuration
-    (`gpu_call.library_call`), and between 2:4 and shrunk the faster by the closed form
+    (`gpu_call.library_call`), and notes where 2:4 runs slower than dense by the closed form
     (`gpu_call.closed_form_latency_s`, pure archs math); the plan itself carries no time.
     """
 
     kind = KIND
-    kernels = ("dense", "shrunk", "2:4") + CUDA_CORE_FORMATS
+    kernels = ("dense", "2:4") + CUDA_CORE_FORMATS
     unstructured = True        # csr / condensed run any mask (where the spec has a cuda_cores block)
     engines_agree_rel = 0.05   # large compute-bound GEMMs (tests/test_engines_gpu_agree.py)
     spec: GpuSpec
@@ -132,11 +126,6 @@ class GpuSparseTensorCore(ArchModel):
             plan = forced_plan(self.spec, work, kernel, arch=self.name)
         elif kernel == "dense":
             plan = self._plan_gemm(work, work.gemm, fmt="dense", notes=())
-        elif kernel == "shrunk":
-            shrunk = _shrunk_gemm(work, p)
-            if shrunk is None:
-                raise PatternError(f"layer {work.name}: kernel shrunk needs all-zero rows or input channels")
-            plan = self._plan_gemm(work, shrunk, fmt="shrunk", notes=())
         else:
             rule = "1:2" if gpu_dtype(work.gemm.dtype) == "tf32" else "2:4"
             if not self.spec.has_sparse_tensor_cores or not _compliance(p, gpu_dtype(work.gemm.dtype))[0]:
@@ -153,32 +142,15 @@ class GpuSparseTensorCore(ArchModel):
         dtype = gpu_dtype(work.gemm.dtype)
         ok, share = _compliance(pattern, dtype)
         rule = "1:2" if dtype == "tf32" else "2:4"
-        shrunk = _shrunk_gemm(work, pattern)
         if not self.spec.has_sparse_tensor_cores:
-            note = f"{self.name} has no sparse tensor cores: the mask runs dense"
-            return self._dense_fallback(work, shrunk, (note + (" (shrunk to the live channels)" if shrunk else ""),))
+            return self._plan_gemm(work, work.gemm, fmt="dense",
+                                   notes=(f"{self.name} has no sparse tensor cores: the mask runs dense",))
         if ok:
-            sparse_plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=())
-            if shrunk is None:
-                return self._flag_slower_than_dense(work, sparse_plan, rule=rule)
-            shrunk_plan = self._plan_gemm(work, shrunk, fmt="shrunk", notes=())
-            (best, best_s), (other, other_s) = sorted(
-                [(p, self._latency_s(p)) for p in (sparse_plan, shrunk_plan)], key=lambda ps: ps[1])
-            note = (f"both {rule} and shrunk ({shrunk.n}x{shrunk.k}) apply; {best.format} is faster "
-                    f"({best_s * 1e6:.1f} us vs {other_s * 1e6:.1f} us)")
-            return replace(best, notes=best.notes + (note,))
+            return self._flag_slower_than_dense(work, self._plan_gemm(work, work.gemm, fmt="2:4", notes=()), rule=rule)
         if pattern.nnz == pattern.rows * pattern.cols:
             notes: tuple[str, ...] = ("mask is fully dense",)
         else:
-            notes = (f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; "
-                     "dense fallback" + (" (shrunk to the live channels)" if shrunk else ""),)
-        return self._dense_fallback(work, shrunk, notes)
-
-    def _dense_fallback(self, work: LayerWork, shrunk: Gemm | None,
-                        notes: tuple[str, ...]) -> ExecutionPlan[GpuPlan]:
-        """The masked layer as a dense GEMM: the shrunk one when channels are removed."""
-        if shrunk is not None:
-            return self._plan_gemm(work, shrunk, fmt="shrunk", notes=notes)
+            notes = (f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; dense fallback",)
         return self._plan_gemm(work, work.gemm, fmt="dense", notes=notes)
 
     def _flag_slower_than_dense(self, work: LayerWork, plan: ExecutionPlan[GpuPlan], *,
@@ -203,7 +175,7 @@ class GpuSparseTensorCore(ArchModel):
         lc = library_call(spec, lib, gemm, sparse=sparse)
         t = config_timing(spec, lc)           # the closed-form kernel model: its traffic and MACs issued
         orig = work.gemm
-        nnz = work.nnz                       # the mask's work, the dense baseline's too
+        nnz = work.nnz_per_gemm              # the mask's work (per group of a grouped conv), the dense baseline's too
         call = lc.call
         meta = call.rows * call.k * call.count / 8.0 if sparse else 0.0
         pad_note = () if (call.rows, call.cols, call.k) == (gemm.n, gemm.m, gemm.k) else (
@@ -211,7 +183,7 @@ class GpuSparseTensorCore(ArchModel):
         return ExecutionPlan(
             layer=work.name, arch=self.name, kind=KIND, format=fmt, gemm=orig,
             padded=Gemm(m=call.cols, n=call.rows, k=call.k, dtype=call.dtype, count=call.count),
-            macs_dense=orig.macs, macs_effective=orig.m * nnz * orig.count, macs_issued=int(t.macs_issued),
+            macs_dense=orig.macs, macs_effective=round(orig.m * nnz * orig.count), macs_issued=int(t.macs_issued),
             bytes_by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes},
             metadata_bytes=meta, payload=GpuPlan(call=lc), notes=notes + pad_note)
 

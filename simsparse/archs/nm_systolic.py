@@ -204,6 +204,4 @@ def _memory_note(s: SystolicSpec, dtype_bytes: int) -> str:
 
 def _nnz_per_repeat(work: LayerWork) -> float:
     """Nonzeros of one of the `count` GEMMs (a grouped conv's mask stacks all groups' rows)."""
-    g = work.gemm
-    stacked = work.pattern is not None and g.count > 1 and work.pattern.rows == g.n * g.count
-    return work.nnz / g.count if stacked else work.nnz
+    return work.nnz_per_gemm

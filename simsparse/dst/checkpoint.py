@@ -63,5 +63,5 @@ def write_checkpoint(job: TrainJob, trainer: Trainer, split: DataSplit) -> Train
             "input_shape": list(split.input_shape), "num_classes": split.num_classes}
     if note:
         meta["notes"] = [note]
-    native.save(job.out, masks=masks, weights=weights, geometry=geometry, meta=meta)
+    native.save(job.out, masks=masks, weights=weights, geometry=geometry, meta=meta, state=state)
     return result

@@ -9,10 +9,15 @@ the channel-coupling graph. One job per module (import the one you need):
               geometry_for_checkpoint (the order `evaluate --mask` looks for geometry in)
 - `catalog`   also write_workload(workload, path): a traced Workload as a workload YAML
 - `lower`     lower(workload, *, batch) -> [(Op, Gemm | None)]; gemm_work(...), masked_work(...),
-              plain_work(...) and layer_works(...) -> LayerWork with its measured Pattern;
-              shrunk_gemm (the one shrunk-GEMM formula)
+              plain_work(...) and layer_works(...) -> LayerWork with its measured Pattern
 - `bind`      bind(maskset, workload) -> BindResult (masks matched to ops by name; run once per evaluate)
-- `coupling`  build(workload) -> networkx.DiGraph of channel coupling; shrink(masks, workload) -> Workload
+- `coupling`  channel_groups(workload) (channel spaces, open or not and why), pair_groups (the trainer's
+              removable pairs), build(workload) -> networkx.DiGraph of channel coupling
+- `shrink`    plan(workload, removals, policy=, strict=) -> NetworkShrink: the one shrink rule (channel
+              groups, residual policy, depthwise groups; whole heads via `shrink_heads`) and the shrunk Workload
+- `shrink_works` shrunk_works / shrink_network(works, workload, ...) -> the shrunk LayerWorks (masks restricted
+              to the kept rows/columns, `LayerWork.shrink`); label(estimate, ...); standalone(lone GEMM)
+- `shrink_state` shrink_state(state_dict, NetworkShrink) -> the physically shrunk state_dict; check_removable
 - `synthetic` synthetic_masks(workload, pattern, *, seed) -> {op name: mask}; synthetic_works(...) and
               synthetic_gemm_work(...) -> LayerWork with a closed-form Pattern (no mask drawn);
               materialise(work) draws the mask where the values are needed

@@ -13,8 +13,8 @@ For a masked layer `LayerWork.mask` is the `[rows, k]` GEMM-oriented bool matrix
 (`masks.patterns.as_matrix`: Cin innermost; for grouped convs the groups' rows are stacked, so
 rows = groups·n) and `pattern` its `Pattern`, measured once here (`gemm_work`, `masked_work`). An
 unmasked layer is dense: mask and pattern None (`plain_work`); a synthetic layer may carry only a
-closed-form pattern (`graph.synthetic`). `shrunk_gemm` is the one formula for the dense GEMM left after
-removing all-zero output rows and all-zero input channels (each input channel is kh·kw columns).
+closed-form pattern (`graph.synthetic`). Removing channels is not lowering's business: `graph.shrink`
+shrinks the network (coupled across producers and consumers) and the shrunk ops lower like any other.
 
 Masks reach `layer_works` already bound to op names (`graph.bind.bind`, run once by the caller).
 """
@@ -28,7 +28,7 @@ import numpy as np
 
 from simsparse.errors import GeometryError
 from simsparse.masks.patterns import analyze, as_matrix, from_gemm_rows, to_bool_array
-from simsparse.records import Gemm, LayerWork, Op, Pattern, Workload
+from simsparse.records import Gemm, LayerWork, Op, Workload
 from simsparse.units import dtype_bytes
 
 GEMM_KINDS = ("conv", "linear", "matmul")
@@ -85,20 +85,6 @@ def _weight_mask(op: Op, mask: np.ndarray) -> np.ndarray:
         return from_gemm_rows(arr, w)
     raise GeometryError(f"mask for layer {op.name} has shape {arr.shape} but the layer's weight is {w}; "
                         "use the mask of this layer (weight-shaped)")
-
-
-def shrunk_gemm(gemm: Gemm, pattern: Pattern) -> Gemm:
-    """Dense GEMM left after dropping all-zero output rows and all-zero input channels.
-
-    A grouped conv's mask stacks its groups' rows (pattern.rows = groups·n): rows and columns
-    removed per group are not tracked, so its shrunk GEMM keeps k and spreads the kept rows evenly.
-    """
-    groups = max(1, pattern.rows // max(1, gemm.n))
-    rows_left = pattern.rows - pattern.rows_removed
-    cols_left = gemm.k - pattern.cols_removed * max(1, pattern.reduction_per_channel)
-    if groups > 1:
-        return Gemm(m=gemm.m, n=max(0, rows_left) // groups, k=gemm.k, dtype=gemm.dtype, count=gemm.count)
-    return Gemm(m=gemm.m, n=max(0, rows_left), k=max(0, cols_left), dtype=gemm.dtype, count=gemm.count)
 
 
 def gemm_work(*, name: str, gemm: Gemm, mask: np.ndarray | None = None, op_kind: str = "linear") -> LayerWork:

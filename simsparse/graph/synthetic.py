@@ -10,18 +10,31 @@ a single GEMM (`evaluate --gemm M,N,K --pattern P`).
 (dense, N:M, fan-in, channels: `masks.synthetic.synthetic_pattern`): each layer carries its Pattern
 and the recipe to draw the mask (every arch kind plans from the Pattern alone); `materialise` draws
 it, one layer at a time, for whatever needs the mask values themselves (kernels, DST).
+
+`channels=D` on a network is a network-level decision (`channel_network`): a channel-pruned
+network, where a share D of the channels of every removable coupling group (closed, its producers
+sparsifiable; groups fed only by depthwise convs follow their input group) is kept, each group
+drawn with its own seed (`seed` + the group's index): producers lose those output rows, consumers
+the matching input channels (H·W columns each after a flatten), depthwise convs the matching
+groups. Residual groups keep a share `skip=S` (`channels=D,skip=S|keep`), by default D under the
+prune-skip policy and all under no-skip. Each layer's closed-form Pattern
+(`masks.closed_form.channels_pattern`) is exact; no mask is drawn.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 
+from simsparse.graph.coupling import channel_groups, columns_per_channel, is_depthwise
 from simsparse.graph.lower import gemm_work, lower, masked_work, plain_work
+from simsparse.graph.shrink import DEFAULT_POLICY, check_policy
+from simsparse.masks.closed_form import channels_pattern
 from simsparse.masks.patterns import analyze, as_matrix
-from simsparse.masks.synthetic import make_mask, make_matrix, parse_pattern, synthetic_pattern
-from simsparse.records import Gemm, LayerWork, MaskRecipe, Workload
+from simsparse.masks.synthetic import PatternSpec, make_mask, make_matrix, parse_pattern, synthetic_pattern
+from simsparse.records import Gemm, LayerWork, MaskRecipe, Pattern, Workload
 
 
 def synthetic_masks(workload: Workload, pattern_text: str, *, seed: int) -> dict[str, np.ndarray]:
@@ -33,10 +46,17 @@ def synthetic_masks(workload: Workload, pattern_text: str, *, seed: int) -> dict
     return out
 
 
-def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: int, dtype: str) -> list[LayerWork]:
+def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: int, dtype: str,
+                    policy: str = DEFAULT_POLICY) -> list[LayerWork]:
     """One LayerWork per op, sparsifiable conv/linear layers with `pattern_text` (same seeds as
-    `synthetic_masks`): the closed-form Pattern and its recipe, or the drawn mask where no closed form exists."""
+    `synthetic_masks`): the closed-form Pattern and its recipe, or the drawn mask where no closed form
+    exists; `channels=D` is a channel-pruned network (`channel_network`)."""
     spec = parse_pattern(pattern_text)
+    if spec.kind == "channels":
+        patterns = channel_network(workload, spec, seed=seed, policy=policy)
+        return [LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, pattern=patterns[op.name],
+                          dtype=dtype) if op.name in patterns else plain_work(op, gemm, batch=batch, dtype=dtype)
+                for op, gemm in lower(workload, batch=batch, dtype=dtype)]
     masked = [o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable]
     seeds = {o.name: seed + i for i, o in enumerate(masked)}
     out: list[LayerWork] = []
@@ -48,6 +68,50 @@ def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: 
                                 recipe=MaskRecipe(pattern=spec.text, seed=seeds[op.name]))
                    or masked_work(op, gemm, make_mask(tuple(op.weight_shape), spec, seed=seeds[op.name]), dtype=dtype))
     return out
+
+
+def channel_network(workload: Workload, spec: PatternSpec, *, seed: int,
+                    policy: str = DEFAULT_POLICY) -> dict[str, Pattern]:
+    """{op: closed-form Pattern} of the channel-pruned network `spec` describes (see the module doc);
+    layers that lose nothing are left out (dense)."""
+    check_policy(policy)
+    ops = {o.name: o for o in workload.ops}
+    rows: dict[str, set[int]] = {}
+    cols: dict[str, set[int]] = {}
+    groups = channel_groups(workload)
+    removed_of: dict[str, np.ndarray] = {}
+    for i, grp in enumerate(groups):
+        share = _share(grp, spec, policy)
+        producers = [ops[p] for p in grp.producers]
+        if grp.open or share >= 1.0 or all(is_depthwise(p) for p in producers) or not all(p.sparsifiable for p in producers):
+            continue
+        keep = max(1, round(share * grp.channels))
+        removed = np.sort(np.random.default_rng(seed + i).permutation(grp.channels)[keep:])
+        removed_of[grp.name] = removed
+        for p in grp.producers:
+            rows.setdefault(p, set()).update(removed.tolist())
+        for c in grp.consumers:
+            if is_depthwise(ops[c]):
+                rows.setdefault(c, set()).update(removed.tolist())     # its groups of removed channels go too
+                continue
+            per = columns_per_channel(grp, ops[c])
+            cols.setdefault(c, set()).update((removed[:, None] * per + np.arange(per)).ravel().tolist())
+    out = {}
+    for name in sorted(set(rows) | set(cols), key=list(ops).index):
+        w = tuple(ops[name].weight_shape)
+        n, k = w[0], math.prod(w[1:])
+        kept_rows = np.setdiff1d(np.arange(n), sorted(rows.get(name, ())))
+        kept_in = np.setdiff1d(np.arange(w[1]), sorted(cols[name])) if name in cols else None
+        out[name] = channels_pattern(w, n, k, kept_rows, kept_in)
+    return out
+
+
+def _share(grp, spec: PatternSpec, policy: str) -> float:
+    if not grp.residual:
+        return spec.density
+    if spec.skip is not None:
+        return spec.skip
+    return spec.density if policy == "prune-skip" else 1.0
 
 
 def pattern_work(*, name: str, op_kind: str, gemm: Gemm, weight_shape: tuple[int, ...],

@@ -6,7 +6,7 @@ Every field `patterns.analyze` measures is filled, so every arch kind plans a sy
 from its closed form alone (the conformance suite checks plans read only the Pattern).
 
 Exact: dense and channels=D (the kept channels are drawn with the same seeded generator as the
-mask), and the deterministic parts of N:M and fan-in: nnz, density, fan-in, the row histogram,
+mask; `channels_pattern` also takes kept input channels, for the layers of a channel-pruned network), and the deterministic parts of N:M and fan-in: nnz, density, fan-in, the row histogram,
 the envelope, group histogram and per-row group-maximum histogram along k at group sizes that are
 multiples of M. Expected values where positions are random (N:M at group sizes below M, fan-in
 group counts, the output-axis envelopes, block occupancy, all-zero columns): a histogram holds the
@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from simsparse.masks.patterns import BLOCK_SIZES, NM_GROUP_SIZES, reduction_per_channel
+from simsparse.masks.patterns import BLOCK_SIZES, NM_GROUP_SIZES, group_counts, reduction_per_channel
 from simsparse.records import FanIn, Pattern
 
 Probs = Callable[[int], np.ndarray]   # draws -> P[count = c], c = 0..draws, for one group of `draws` entries
@@ -260,22 +260,42 @@ def fanin_pattern(shape: tuple[int, ...], rows: int, cols: int, k: int) -> Patte
                     _blocks(rows, cols, nnz, lambda b: float(probs(b)[0])), p_col_empty=(1 - k / cols) ** rows)
 
 
-def channels_pattern(shape: tuple[int, ...], rows: int, cols: int, kept_rows: np.ndarray) -> Pattern:
+def channels_pattern(shape: tuple[int, ...], rows: int, cols: int, kept_rows: np.ndarray,
+                     kept_in: np.ndarray | None = None) -> Pattern:
+    """A channel-removed mask: dense on the kept output rows x the kept input channels (weight axis
+    1; None: all), zero elsewhere. Exact: every kept row holds the same columns."""
+    shape = tuple(int(s) for s in shape)
     keep = np.zeros(rows, bool)
-    keep[kept_rows] = True
-    full = lambda d: np.eye(d + 1)[d]  # noqa: E731 - a kept row is dense
-    along = _along(int(keep.sum()), cols, full)
-    removed = int(rows - keep.sum())
-    if removed:
-        for m in NM_GROUP_SIZES:
-            along.groups[m][0] = along.groups[m].get(0, 0) + removed * math.ceil(cols / m)
-            along.row_max[m][0] = removed
-    env_out, block = {}, {}
+    keep[np.asarray(kept_rows, dtype=np.int64)] = True
+    in_channels = shape[1] if len(shape) > 1 else cols
+    alive_in = np.ones(in_channels, bool)
+    if kept_in is not None:
+        alive_in[:] = False
+        alive_in[np.asarray(kept_in, dtype=np.int64)] = True
+    col_alive = np.tile(alive_in, cols // in_channels) if in_channels and cols % in_channels == 0 else \
+        np.ones(cols, bool)                           # Cin innermost: column j reads channel j % Cin
+    kept, per_row = int(keep.sum()), int(col_alive.sum())
+    removed, nnz = rows - kept, kept * per_row
+    env, groups, row_max, env_out, block = {}, {}, {}, {}, {}
     for m in NM_GROUP_SIZES:
-        env_out[m] = int(np.bincount(np.flatnonzero(keep) // m).max(initial=0))
-    nnz = int(keep.sum()) * cols
+        counts = np.bincount(group_counts(col_alive[None, :], m).ravel(), minlength=m + 1)
+        groups[m] = {c: int(n) * kept for c, n in enumerate(counts) if n and kept}
+        if removed:
+            groups[m][0] = groups[m].get(0, 0) + removed * -(-cols // m)
+        top = int(np.flatnonzero(counts).max()) if kept and counts.any() else 0
+        env[m] = top
+        row_max[m] = {c: r for c, r in ((top, kept), (0, removed)) if r} if top else {0: rows}
+        env_out[m] = int(np.bincount(np.flatnonzero(keep) // m).max(initial=0)) if per_row else 0
     for b in BLOCK_SIZES:
-        occupied = np.unique(np.flatnonzero(keep) // b).size * math.ceil(cols / b)
+        occupied = np.unique(np.flatnonzero(keep) // b).size * np.unique(np.flatnonzero(col_alive) // b).size
         block[b] = nnz / (occupied * b * b) if occupied else 1.0
-    return _pattern(shape, rows, cols, nnz, cols, along, env_out, block, p_col_empty=0.0 if keep.any() else 1.0,
-                    rows_removed=removed, removed_rows=tuple(int(i) for i in np.flatnonzero(~keep)))
+    return Pattern(shape=shape, rows=rows, cols=cols, nnz=nnz, density=nnz / max(1, rows * cols),
+                   nm_envelope=env, nm_envelope_out=env_out,
+                   fan_in=FanIn(min=per_row if kept else 0, max=per_row if kept else 0, constant=bool(kept)),
+                   rows_removed=removed, cols_removed=int((~alive_in).sum()),
+                   removed_rows=tuple(int(i) for i in np.flatnonzero(~keep)),
+                   removed_cols=tuple(int(i) for i in np.flatnonzero(~alive_in)),
+                   row_nnz_histogram={c: r for c, r in ((0, removed), (per_row, kept)) if r}, block=block,
+                   reduction_per_channel=reduction_per_channel(shape),
+                   zero_cols=cols - per_row if kept else cols, nm_group_histogram=groups,
+                   row_group_max_histogram=row_max, source="closed-form")

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from simsparse.errors import CheckpointError
 from simsparse.masks import coverage, loaders_foreign, loaders_hf, loaders_torch, native  # noqa: F401  (register loaders)
-from simsparse.masks.loaders_common import LOADERS, ORDER, RawCheckpoint
+from simsparse.masks.loaders_common import LOADERS, ORDER, RawCheckpoint, unwrap_state_dict
 from simsparse.masks.safe_pickle import UnsafePickleError, load_torch_zip
 from simsparse.records import MaskSet
 
-__all__ = ["LOADERS", "ORDER", "load", "read_raw"]
+__all__ = ["LOADERS", "ORDER", "load", "load_state", "read_raw"]
 
 CONTAINERS = ("torch zip", "torch legacy pickle", "safetensors")
 
@@ -132,3 +132,20 @@ def load(path: str | os.PathLike, *, keep_weights: bool = True) -> MaskSet:
     held = f", it holds foreign objects: {', '.join(raw.foreign[:4])}" if raw.foreign else ""
     raise CheckpointError(f"{raw.path}: no loader recognises this {raw.container} file (tried: {', '.join(ORDER)}"
                           f"{held}); pass a checkpoint holding a model state_dict")
+
+
+def load_state(path: str | os.PathLike) -> dict:
+    """The whole tensor state of a checkpoint file, keyed as the model's state_dict: a native
+    checkpoint's `state` table, or the state_dict inside a foreign one (read safely, as `load`)."""
+    raw = read_raw(path)
+    obj = raw.obj
+    if isinstance(obj, dict) and obj.get("format") == native.FORMAT_NAME:
+        state = obj.get("state")
+        if not isinstance(state, dict) or not state:
+            raise CheckpointError(f"{raw.path}: this native checkpoint holds only the masked weights, not the whole "
+                                  "state_dict (norms, biases); re-save it with this simsparse (train writes it)")
+        return dict(state)
+    state = unwrap_state_dict(obj)
+    if not state:
+        raise CheckpointError(f"{raw.path}: no state_dict found; pass a checkpoint holding the model's tensors")
+    return state

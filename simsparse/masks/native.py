@@ -5,6 +5,9 @@ loadable with `torch.load(weights_only=True)`:
      "masks":    {fqn: bool tensor},
      "weights":  {fqn: float tensor}            (optional, same shapes as the masks)
      "geometry": geometry_io.workload_to_dict(...)  (optional)
+     "state":    {fqn: tensor}                  (optional: the model's whole state_dict, norms and
+                                                 biases included, so the network can be rebuilt:
+                                                 `simsparse shrink` reads and writes it)
      "meta":     {method, hyperparameters, accuracy, train FLOPs, provenance, history, ...}}
 
 `meta` must be plain data (None/bool/int/float/str, lists/tuples, dicts with str keys);
@@ -64,7 +67,7 @@ def _as_tensor(value: Any, *, fqn: str, what: str) -> torch.Tensor:
 
 
 def _payload(masks: Mapping[str, Any], weights: Mapping[str, Any] | None,
-             geometry: Workload | None, meta: dict | None) -> dict[str, Any]:
+             geometry: Workload | None, meta: dict | None, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
     if not masks:
         raise CheckpointError("no masks to save; pass at least one {fqn: mask}")
     out_masks: dict[str, torch.Tensor] = {}
@@ -87,19 +90,22 @@ def _payload(masks: Mapping[str, Any], weights: Mapping[str, Any] | None,
         payload["weights"] = out_w
     if geometry is not None:
         payload["geometry"] = workload_to_dict(geometry)
+    if state is not None:
+        payload["state"] = {str(k): _as_tensor(v, fqn=str(k), what="state tensor").clone() for k, v in state.items()}
     return payload
 
 
 def save(path: str | os.PathLike, *, masks: Mapping[str, np.ndarray | torch.Tensor],
          weights: Mapping[str, np.ndarray | torch.Tensor] | None = None,
-         geometry: Workload | None = None, meta: dict | None = None) -> None:
+         geometry: Workload | None = None, meta: dict | None = None,
+         state: Mapping[str, np.ndarray | torch.Tensor] | None = None) -> None:
     """Write a native checkpoint atomically: a failure never leaves a partial file at `path`."""
     target = Path(path)
     if target.is_dir():
         raise CheckpointError(f"{target} is a directory; pass a file path such as {target / 'masks.pt'}")
     if not target.parent.is_dir():
         raise CheckpointError(f"folder {target.parent} does not exist; create it first")
-    payload = _payload(masks, weights, geometry, meta)
+    payload = _payload(masks, weights, geometry, meta, state)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -6,7 +6,11 @@ Pattern strings (the same everywhere: `inspect`, `evaluate --pattern`, `measure 
   fanin=K        constant fan-in: every output row keeps exactly K random positions (SRigL);
                  fanin=D with 0 < D < 1 keeps round(D · reduction) per row (one spec for a whole network)
   density=D      unstructured, exactly round(D · size) random positions (0 < D <= 1)
-  channels=D     channel-removed (Chase-like): a fraction D of output channels kept, dense; the rest all zero
+  channels=D     channel-removed (Chase-like): a fraction D of output channels kept, dense; the rest all zero.
+                 On a network (`evaluate --workload W`) it is a channel-pruned network: a share D of the
+                 channels of every removable coupling group is kept, consistently across producers and
+                 consumers (graph.synthetic); `channels=D,skip=S` keeps a share S of the residual
+                 (skip) groups' channels, `skip=keep` keeps them all
 
 `synthetic_pattern` gives the Pattern of such a mask in closed form (no mask drawn) for dense, N:M,
 fan-in and channels; `make_matrix` draws the mask when one must exist, vectorised (argpartition of
@@ -26,7 +30,8 @@ from simsparse.masks import closed_form
 from simsparse.masks.patterns import from_gemm_rows
 from simsparse.records import Pattern
 
-PATTERN_HELP = "dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), channels=D (0<D<=1)"
+PATTERN_HELP = ("dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), "
+                "channels=D (0<D<=1; on a network also channels=D,skip=S|keep)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class PatternSpec:
     fan_in_fraction: float = 0.0   # fanin=D form: fraction of the reduction kept per row
     density: float = 1.0
     text: str = "dense"
+    skip: float | None = None      # channels=D,skip=S: share kept in residual groups (1.0 = keep; None: as D)
 
 
 def parse_pattern(text: str) -> PatternSpec:
@@ -53,6 +59,8 @@ def parse_pattern(text: str) -> PatternSpec:
         if not (0 < n <= m):
             raise PatternError(f"pattern {text!r}: N:M needs 0 < N <= M (e.g. 2:4)")
         return PatternSpec(kind="nm", n=n, m=m, text=f"{n}:{m}")
+    if t.startswith("channels=") and "," in t:
+        return _channels_with_skip(text, t)
     if "=" in t:
         key, _, value = t.partition("=")
         try:
@@ -74,6 +82,23 @@ def parse_pattern(text: str) -> PatternSpec:
         except ValueError:
             raise bad from None
     raise bad
+
+
+def _channels_with_skip(text: str, t: str) -> PatternSpec:
+    head, _, tail = t.partition(",")
+    base = parse_pattern(head)
+    key, _, value = tail.partition("=")
+    if key != "skip" or not value:
+        raise PatternError(f"pattern {text!r}: after channels=D only skip=S (0<S<=1) or skip=keep may follow")
+    if value == "keep":
+        return PatternSpec(kind="channels", density=base.density, skip=1.0, text=f"{base.text},skip=keep")
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not (0.0 < share <= 1.0):
+        raise PatternError(f"pattern {text!r}: skip=S needs 0 < S <= 1 (or skip=keep)")
+    return PatternSpec(kind="channels", density=base.density, skip=share, text=f"{base.text},skip={share:g}")
 
 
 def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:

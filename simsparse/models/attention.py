@@ -177,7 +177,7 @@ class BertSelfAttention(nn.Module):
         q, k, v = self._split(self.query(x)), self._split(self.key(x)), self._split(self.value(x))
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
         ctx = torch.matmul(self.dropout(torch.softmax(scores, dim=-1)), v)
-        return ctx.transpose(1, 2).reshape(x.shape)
+        return ctx.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)   # heads x head_dim (fewer once heads are removed)
 
 
 class BertDenseNorm(nn.Module):
