@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from simsparse import api, report_md
+from simsparse.errors import SimSparseError
 
 RUNS = (
     ("dense", {"method": "dense", "sparsity": 0.0}),
@@ -79,14 +80,19 @@ def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: b
     if steps is not None:
         size = Size(steps=steps, width=size.width, what_if=size.what_if, measure_layers=size.measure_layers)
     progress = sys.stderr.isatty() if progress is None else progress
+    if out.exists() and not out.is_dir():
+        raise SimSparseError(f"--out {out}: is a file; give a folder for the checkpoints and the report")
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     _say(f"[1/2] training {len(RUNS)} networks (cnn of width {size.width} on synthetic data, {size.steps} steps each)")
     paths = train_runs(out=out, size=size, progress=progress)
+    t1, c1 = time.perf_counter(), time.process_time()
+    _say(f"      {t1 - t0:.0f} s wall, {c1 - c0:.0f} s CPU")
     _say(f"[2/2] report: {len(paths)} networks on {', '.join(ARCHS)} at batch {' and '.join(map(str, BATCHES))}; "
          f"what-if {', '.join(size.what_if)}; kernels timed on this CPU")
     data = api.report(checkpoints=[str(p) for p in paths], archs=ARCHS, batches=BATCHES, what_if=size.what_if,
                       measure_layers=size.measure_layers, title="simsparse demo: DST methods on sparse hardware",
                       out=out, progress=progress)
+    _say(f"      {time.perf_counter() - t1:.0f} s wall, {time.process_time() - c1:.0f} s CPU")
     _say(report_md.closing_lines(data, out))
     _say(f"demo took {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU in this process")

@@ -150,7 +150,7 @@ def layer_rows(report: Report) -> tuple[LayerRow, ...]:
             continue
         out.append(LayerRow(arch=report.arch, layer=e.layer, gemm=f"{e.m}×{e.n}×{e.k}", format=e.format,
                             density=e.density, latency_s=e.latency_s, dense_latency_s=d.latency_s, bound=e.bound,
-                            alternatives=alternatives_of(e), shrunk=shrink_of(e)))
+                            alternatives=alternatives_of(e), shrunk=shrink_of(e), notes=tuple(e.notes)))
     if other_dense:
         out.append(LayerRow(arch=report.arch, layer="other ops (non-GEMM)", gemm="-", format="memory", density=1.0,
                             latency_s=other, dense_latency_s=other_dense, bound="-", alternatives=None, shrunk=None))

@@ -206,9 +206,9 @@ def _networks(data: ReportData) -> str:
 def _layers(data: ReportData) -> str:
     rows = [[r.arch, r.layer, r.gemm, r.format, f"{r.density:.3f}", time_text(r.latency_s), time_text(r.dense_latency_s),
              f"{r.dense_latency_s / r.latency_s:.3f}×" if r.latency_s > 0 else NA, r.bound,
-             alternatives_text(r.alternatives), band_text(r.shrunk)] for r in data.layers]
+             alternatives_text(r.alternatives), band_text(r.shrunk), "; ".join(r.notes) or "-"] for r in data.layers]
     return table(("arch", "layer", "m×n×k", "format", "density", "latency", "dense", "speedup", "bound",
-                  "other formats", "shrunk shape"), rows)
+                  "other formats", "shrunk shape", "model's notes"), rows)
 
 
 def _measured(data: ReportData) -> str:

@@ -96,6 +96,7 @@ class LayerRow:
     bound: str
     alternatives: Mapping[str, Any] | None   # format -> seconds (or a record with latency_s), or None
     shrunk: Any                              # original -> shrunk shapes, where modelled, or None
+    notes: tuple[str, ...] = ()              # what the arch model says about this layer (its choice, padding...)
 
 
 @dataclass(frozen=True)
