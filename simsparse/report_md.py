@@ -173,7 +173,7 @@ def findings(data: ReportData) -> tuple[str, ...]:
 # ----------------------------------------------------------------------------- sections
 
 
-SUMMARY_HEADER = ("network", "arch", "batch", "accuracy", "density", "structure", "FLOPs executed",
+SUMMARY_HEADER = ("network", "arch", "batch", "accuracy", "density (FLOP-weighted)", "structure", "FLOPs executed",
                   "off-chip bytes", "latency", "dense latency", "speedup", "energy", "formats",
                   "overhead-bound", "error band", "software")
 
