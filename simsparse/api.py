@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from tqdm import tqdm
 
-from simsparse import dse, engines
+from simsparse import dse, engines, report_data, report_md
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.errors import GeometryError, SimSparseError
 from simsparse.graph.bind import bind
@@ -38,6 +38,7 @@ from simsparse.graph.synthetic import synthetic_gemm_work, synthetic_works
 from simsparse.masks.patterns import analyze_set, summarize
 from simsparse.masks.synthetic import parse_pattern
 from simsparse.records import Estimate, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
+from simsparse.report_records import MeasuredRow, Network, ReportData
 from simsparse.units import DTYPES
 from simsparse.validate.records import ValidationReport
 
@@ -283,6 +284,110 @@ def _parameters(state: Mapping[str, Any]) -> int:
     """Learned tensors' elements (running statistics and counters left out)."""
     skip = ("running_mean", "running_var", "num_batches_tracked")
     return sum(int(v.numel()) for k, v in state.items() if not k.endswith(skip) and v.is_floating_point())
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def parse_batches(text: str | Sequence[int]) -> tuple[int, ...]:
+    """"1,256" (or a sequence of ints) as distinct positive batch sizes, in the order given."""
+    try:
+        items = [int(x) for x in (text.split(",") if isinstance(text, str) else text)]
+    except ValueError:
+        raise SimSparseError(f"--batch {text!r}: expected positive integers separated by commas, e.g. 1,256") from None
+    if not items or min(items) < 1:
+        raise SimSparseError(f"--batch {text!r}: expected positive integers separated by commas, e.g. 1,256")
+    return tuple(dict.fromkeys(items))
+
+
+def _software_kwargs(software: str | None) -> dict[str, str]:
+    """evaluate's `software` argument where this build names software stacks (else an error)."""
+    if software is None:
+        return {}
+    if "software" not in (evaluate.__kwdefaults__ or {}):
+        raise SimSparseError(f"--software {software}: this build names no software stacks yet; leave it out to use "
+                             "each spec's own stack (report.md names it)")
+    return {"software": software}
+
+
+def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: Sequence[int] = (1, 256),
+           software: str | None = None, engine: str = "analytic", workload: str | None = None,
+           what_if: Sequence[str] = (), measure: bool = True, measure_layers: int = 2, focus: str | None = None,
+           title: str = "simsparse report", out: str | Path | None = None, progress: bool = False) -> ReportData:
+    """`simsparse report`: every checkpoint on every arch at every batch (beside its dense baseline),
+    each `what_if` workload with each family's synthetic pattern, kernels timed on this CPU beside
+    the CPU model (`measure`, when cpu_host is among the archs), and how every number was
+    obtained. With `out`, writes report.md, its figures and the JSON/CSV behind it there.
+    Checkpoints are labelled by file name without suffix; bad input fails before any estimate."""
+    batches, kw = parse_batches(batches), {"engine": engine, **_software_kwargs(software)}
+    labels = report_data.checkpoint_labels(checkpoints, focus=focus, out=out)
+    models = {a: load_arch(a) for a in archs}
+    for wl in what_if:
+        load_workload(wl)
+    inspected = {label: inspect(path=path) for label, path in zip(labels, checkpoints)}
+    networks, reports = [], {}
+    for label, path in zip(labels, checkpoints):
+        for a in archs:
+            for b in batches:
+                reports[(label, a, b)] = evaluate(arch=a, mask=path, workload=workload, batch=b, **kw)
+        networks.append(report_data.checkpoint_network(
+            label=label, path=str(path), workload=str(reports[(label, archs[0], batches[0])].provenance["workload"]),
+            patterns=inspected[label].patterns, meta=inspected[label].masks.provenance.get("meta") or {}))
+    for wl in tqdm(what_if, desc="what-if", disable=not progress, leave=False):
+        for family, pattern in report_data.FAMILY_PATTERNS:
+            networks.append(report_data.what_if_network(family=family, pattern=pattern, workload=wl))
+            for a in archs:
+                for b in batches:
+                    reports[(networks[-1].label, a, b)] = evaluate(arch=a, workload=wl, pattern=pattern, batch=b, **kw)
+    by_label = {n.label: n for n in networks}
+    rows = [report_data.row_of(by_label[label], r, batch=b, kind=models[a].kind) for (label, a, b), r in reports.items()]
+    measured = (_measure_beside_model(networks, reports, {k: v.patterns for k, v in inspected.items()},
+                                      batch=min(batches), layers=measure_layers)
+                if measure and "cpu_host" in archs else ())
+    data = ReportData(title=title, batches=batches, networks=tuple(networks), rows=tuple(rows),
+                      archs=tuple(report_data.arch_info(models[a], reports, engine=engine) for a in archs),
+                      measured=measured, validation=report_data.load_validation_summary(),
+                      notes=report_data.what_if_notes(what_if),
+                      **report_data.focus_data(focus or report_data.default_focus(rows, batch=max(batches)),
+                                               reports, models, batch=max(batches)))
+    if out is not None:
+        report_md.write_report(data, out)
+    return data
+
+
+MEASURE_THREADS = 1   # one thread on both sides: on a shared machine two-thread timings of µs kernels wait on the scheduler
+
+
+def _measure_beside_model(networks: Sequence[Network], reports: Mapping[tuple, Report],
+                          patterns: Mapping[str, Mapping[str, Pattern]], *, batch: int,
+                          layers: int) -> tuple[MeasuredRow, ...]:
+    """The largest GEMM layers of each sparse trained network, timed here on MEASURE_THREADS with
+    synthetic masks of their structure (dense, the family's kernel and the model's pick), beside
+    the CPU model of the same GEMM, kernel and thread count."""
+    one_thread = (f"software.threads={MEASURE_THREADS}",)
+    out, seen = [], set()
+    for net in networks:
+        if net.synthetic or (net.density or 1.0) >= 1.0:
+            continue
+        mine = patterns[net.label]
+        for e in report_data.largest_gemm_layers(reports[(net.label, "cpu_host", batch)], layers):
+            pattern = report_data.measure_pattern(mine[e.layer]) if e.layer in mine else None
+            if pattern is None:
+                continue
+            gemm = f"{e.m},{e.n},{e.k}"
+            picked = evaluate(arch="cpu_host", gemm=gemm, pattern=pattern, overrides=one_thread).estimates[0].format
+            for kernel in dict.fromkeys(("dense", report_data.natural_kernel(pattern), picked)):
+                if (gemm, pattern, kernel) in seen:
+                    continue
+                seen.add((gemm, pattern, kernel))
+                timed = measure(device="cpu", gemm=gemm, pattern=pattern, kernel=kernel,
+                                threads=MEASURE_THREADS).results[0]
+                model = evaluate(arch="cpu_host", gemm=gemm, pattern=pattern, kernel=kernel, overrides=one_thread)
+                out.append(MeasuredRow(network=net.label, layer=e.layer, kernel=kernel, m=e.m, n=e.n, k=e.k,
+                                       pattern=pattern, measured_s=timed.median_s, iqr_s=timed.iqr_s,
+                                       modelled_s=model.total.latency_s, threads=timed.threads,
+                                       load_avg_1min=timed.load_avg_1min))
+    return tuple(out)
 
 
 def sweep(*, sweep_file: str | Path, out: str | Path, executor: str = "local", resume: bool = False,

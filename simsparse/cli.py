@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from simsparse import __version__, api, demo, plots, report
+from simsparse import __version__, api, demo, plots, report, report_md
 from simsparse.errors import SimSparseError
 from simsparse.fileio import write_atomic
 from simsparse.graph.catalog import write_workload
@@ -104,6 +104,20 @@ def _add_analysis(sub) -> None:
     _shrink_flags(p)
     _common_eval(p)
 
+    p = sub.add_parser("report", help="report.md (tables, figures, measured CPU kernels, how each number was "
+                                      "obtained) for checkpoints x archs x batches")
+    p.add_argument("checkpoints", nargs="+")
+    p.add_argument("--arch", nargs="+", required=True)
+    p.add_argument("--batch", default="1,256", help="batch sizes, comma-separated (default 1,256)")
+    p.add_argument("--software", help="software stack every estimate is made under (default: each spec's own)")
+    p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
+    p.add_argument("--workload", help="geometry for checkpoints that carry none (see `simsparse workloads`)")
+    p.add_argument("--what-if", action="append", default=[], metavar="WORKLOAD",
+                   help="also this shipped workload with each DST family's synthetic pattern (repeatable)")
+    p.add_argument("--focus", help="checkpoint (file name without .pt) shown per layer and on the roofline")
+    p.add_argument("--no-measure", action="store_true", help="do not time kernels on this CPU")
+    p.add_argument("--out", required=True, help="folder for report.md, its figures and data files")
+
     p = sub.add_parser("sweep", help="design-space sweep from a YAML grid (CSV out, resumable)")
     p.add_argument("sweep_file")
     p.add_argument("--out", required=True, help="result CSV")
@@ -174,9 +188,10 @@ def _add_catalogs(sub) -> None:
     _fmt(p, ("table", "json"))
     p = sub.add_parser("workloads", help="list the built-in workloads")
     _fmt(p, ("table", "json"))
-    p = sub.add_parser("demo", help="train four DST runs and compare them across hardware")
-    p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and reports")
-    p.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+    p = sub.add_parser("demo", help="train six DST runs and write a report of them on GPU / N:M / CPU models")
+    p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and the report")
+    p.add_argument("--quick", action="store_true", help="a smaller network, fewer steps, one what-if (<= 60 s)")
+    p.add_argument("--steps", type=int, help="training steps per run (default 150; --quick 40)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +267,13 @@ def cmd_shrink(a: argparse.Namespace) -> None:
              f"{f0:,} -> {f1:,} ({f1 / max(1, f0):.3f}x)"]
     lines += [f"kept: {k}" for k in res["kept"][:12]]
     _emit("\n".join(lines))
+
+
+def cmd_report(a: argparse.Namespace) -> None:
+    data = api.report(checkpoints=a.checkpoints, archs=a.arch, batches=api.parse_batches(a.batch),
+                      software=a.software, engine=a.engine, workload=a.workload, what_if=a.what_if,
+                      measure=not a.no_measure, focus=a.focus, out=a.out, progress=sys.stderr.isatty())
+    _emit(report_md.closing_lines(data, Path(a.out)))
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -356,13 +378,16 @@ def cmd_sweep(a: argparse.Namespace) -> None:
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
-    demo.run(out=Path(a.out), steps=a.steps)
+    if a.steps is not None and a.steps < 1:
+        raise SimSparseError(f"--steps {a.steps}: must be a positive integer")
+    demo.run(out=Path(a.out), quick=a.quick, steps=a.steps)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
     "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
     "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep, "trace": cmd_trace, "shrink": cmd_shrink,
+    "report": cmd_report,
 }
 
 

@@ -1,32 +1,51 @@
-"""`simsparse demo`: the main job end to end on built-in defaults, a scripted tour of `api` (it
-sits beside the CLI, above api, and calls nothing else but report, plots and fileio).
+"""`simsparse demo [--quick]`: the main job end to end, a scripted tour of `api` (it sits beside the
+CLI, above api, and calls nothing else but report_md to print the closing lines).
 
-1. Train one run of each structured-DST family on the built-in synthetic task (`cnn` of width 32, 90 %
-   sparse where the method allows): SRigL (constant fan-in + ablation), N:M 2:4 reached by
-   sparse-structure decay, Chase (channel removal), and RigL as the unstructured reference.
-2. Inspect each checkpoint's masks (what structure did training really produce?).
-3. Compare every checkpoint on the GPU 2:4 model, an N:M accelerator and this CPU.
-4. A what-if on ResNet-50 at batch 64 with synthetic masks of each family's pattern, and the
-   batch-1 linear layer where SRigL's condensed CPU kernel shines.
-Checkpoints, reports (JSON/CSV) and a plot land in `out`.
+1. Train one network of each DST family on the built-in synthetic task (the `cnn` of
+   simsparse/models, 3×16×16 inputs, 10 classes): dense; RigL (unstructured); SRigL (constant
+   fan-in with neuron ablation); N:M 2:4 by mask decay and by structure decay; Chase (channel
+   removal), 90 % sparse where the method allows. Each family's structure is visible in its
+   masks: SRigL's rows hold equal counts, N:M layers fit 2:4, Chase removes whole channels.
+2. `api.report`: every checkpoint on the A100 and H100 2:4 GPU models, the VEGETA-like N:M
+   accelerator and this CPU at batch 1 and 256; a what-if on ResNet-50 and a Llama-3.2-1B decode
+   step with each family's synthetic pattern; the largest layers timed here with real kernels
+   beside the CPU model; report.md with its figures and data files in `out`.
+3. Print where the report is and five findings computed from the results.
+`--quick` trains a narrower network for fewer steps and runs one what-if workload.
 """
 
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from simsparse import api, plots, report
-from simsparse.fileio import write_atomic
+from simsparse import api, report_md
+from simsparse.errors import SimSparseError
 
 RUNS = (
+    ("dense", {"method": "dense", "sparsity": 0.0}),
     ("rigl", {"method": "rigl", "sparsity": 0.9}),
     ("srigl", {"method": "srigl", "sparsity": 0.9}),
-    ("nm-structure-decay-2to4", {"method": "nm-structure-decay", "sparsity": 0.5, "nm": "2:4"}),
+    ("nm-mask-decay", {"method": "nm-mask-decay", "sparsity": 0.5, "nm": "2:4"}),
+    ("nm-structure-decay", {"method": "nm-structure-decay", "sparsity": 0.5, "nm": "2:4"}),
     ("chase", {"method": "chase", "sparsity": 0.9}),
 )
-ARCHS = ("a100_2to4", "vegeta_like", "cpu_host")
-WHAT_IF = (("dense", "dense"), ("SRigL-like fan-in 10 %", "fanin=0.1"), ("N:M 2:4", "2:4"), ("Chase-like channels", "channels=0.6"))
+ARCHS = ("a100_2to4", "h100_2to4", "vegeta_like", "cpu_host")
+BATCHES = (1, 256)
+
+
+@dataclass(frozen=True)
+class Size:
+    steps: int
+    width: int                      # cnn channels of the first stage
+    what_if: tuple[str, ...]        # shipped workloads evaluated with each family's synthetic pattern
+    measure_layers: int             # largest layers of each sparse network timed on this CPU
+
+
+FULL = Size(steps=150, width=32, what_if=("resnet50", "llama3_2_1b_decode_2048"), measure_layers=2)
+QUICK = Size(steps=40, width=16, what_if=("llama3_2_1b_decode_2048",), measure_layers=1)
 
 
 def _say(text: str) -> None:
@@ -34,46 +53,46 @@ def _say(text: str) -> None:
     sys.stdout.flush()
 
 
-def train_runs(*, out: Path, steps: int, progress: bool) -> list[Path]:
+def train_runs(*, out: Path, size: Size, progress: bool) -> list[Path]:
+    """Train every run on one torch thread: the network is too small for a second to pay, and on a
+    shared machine OpenMP's spinning threads cost several times the work (measured: 40 steps in
+    2-4 s on one thread, 11-27 s on two, at a load of 5 on 2 cores)."""
+    import torch  # the trainer's dependency; imported here only to set its thread count
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     paths = []
-    for name, kw in RUNS:
-        path = out / f"{name}.pt"
-        res = api.train(model="cnn", model_options={"width": 32}, data="synthetic", steps=steps, batch_size=64,
-                        out=path, seed=0, progress=progress, **kw)
-        _say(f"  {name:26s} test accuracy {res.test_accuracy:.3f}  density {res.density:.3f}  "
-             f"train FLOPs {res.train_flops_relative:.2f}x dense  -> {path}")
-        paths.append(path)
+    try:
+        for name, kw in RUNS:
+            path = out / f"{name}.pt"
+            res = api.train(model="cnn", model_options={"width": size.width}, data="synthetic", steps=size.steps,
+                            batch_size=64, out=path, seed=0, progress=progress, **kw)
+            _say(f"  {name:20s} test accuracy {res.test_accuracy:.3f}  density {res.density:.3f}  "
+                 f"train FLOPs {res.train_flops_relative:.2f}x dense")
+            paths.append(path)
+    finally:
+        torch.set_num_threads(before)
     return paths
 
 
-def run(*, out: Path, steps: int = 150, batch: int = 64, progress: bool | None = None) -> None:
+def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: bool | None = None) -> None:
+    size = QUICK if quick else FULL
+    if steps is not None:
+        size = Size(steps=steps, width=size.width, what_if=size.what_if, measure_layers=size.measure_layers)
     progress = sys.stderr.isatty() if progress is None else progress
+    if out.exists() and not out.is_dir():
+        raise SimSparseError(f"--out {out}: is a file; give a folder for the checkpoints and the report")
     out.mkdir(parents=True, exist_ok=True)
-    _say(f"[1/4] training {len(RUNS)} DST runs (cnn on synthetic data, {steps} steps each)")
-    paths = train_runs(out=out, steps=steps, progress=progress)
-    _say("\n[2/4] what structure did training produce?")
-    for p in paths:
-        s = api.inspect(path=p).summary
-        _say(f"  {p.name:30s} density {s['density']:.3f}; 2:4-compliant layers {len(s['nm_2to4_layers'])}/{s['layers']}; "
-             f"constant fan-in layers {len(s['constant_fan_in_layers'])}; channels removed {s['rows_removed']}")
-    _say(f"\n[3/4] trained masks on {', '.join(ARCHS)} (batch {batch}; speedup vs dense on the same arch)")
-    reports = api.compare(masks=[str(p) for p in paths], archs=ARCHS, batch=batch)
-    _say(report.compare_table(reports))
-    write_atomic(out / "compare.json", report.render_reports(reports, "json"))
-    write_atomic(out / "compare.csv", report.render_reports(reports, "csv"))
-    plots.speedup_plot(reports, out / "speedup.png")
-    _say(f"\n[4/4] what-if: ResNet-50, batch {batch}, synthetic masks of each family's pattern (90 % / 2:4 / 40 % channels)")
-    rows = []
-    for label, pattern in WHAT_IF:
-        for arch in ("a100_2to4", "h100_2to4", "systolic_128x128"):
-            r = api.evaluate(arch=arch, workload="resnet50", pattern=pattern, batch=batch)
-            rows.append([label, arch, f"{r.total.density:.3f}", f"{r.total.latency_s * 1e3:.3f} ms",
-                         f"{r.dense_total.latency_s * 1e3:.3f} ms", f"{r.speedup_vs_dense:.2f}x"])
-    _say(report.table(rows, ["pattern", "arch", "density", "latency", "dense", "speedup"]))
-    _say("\nand the case SRigL's condensed layout was built for: one token through a 768->3072 layer, 90 % sparse, on this CPU")
-    for pattern in ("fanin=0.1", "density=0.1", "2:4"):
-        r = api.evaluate(arch="cpu_host", gemm="1,3072,768", pattern=pattern)
-        e = r.estimates[0]
-        _say(f"  {pattern:12s} kernel {e.format:9s} {e.latency_s * 1e6:8.1f} us vs dense {r.dense_total.latency_s * 1e6:8.1f} us "
-             f"-> {r.speedup_vs_dense:.2f}x (model; `simsparse measure --device cpu --gemm 1,3072,768 --pattern {pattern}` times it)")
-    _say(f"\nreports: {out / 'compare.json'}, {out / 'compare.csv'}, {out / 'speedup.png'}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    _say(f"[1/2] training {len(RUNS)} networks (cnn of width {size.width} on synthetic data, {size.steps} steps each)")
+    paths = train_runs(out=out, size=size, progress=progress)
+    t1, c1 = time.perf_counter(), time.process_time()
+    _say(f"      {t1 - t0:.0f} s wall, {c1 - c0:.0f} s CPU")
+    _say(f"[2/2] report: {len(paths)} networks on {', '.join(ARCHS)} at batch {' and '.join(map(str, BATCHES))}; "
+         f"what-if {', '.join(size.what_if)}; kernels timed on this CPU")
+    data = api.report(checkpoints=[str(p) for p in paths], archs=ARCHS, batches=BATCHES, what_if=size.what_if,
+                      measure_layers=size.measure_layers, title="simsparse demo: DST methods on sparse hardware",
+                      out=out, progress=progress)
+    _say(f"      {time.perf_counter() - t1:.0f} s wall, {time.process_time() - c1:.0f} s CPU")
+    _say(report_md.closing_lines(data, out))
+    _say(f"demo took {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU in this process")

@@ -25,7 +25,7 @@ LAYERS = {
     "graph": 2,
     "archs": 3,
     "engines": 4, "kernels": 4,
-    "report": 5, "plots": 5, "validate": 5, "dse": 5,
+    "report": 5, "report_records": 5, "report_data": 5, "report_md": 5, "plots": 5, "validate": 5, "dse": 5,
     "testing": 6,
     "api": 7,
     "cli": 8, "demo": 8, "__main__": 8,
