@@ -14,6 +14,7 @@ import numpy as np
 from simsparse import engines
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.errors import GeometryError, SimSparseError
+from simsparse.parse import check_pattern_fits, parse_batch, parse_gemm, parse_pattern, parse_seed
 from simsparse.records import Estimate, Gemm, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.units import DTYPES
 
@@ -39,14 +40,6 @@ def inspect(path: str | Path) -> InspectResult:
 # ----------------------------------------------------------------------------- evaluate
 
 
-def parse_gemm(text: str) -> tuple[int, int, int]:
-    try:
-        m, n, k = (int(x) for x in str(text).split(","))
-    except ValueError:
-        raise SimSparseError(f"--gemm {text!r}: expected three positive integers M,N,K (e.g. 3072,768,3072)") from None
-    if min(m, n, k) <= 0:
-        raise SimSparseError(f"--gemm {text!r}: M, N and K must be positive")
-    return m, n, k
 
 
 def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0) -> LayerWork:
@@ -54,6 +47,7 @@ def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0
     from simsparse.masks.patterns import analyze
     from simsparse.masks.synthetic import make_matrix
 
+    check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
     mat = make_matrix(n, k, pattern, seed=seed)
     pat = analyze(mat, name="gemm")
     shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
@@ -132,11 +126,11 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
     """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM."""
     if engine not in engines.ENGINE_NAMES:
         raise SimSparseError(f"unknown engine {engine!r}; use one of {', '.join(engines.ENGINE_NAMES)}")
-    if batch < 1:
-        raise SimSparseError(f"--batch {batch}: must be a positive integer")
+    batch, seed = parse_batch(batch), parse_seed(seed)
     sources = sum(x is not None for x in (mask, gemm)) + (workload is not None and mask is None)
     if sources != 1:
         raise SimSparseError("evaluate needs exactly one of --mask CKPT, --workload W --pattern P, --gemm M,N,K --pattern P")
+    pattern = "dense" if pattern is None else parse_pattern(pattern).text
     model = load_arch(arch, overrides)
     dtype = _check_dtype(model, dtype)
     if kernel is not None and "kernel" not in __import__("inspect").signature(model.plan).parameters:
@@ -148,15 +142,17 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
         provenance.update(prov)
     elif gemm is not None:
         m, n, k = parse_gemm(gemm)
-        works = [gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed)]
-        provenance.update({"gemm": [m, n, k], "pattern": pattern or "dense"})
+        works = [gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=dtype, seed=seed)]
+        provenance.update({"gemm": [m, n, k], "pattern": pattern})
     else:
         from simsparse.graph.lower import synthetic_masks
 
         wl = resolve_workload(workload)
-        masks = synthetic_masks(wl, pattern or "dense", seed=seed)
+        reductions = [int(np.prod(o.weight_shape[1:])) for o in wl.ops if o.weight_shape and o.sparsifiable]
+        check_pattern_fits(parse_pattern(pattern), reduction=max(reductions, default=1), what="--pattern")
+        masks = synthetic_masks(wl, pattern, seed=seed)
         works = workload_works(workload=wl, masks=masks, batch=batch, dtype=dtype)
-        provenance.update({"workload": wl.name, "pattern": pattern or "dense", "batch": batch})
+        provenance.update({"workload": wl.name, "pattern": pattern, "batch": batch})
     return run_model(model=model, works=works, engine=engine, dtype=dtype, kernel=kernel,
                      provenance=provenance, progress=progress)
 

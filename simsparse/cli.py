@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from simsparse import __version__, api, report
+from simsparse.parse import cli_type, parse_batch, parse_count, parse_float, parse_nm, parse_seed
+from simsparse.specs import parse_override
 from simsparse.errors import SimSparseError
 
 FORMATS = ("table", "json", "csv")
@@ -30,7 +32,7 @@ def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
 
 def _common_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", help="workload name (see `simsparse workloads`) or YAML path")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--batch", type=cli_type(parse_batch), default=1, help="batch size (default 1)")
     p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "int8"), help="default: the arch's own")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
     _fmt(p)
@@ -48,8 +50,9 @@ def _add_analysis(sub) -> None:
     p.add_argument("--arch", required=True, help="arch name (see `simsparse archs`) or YAML path")
     p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   type=cli_type(parse_override),
                    help="override a spec field by dotted path (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic masks")
+    p.add_argument("--seed", type=cli_type(parse_seed), default=0, help="seed of synthetic masks")
     p.add_argument("--out", help="also write report.json and report.csv into this folder")
     _common_eval(p)
 
@@ -71,21 +74,22 @@ def _add_train(sub) -> None:
     p.add_argument("--method", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="synthetic, digits, or folder:PATH")
-    p.add_argument("--sparsity", type=float, required=True)
-    p.add_argument("--nm", help="N:M target for N:M methods, e.g. 1:8")
+    p.add_argument("--sparsity", type=cli_type(parse_float, what="--sparsity", min=0.0, max=1.0), required=True)
+    p.add_argument("--nm", type=cli_type(parse_nm), help="N:M target for N:M methods, e.g. 1:8")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int)
-    g.add_argument("--epochs", type=int)
+    g.add_argument("--steps", type=cli_type(parse_count, what="--steps"))
+    g.add_argument("--epochs", type=cli_type(parse_count, what="--epochs"))
     p.add_argument("--recipe", help="recipe YAML overriding the method's defaults")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, help="default: the recipe's")
-    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=cli_type(parse_seed), default=0)
+    p.add_argument("--batch-size", type=cli_type(parse_count, what="--batch-size"), help="default: the recipe's")
+    p.add_argument("--lr", type=cli_type(parse_float, what="--lr", min=0.0, min_exclusive=True))
     p.add_argument("--distribution", choices=("uniform", "erk"))
     p.add_argument("--no-ablation", action="store_true", help="SRigL without neuron ablation")
-    p.add_argument("--world-size", type=int, default=1, help="DDP processes (gloo, CPU)")
+    p.add_argument("--world-size", type=cli_type(parse_count, what="--world-size"), default=1, help="DDP processes (gloo, CPU)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                   type=cli_type(parse_override),
                    help="override a recipe field (repeatable), e.g. --set alpha=0.5")
-    p.add_argument("--save-every", type=int, help="write the full training state to OUT.state.pt every N steps")
+    p.add_argument("--save-every", type=cli_type(parse_count, what="--save-every"), help="write the full training state to OUT.state.pt every N steps")
     p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
     p.add_argument("--out", required=True)
 
@@ -97,7 +101,7 @@ def _add_measurement(sub) -> None:
     p.add_argument("--pattern", help="mask pattern for --gemm")
     p.add_argument("--suite", help="named suite of cases (e.g. srigl)")
     p.add_argument("--kernel", help="kernel name (default: all that apply)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=cli_type(parse_count, what="--threads"))
     p.add_argument("--cache", choices=("warm", "cold"), default="warm")
     _fmt(p)
 
@@ -122,7 +126,7 @@ def _add_catalogs(sub) -> None:
     _fmt(p, ("table", "json"))
     p = sub.add_parser("demo", help="train four DST runs and compare them across hardware")
     p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and reports")
-    p.add_argument("--steps", type=int, default=150, help="training steps per run (default 150)")
+    p.add_argument("--steps", type=cli_type(parse_count, what="--steps"), default=150, help="training steps per run (default 150)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,7 +154,7 @@ def cmd_inspect(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     if a.mask is None and a.gemm is None and a.workload is None:
         raise SimSparseError("evaluate needs --mask CKPT, --workload W --pattern P, or --gemm M,N,K --pattern P")
-    r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=a.gemm, pattern=a.pattern,
+    r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=api.parse_gemm(a.gemm) if a.gemm else None, pattern=a.pattern,
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
                      kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty())
     if a.out:
@@ -170,14 +174,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    nm = None
-    if a.nm:
-        from simsparse.masks.synthetic import parse_pattern
-
-        spec = parse_pattern(a.nm)
-        if spec.kind != "nm":
-            raise SimSparseError(f"--nm {a.nm!r}: expected N:M such as 1:8")
-        nm = (spec.n, spec.m)
+    nm = a.nm
     run = api.delegate("simsparse.dst.train", "run")
     res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
               epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
@@ -272,7 +269,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2, one line) or --help / --version (0)
+        return int(exc.code or 0)
     try:
         COMMANDS[args.command](args)
     except SimSparseError as exc:

@@ -22,6 +22,8 @@ from typing import Callable
 
 import numpy as np
 
+from simsparse.fileio import write_atomic
+
 PROC_CPUINFO = "/proc/cpuinfo"
 SYSFS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
 SKIP_PROBE_ENV = "SIMSPARSE_SKIP_PROBE"
@@ -295,10 +297,8 @@ def read_json(path: Path) -> dict | None:
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    """Write a cache file atomically (fresh temp name, never through a link; fileio)."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True), what="cache file")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from simsparse.fileio import atomic_writer
 from simsparse.records import Report
 
 
@@ -39,9 +40,9 @@ def speedup_plot(reports: Sequence[Report], path: Path) -> Path:
     ax.set_ylabel("speedup vs dense (same arch)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_writer(path, what="--plot", make_parents=True) as fh:
+            fig.savefig(fh, format="png", dpi=120)
+    finally:
+        plt.close(fig)
     return path

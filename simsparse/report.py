@@ -10,12 +10,11 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from simsparse.fileio import write_atomic  # noqa: F401  (re-exported: every file goes through fileio)
 from simsparse.records import Estimate, Pattern, Report
 
 NUMERIC_KEYS = ("flops_dense", "flops_effective", "flops_executed", "cycles", "latency_s", "energy_j")
@@ -184,23 +183,6 @@ def inspect_table(result) -> str:
             f"constant fan-in (sparse) layers: {len(s['constant_fan_in_layers'])}/{s['layers']}")
     return "\n".join([head, table(rows, ["layer", "shape", "density", "N:M envelope (4,8,16)", "fan-in",
                                           "rows removed", "in-ch removed"]), foot])
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same folder and an atomic rename."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ----------------------------------------------------------------------------- validation / measurement

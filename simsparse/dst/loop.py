@@ -19,6 +19,7 @@ from simsparse.dst.density import layer_densities
 from simsparse.dst.train import TrainJob, TrainResult, build_model_for, method_config
 from simsparse.dst.trainer import Sync, Trainer, make_trainer, sparsifiable_params
 from simsparse.errors import SimSparseError
+from simsparse.fileio import atomic_writer
 
 
 def build_optimizer(job: TrainJob, params) -> torch.optim.Optimizer:
@@ -85,7 +86,8 @@ def train_steps(trainer: Trainer, split: DataSplit, stream: BatchStream, job: Tr
         if trainer.step % 10 == 0:
             bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{acc_avg:.3f}")
         if job.save_every and trainer.step % job.save_every == 0 and rank == 0:
-            torch.save({"trainer": trainer.state_dict(), "stream": stream.state_dict()}, state_path(job.out))
+            with atomic_writer(state_path(job.out), what="training state") as fh:  # never through a planted link
+                torch.save({"trainer": trainer.state_dict(), "stream": stream.state_dict()}, fh)
     bar.close()
 
 

@@ -25,6 +25,7 @@ from simsparse.kernels.harness import (CACHE_MODES, Clock, Machine, Measurement,
                                        thread_count, time_callable)
 from simsparse.kernels.suites import Case, suite_cases
 from simsparse.masks.synthetic import make_matrix
+from simsparse.parse import check_pattern_fits, parse_gemm, parse_pattern
 
 DEVICES = ("cpu", "cuda")
 DEFAULT_MIN_TIME_S = 0.2
@@ -78,9 +79,8 @@ def _cases(*, gemm, pattern, suite, kernel) -> tuple[Case, ...]:
         return cases
     if gemm is None or pattern is None:
         raise SimSparseError("measure needs --gemm M,N,K with --pattern P, or --suite NAME")
-    m, n, k = (int(v) for v in gemm)
-    if min(m, n, k) < 1:
-        raise SimSparseError(f"--gemm {m},{n},{k}: M, N and K must be positive")
+    m, n, k = parse_gemm(gemm)
+    check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
     kernels = (kernel,) if kernel is not None else tuple(KERNELS.names())
     return (Case(m=m, n=n, k=k, pattern=pattern, kernels=kernels),)
 

@@ -8,13 +8,12 @@ loadable with `torch.load(weights_only=True)`:
      "meta":     {method, hyperparameters, accuracy, train FLOPs, provenance, history, ...}}
 
 `meta` must be plain data (None/bool/int/float/str, lists/tuples, dicts with str keys);
-numpy scalars are converted. Files are written atomically (temp file + os.replace).
+numpy scalars are converted. Files are written atomically by simsparse.fileio.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from simsparse.errors import CheckpointError, GeometryError
+from simsparse.fileio import atomic_writer
 from simsparse.geometry_io import workload_from_dict, workload_to_dict
 from simsparse.masks.loaders_common import (Loader, RawCheckpoint, build_maskset, check_finite, check_shape,
                                             mask_to_numpy, register, weight_to_numpy)
@@ -100,17 +100,8 @@ def save(path: str | os.PathLike, *, masks: Mapping[str, np.ndarray | torch.Tens
     if not target.parent.is_dir():
         raise CheckpointError(f"folder {target.parent} does not exist; create it first")
     payload = _payload(masks, weights, geometry, meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(target, what="checkpoint") as fh:
+        torch.save(payload, fh)
 
 
 # ----------------------------------------------------------------------------- load

@@ -12,62 +12,12 @@ Pattern strings (the same everywhere: `inspect`, `evaluate --pattern`, `measure 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from simsparse.errors import PatternError
 from simsparse.masks.patterns import from_matrix
-
-PATTERN_HELP = "dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), channels=D (0<D<=1)"
-
-
-@dataclass(frozen=True)
-class PatternSpec:
-    """A parsed pattern string."""
-
-    kind: str                 # dense | nm | fanin | density | channels
-    n: int = 0
-    m: int = 0
-    fan_in: int = 0
-    fan_in_fraction: float = 0.0   # fanin=D form: fraction of the reduction kept per row
-    density: float = 1.0
-    text: str = "dense"
-
-
-def parse_pattern(text: str) -> PatternSpec:
-    """Parse a --pattern string; PatternError naming the accepted forms otherwise."""
-    t = str(text).strip().lower()
-    bad = PatternError(f"unknown pattern {text!r}; use one of: {PATTERN_HELP}")
-    if t == "dense":
-        return PatternSpec(kind="dense", text="dense")
-    if match := re.fullmatch(r"(\d+):(\d+)", t):
-        n, m = int(match[1]), int(match[2])
-        if not (0 < n <= m):
-            raise PatternError(f"pattern {text!r}: N:M needs 0 < N <= M (e.g. 2:4)")
-        return PatternSpec(kind="nm", n=n, m=m, text=f"{n}:{m}")
-    if "=" in t:
-        key, _, value = t.partition("=")
-        try:
-            if key == "fanin" and "." in value:
-                d = float(value)
-                if not (0.0 < d < 1.0):
-                    raise PatternError(f"pattern {text!r}: fanin=D needs 0 < D < 1 (or an integer fan-in K)")
-                return PatternSpec(kind="fanin", fan_in_fraction=d, density=d, text=f"fanin={d:g}")
-            if key == "fanin":
-                k = int(value)
-                if k < 0:
-                    raise bad
-                return PatternSpec(kind="fanin", fan_in=k, text=f"fanin={k}")
-            if key in ("density", "channels"):
-                d = float(value)
-                if not (0.0 < d <= 1.0) or math.isnan(d):
-                    raise PatternError(f"pattern {text!r}: {key}=D needs 0 < D <= 1")
-                return PatternSpec(kind=key, density=d, text=f"{key}={d:g}")
-        except ValueError:
-            raise bad from None
-    raise bad
+from simsparse.parse import PATTERN_HELP, PatternSpec, parse_pattern  # noqa: F401  (the one parser, re-exported)
 
 
 def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
