@@ -15,6 +15,8 @@ from simsparse import __version__, api, report
 from simsparse.parse import cli_type, parse_batch, parse_count, parse_float, parse_nm, parse_seed
 from simsparse.specs import parse_override
 from simsparse.errors import SimSparseError
+from simsparse.fileio import prepare_target
+from simsparse.masks.io import read_torch_file
 
 FORMATS = ("table", "json", "csv")
 
@@ -175,6 +177,9 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     nm = a.nm
+    if a.resume:
+        _check_resume_state(a.resume)
+    prepare_target(a.out, what="--out")
     run = api.delegate("simsparse.dst.train", "run")
     res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
               epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
@@ -182,6 +187,14 @@ def cmd_train(a: argparse.Namespace) -> None:
               world_size=a.world_size, recipe_overrides=tuple(a.overrides), save_every=a.save_every,
               resume_from=Path(a.resume) if a.resume else None)
     _emit(report.to_json(res) if not hasattr(res, "summary_line") else res.summary_line())
+
+
+def _check_resume_state(path: str) -> None:
+    """`train --resume` must name a state written by --save-every (read safely, bounded)."""
+    state = read_torch_file(path, what="--resume")
+    if not (isinstance(state, dict) and isinstance(state.get("trainer"), dict) and isinstance(state.get("stream"), dict)):
+        raise SimSparseError(f"--resume {path}: not a training state (expected the OUT.state.pt that "
+                             "train --save-every writes)")
 
 
 def _generic(result: Any, fmt: str, table_fn: Callable[[Any], str] | None) -> str:

@@ -31,13 +31,13 @@ import yaml
 
 from simsparse import specs
 from simsparse.errors import SpecError, UnknownNameError
-from simsparse.geometry_io import op_from_dict
+from simsparse.geometry_io import OP_KINDS, OP_SCHEMA, op_from_dict  # noqa: F401  (the one op schema)
+from simsparse.geometry_io import check_op as _check_op
 from simsparse.records import Op, Workload
 from simsparse.resources import data_dir, shipped_names, shipped_yaml
 from simsparse.specs import Field, ListOf, MapOf, Optional
 
 FOLDER = "workloads/models"
-OP_KINDS = ("conv", "linear", "matmul", "softmax", "norm", "elementwise", "pool", "embedding")
 
 # name -> how the entry is generated: (model, num_classes, input_shape, options, description)
 ENTRIES: dict[str, tuple[str, int, tuple[int, ...], dict[str, Any], str]] = {
@@ -53,16 +53,6 @@ ENTRIES: dict[str, tuple[str, int, tuple[int, ...], dict[str, Any], str]] = {
     "cnn": ("cnn", 10, (3, 32, 32), {}, "small VGG-like CNN (6 convs), CIFAR 32x32"),
 }
 
-_INT_LIST = ListOf(Field(int, min=0), required=False)
-OP_SCHEMA = {
-    "name": Field(str), "kind": Field(str, choices=OP_KINDS),
-    "input_shape": _INT_LIST, "output_shape": _INT_LIST, "weight_shape": _INT_LIST,
-    "stride": _INT_LIST, "padding": _INT_LIST, "dilation": _INT_LIST,
-    "groups": Field(int, required=False, min=1), "gemm_mnk": _INT_LIST,
-    "count": Field(int, required=False, min=1), "tokens": Field(int, required=False, min=1),
-    "elements_in": Field(int, required=False, min=0), "elements_out": Field(int, required=False, min=0),
-    "sparsifiable": Field(bool, required=False), "inputs": ListOf(Field(str), required=False),
-}
 WORKLOAD_SCHEMA = {
     "version": Field(int), "name": Field(str), "description": Field(str, required=False, default=""),
     "model": Optional({"name": Field(str), "num_classes": Field(int, min=1),
@@ -138,29 +128,6 @@ def load_workload(name_or_path: str | Path) -> Workload:
 def _workload_from_spec(data: dict, *, source: str) -> Workload:
     ops = tuple(op_from_dict({k: v for k, v in op.items() if v is not None}, source=source) for op in data["ops"])
     return Workload(name=data["name"], input_shape=tuple(data["input_shape"]), ops=ops, source=source)
-
-
-def _check_op(op: dict, *, source: str, index: int) -> None:
-    where = f"ops.{index}"
-
-    def bad(fieldname: str, allowed: str) -> SpecError:
-        return SpecError(f"{source}: field {where}.{fieldname} = {op.get(fieldname)!r} is invalid; allowed: {allowed}")
-
-    kind, w = op["kind"], op.get("weight_shape")
-    if kind == "conv":
-        if not w or len(w) < 3 or min(w) < 1:
-            raise bad("weight_shape", "[Cout, Cin/groups, k...] with positive sizes for a conv")
-        if not op.get("input_shape") or len(op["input_shape"]) != len(w) - 1:
-            raise bad("input_shape", f"[Cin, spatial...] with {len(w) - 2} spatial dims for this conv")
-        cin, groups = op["input_shape"][0], op.get("groups") or 1
-        if cin != w[1] * groups or w[0] % groups:
-            raise bad("weight_shape", f"Cin = weight_shape[1]*groups = {cin} and Cout divisible by groups {groups}")
-    elif kind == "linear":
-        if not w or len(w) != 2 or min(w) < 1:
-            raise bad("weight_shape", "[out_features, in_features] for a linear op")
-    elif kind == "matmul":
-        if not op.get("gemm_mnk") or len(op["gemm_mnk"]) != 3 or min(op["gemm_mnk"]) < 1:
-            raise bad("gemm_mnk", "[m, n, k] with positive sizes for a matmul")
 
 
 def dense_macs_per_sample(workload: Workload) -> int:

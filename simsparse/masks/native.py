@@ -125,6 +125,23 @@ def _geometry(raw: RawCheckpoint, masks: Mapping[str, np.ndarray]) -> Workload |
     return workload
 
 
+META_VALUES = 200_000  # values native meta may hold once shared parts are written out (JSON renders it whole)
+
+
+def _meta_copy(value: Any, *, source: str, budget: list[int] | None = None) -> Any:
+    """An unshared copy of native meta, refused when it expands past META_VALUES values."""
+    budget = [META_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise CheckpointError(f"{source}: its meta expands to more than {META_VALUES} values (shared lists "
+                              "repeated many times?); re-save the checkpoint with simsparse")
+    if isinstance(value, Mapping):
+        return {str(k): _meta_copy(v, source=source, budget=budget) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_meta_copy(v, source=source, budget=budget) for v in value]
+    return value
+
+
 def _load(raw: RawCheckpoint) -> MaskSet:
     obj, src = raw.obj, raw.path
     version = obj.get("version")
@@ -148,7 +165,7 @@ def _load(raw: RawCheckpoint) -> MaskSet:
             check_shape(masks[fqn], tuple(w.shape), fqn=fqn, source=src)
             check_finite(w, fqn=fqn, source=src)
             weights[fqn] = weight_to_numpy(w)
-    meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else {}
+    meta = _meta_copy(obj.get("meta"), source=src) if isinstance(obj.get("meta"), Mapping) else {}
     return build_maskset(raw=raw, fmt="native", masks=masks,
                          weights=weights if raw.keep_weights else None,
                          mask_source={f: "native masks" for f in masks}, meta=dict(meta),
