@@ -21,6 +21,7 @@ from scipy.optimize import least_squares
 
 from simsparse.archs.cpu_spec import KERNEL_NAMES, PARAM_RANGES, KernelParams
 from simsparse.errors import MeasurementError
+from simsparse.fileio import check_writable_folder
 from simsparse.kernels.suites import SUITES, Case, fan_in_for
 from simsparse.records import Gemm, LayerWork
 
@@ -264,14 +265,12 @@ def mape(points: Sequence[Point]) -> float:
 
 def store(machine: str, kernels: dict[str, KernelParams], *, points: Sequence[Point], suite: str,
           threads: Sequence[int]) -> str:
-    from simsparse.archs.cpu_host import calibration_path
-    from simsparse.hostinfo import write_json
+    from simsparse.archs.cpu_host import store_calibration
 
-    path = calibration_path(machine)
-    write_json(path, {"machine": machine, "suite": suite, "threads": list(threads),
-                      "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n": len(points), "fit_mape": mape(points),
-                      "kernels": {k: {n: getattr(v, n) for n in PARAMS} for k, v in kernels.items()}})
-    return str(path)
+    return store_calibration(machine, {"suite": suite, "threads": list(threads),
+                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n": len(points),
+                                       "fit_mape": mape(points),
+                                       "kernels": {k: {n: getattr(v, n) for n in PARAMS} for k, v in kernels.items()}})
 
 
 def uncalibrated_host_model(host=None):
@@ -295,6 +294,8 @@ def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequenc
     from simsparse import hostinfo
     from simsparse.kernels.suites import suite_cases
 
+    if save:  # fail now, not after minutes of measuring, when the fit could not be stored
+        check_writable_folder(hostinfo.cache_dir(), what="calibration cache")
     t0 = time.perf_counter()
     host = hostinfo.detect()
     model = uncalibrated_host_model(host)
