@@ -16,6 +16,7 @@ from simsparse.parse import cli_type, parse_batch, parse_count, parse_float, par
 from simsparse.specs import parse_override
 from simsparse.errors import SimSparseError
 from simsparse.fileio import prepare_target
+from simsparse.kernels.contention import DEFAULT_MAX_NOISE, DEFAULT_MAX_WAIT_S
 from simsparse.masks.io import read_torch_file
 
 FORMATS = ("table", "json", "csv")
@@ -105,6 +106,12 @@ def _add_measurement(sub) -> None:
     p.add_argument("--kernel", help="kernel name (default: all that apply)")
     p.add_argument("--threads", type=cli_type(parse_count, what="--threads"))
     p.add_argument("--cache", choices=("warm", "cold"), default="warm")
+    p.add_argument("--allow-noisy", action="store_true",
+                   help="report timings from a busy machine (with their noise band) instead of refusing")
+    p.add_argument("--max-noise", type=cli_type(parse_float, what="--max-noise", min=0.0, min_exclusive=True),
+                   default=DEFAULT_MAX_NOISE, help=f"largest IQR/median accepted (default {DEFAULT_MAX_NOISE})")
+    p.add_argument("--max-wait", type=cli_type(parse_float, what="--max-wait", min=0.0), default=DEFAULT_MAX_WAIT_S,
+                   help=f"seconds to wait for a busy machine before timing (default {DEFAULT_MAX_WAIT_S:g})")
     _fmt(p)
 
     p = sub.add_parser("validate", help="model predictions beside measurements")
@@ -208,7 +215,8 @@ def cmd_measure(a: argparse.Namespace) -> None:
     if (a.gemm is None) == (a.suite is None):
         raise SimSparseError("measure needs exactly one of --gemm M,N,K (with --pattern) or --suite NAME")
     res = run(device=a.device, gemm=api.parse_gemm(a.gemm) if a.gemm else None, pattern=a.pattern,
-              suite=a.suite, kernel=a.kernel, threads=a.threads, cache=a.cache, progress=sys.stderr.isatty())
+              suite=a.suite, kernel=a.kernel, threads=a.threads, cache=a.cache, progress=sys.stderr.isatty(),
+              allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait)
     _emit(_render(res, a.format))
 
 
