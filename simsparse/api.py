@@ -19,6 +19,10 @@ from simsparse.records import Estimate, Gemm, LayerWork, MaskSet, Pattern, Repor
 from simsparse.units import DTYPES
 
 
+MAX_SYNTHETIC_WEIGHTS = 2**25   # N x K of a synthetic --gemm mask built in memory (~1 GB peak for N:M)
+CYCLE_MAX_ROWS = 2**18          # GEMM rows the systolic cycle engine simulates (~4 s, ~300 MB for mlp)
+
+
 @dataclass(frozen=True)
 class InspectResult:
     path: str
@@ -48,6 +52,9 @@ def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0
     from simsparse.masks.synthetic import make_matrix
 
     check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
+    if n * k > MAX_SYNTHETIC_WEIGHTS:  # guard rail until synthetic patterns are analysed in closed form
+        raise SimSparseError(f"--gemm {m},{n},{k}: a synthetic mask of N x K = {n * k} weights is larger than the "
+                             f"{MAX_SYNTHETIC_WEIGHTS} built in memory; use a smaller N or K")
     mat = make_matrix(n, k, pattern, seed=seed)
     pat = analyze(mat, name="gemm")
     shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
@@ -153,8 +160,18 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
         masks = synthetic_masks(wl, pattern, seed=seed)
         works = workload_works(workload=wl, masks=masks, batch=batch, dtype=dtype)
         provenance.update({"workload": wl.name, "pattern": pattern, "batch": batch})
+    _check_cycle_rows(model, works, engine=engine, batch=batch)
     return run_model(model=model, works=works, engine=engine, dtype=dtype, kernel=kernel,
                      provenance=provenance, progress=progress)
+
+
+def _check_cycle_rows(model: ArchModel, works: Sequence[LayerWork], *, engine: str, batch: int) -> None:
+    """The systolic cycle engine simulates every fold: its time and memory grow with the GEMM rows."""
+    rows = max((w.gemm.m for w in works if w.gemm is not None), default=0)
+    if engine == "cycle" and model.kind == "nm_systolic" and rows > CYCLE_MAX_ROWS:
+        raise SimSparseError(f"--engine cycle on {model.name} simulates every fold; --batch {batch} gives GEMMs of "
+                             f"{rows} rows, more than the {CYCLE_MAX_ROWS} it simulates; use --engine analytic or "
+                             "a smaller --batch")
 
 
 def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None = None, batch: int = 1,

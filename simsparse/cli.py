@@ -85,7 +85,7 @@ def _add_train(sub) -> None:
     p.add_argument("--recipe", help="recipe YAML overriding the method's defaults")
     p.add_argument("--seed", type=cli_type(parse_seed), default=0)
     p.add_argument("--batch-size", type=cli_type(parse_count, what="--batch-size"), help="default: the recipe's")
-    p.add_argument("--lr", type=cli_type(parse_float, what="--lr", min=0.0, min_exclusive=True))
+    p.add_argument("--lr", type=cli_type(parse_float, what="--lr", min=0.0, min_exclusive=True, max=1e6))
     p.add_argument("--distribution", choices=("uniform", "erk"))
     p.add_argument("--no-ablation", action="store_true", help="SRigL without neuron ablation")
     p.add_argument("--world-size", type=cli_type(parse_count, what="--world-size"), default=1, help="DDP processes (gloo, CPU)")
@@ -184,7 +184,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
 
 def cmd_train(a: argparse.Namespace) -> None:
     nm = a.nm
-    if a.resume:
+    if a.resume is not None:
         _check_resume_state(a.resume)
     prepare_target(a.out, what="--out")
     run = api.delegate("simsparse.dst.train", "run")
@@ -307,6 +307,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path or the file system (name too long, unreadable, full): the user's to fix
+        if args.debug:
+            raise
+        sys.stderr.write(f"simsparse {args.command}: error: {' '.join(str(exc).split())[:300]}; "
+                         "check the path and its folder\n")
+        return 2
     except Exception as exc:  # internal error: one line unless --debug
         if args.debug:
             raise
