@@ -16,8 +16,6 @@ from simsparse.parse import cli_type, parse_batch, parse_count, parse_float, par
 from simsparse.specs import parse_override
 from simsparse.errors import SimSparseError
 from simsparse.fileio import prepare_target
-from simsparse.kernels.contention import DEFAULT_MAX_NOISE, DEFAULT_MAX_WAIT_S
-from simsparse.masks.io import read_torch_file
 
 FORMATS = ("table", "json", "csv")
 
@@ -109,9 +107,9 @@ def _add_measurement(sub) -> None:
     p.add_argument("--allow-noisy", action="store_true",
                    help="report timings from a busy machine (with their noise band) instead of refusing")
     p.add_argument("--max-noise", type=cli_type(parse_float, what="--max-noise", min=0.0, min_exclusive=True),
-                   default=DEFAULT_MAX_NOISE, help=f"largest IQR/median accepted (default {DEFAULT_MAX_NOISE})")
-    p.add_argument("--max-wait", type=cli_type(parse_float, what="--max-wait", min=0.0), default=DEFAULT_MAX_WAIT_S,
-                   help=f"seconds to wait for a busy machine before timing (default {DEFAULT_MAX_WAIT_S:g})")
+                   help="largest IQR/median accepted (default: the harness's, kernels/contention.py)")
+    p.add_argument("--max-wait", type=cli_type(parse_float, what="--max-wait", min=0.0),
+                   help="seconds to wait for a busy machine before timing (default: the harness's)")
     _fmt(p)
 
     p = sub.add_parser("validate", help="model predictions beside measurements")
@@ -198,6 +196,8 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def _check_resume_state(path: str) -> None:
     """`train --resume` must name a state written by --save-every (read safely, bounded)."""
+    from simsparse.masks.io import read_torch_file  # imports torch: only `train --resume` pays for it here
+
     state = read_torch_file(path, what="--resume")
     if not (isinstance(state, dict) and isinstance(state.get("trainer"), dict) and isinstance(state.get("stream"), dict)):
         raise SimSparseError(f"--resume {path}: not a training state (expected the OUT.state.pt that "

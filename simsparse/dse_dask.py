@@ -65,7 +65,33 @@ def _client_class() -> type:
     return Client
 
 
+def _check_scheduler(host: str, port: int) -> None:
+    """Ask the server who it is, all within CONNECT_TIMEOUT_S (the Client's own handshake can wait
+    forever on a server that accepts and never answers)."""
+    import asyncio
+
+    from distributed.comm import connect  # optional heavy dependency: the [dask] extra
+
+    async def identity() -> object:
+        comm = await connect(f"tcp://{host}:{port}", timeout=CONNECT_TIMEOUT_S)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(identity(), CONNECT_TIMEOUT_S))
+    except Exception as exc:  # noqa: BLE001 - no answer, or not the Dask protocol
+        raise SimSparseError(f"{host}:{port} did not answer as a Dask scheduler within {CONNECT_TIMEOUT_S:g} s "
+                             f"({type(exc).__name__}); check the address or use --executor local") from None
+    if not (isinstance(reply, dict) and reply.get("type") == "Scheduler"):
+        raise SimSparseError(f"{host}:{port} answers, but not as a Dask scheduler; check the address "
+                             "(the scheduler's port, usually 8786)")
+
+
 def _connect(Client: type, host: str, port: int):
+    _check_scheduler(host, port)
     try:
         return Client(f"tcp://{host}:{port}", timeout=CONNECT_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - any handshake failure: not a (working) scheduler

@@ -53,14 +53,17 @@ class MeasureResult:
 
 def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, suite: str | None,
         kernel: str | None, threads: int | None, cache: str = "warm",
-        min_time_s: float = DEFAULT_MIN_TIME_S, progress: bool = False, max_noise: float = DEFAULT_MAX_NOISE,
-        allow_noisy: bool = False, max_wait_s: float = DEFAULT_MAX_WAIT_S, probe: Probe = SYSTEM) -> MeasureResult:
+        min_time_s: float = DEFAULT_MIN_TIME_S, progress: bool = False, max_noise: float | None = None,
+        allow_noisy: bool = False, max_wait_s: float | None = None, probe: Probe = SYSTEM) -> MeasureResult:
     """Measure one GEMM (`gemm`=(m, n, k) + `pattern`) or a named `suite` on `device`.
 
     CPU timings are load-aware: on a busy machine `run` first waits (at most `max_wait_s`) for the
     CPUs it needs, and a timing whose process got too little CPU time, or whose samples spread more
     than `max_noise` (IQR/median), is refused with one line (MeasurementError) unless
-    `allow_noisy`, when it is reported with its `noisy` reason and a note."""
+    `allow_noisy`, when it is reported with its `noisy` reason and a note. None: the defaults
+    (DEFAULT_MAX_NOISE, DEFAULT_MAX_WAIT_S)."""
+    max_noise = DEFAULT_MAX_NOISE if max_noise is None else max_noise
+    max_wait_s = DEFAULT_MAX_WAIT_S if max_wait_s is None else max_wait_s
     if device not in DEVICES:
         raise MeasurementError(f"unknown device {device!r}; use one of: {', '.join(DEVICES)}")
     if cache not in CACHE_MODES:
