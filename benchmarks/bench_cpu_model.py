@@ -7,25 +7,17 @@ the model is fitted on the calibration points only (the VM's speed drifts ~20 % 
 minutes). --stored validates the calibration stored by `simsparse calibrate` (--calibrate: re-run
 it first, then validate: the two measured minutes apart).
 
-Prints MAPE, Spearman and n (overall, per kernel, per thread count), the condensed-vs-dense
-crossover batches (predicted vs measured) and the validation wall time. Targets (issue 6):
+Prints MAPE, Spearman and n (overall, per kernel, per thread count) beside the measurement's own
+noise (simsparse.validate.stats.repeatability), the condensed-vs-dense crossover batches
+(predicted vs measured) and the validation wall time. Targets (issue 6):
 MAPE <= 15 %, Spearman >= 0.95, crossover within 2x, validation <= 5 min on 2 cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-
-
-def _noise(r: dict) -> str:
-    """The measurement's own repeatability, to read next to the model error."""
-    if not r.get("passes"):
-        return "noise: n/a"
-    return (f"noise ({r['passes']} passes): spread median {r['spread_median']:.1%} p90 {r['spread_p90']:.1%}, "
-            f"single-pass APE {r['single_pass_ape']:.1%}")
 
 
 def main() -> int:
@@ -39,29 +31,27 @@ def main() -> int:
     args = ap.parse_args()
     threads = tuple(int(t) for t in args.threads.split(",") if t) or None
 
-    from simsparse import calibrate, validate_cpu
+    from simsparse.validate import calibrate, cpu, render
 
     if args.calibrate and args.stored:
         t0 = time.perf_counter()
         cal = calibrate.run(threads=threads, repeats=args.repeats, progress=True)
-        print(f"calibration: {len(cal.points)} points, in-sample MAPE {cal.fit_mape:.1%}, "
+        print(f"calibration: {len(cal.points)} points, in-sample MAPE {cal.summary.mape:.1%}, "
               f"{time.perf_counter() - t0:.0f} s -> {cal.path}")
-        print("  " + _noise(calibrate.repeatability(cal.points)))
+        print("  noise: " + render.noise_text(cal.summary))
         for k, v in cal.kernels.items():
             print(f"  {k:9s} " + "  ".join(f"{n}={x:.3g}" for n, x in v.items()))
         for note in cal.notes:
             print(f"  note: {note}")
-    res = validate_cpu.run(threads=threads, repeats=args.repeats, progress=True, min_time_s=args.min_time,
-                           calibration="stored" if args.stored else "fresh")
+    res = cpu.run(threads=threads, repeats=args.repeats, progress=True, min_time_s=args.min_time,
+                  calibration="stored" if args.stored else "fresh")
     s = res.summary
-    print(f"validation: n={s['n']}  MAPE={s['mape']:.1%}  Spearman={s['spearman']:.3f}  "
-          f"median APE={s['median_ape']:.1%}  wall={res.elapsed_s:.0f} s  (calibration: {res.calibration or 'none'})")
-    print("  " + _noise(s["repeatability"]))
-    for k, v in s["by_kernel"].items():
-        print(f"  kernel {k:9s} n={v['n']:3d}  MAPE={v['mape']:.1%}")
-    for t, v in s["by_threads"].items():
-        print(f"  threads {t:>2s}       n={v['n']:3d}  MAPE={v['mape']:.1%}  Spearman={v['spearman']:.3f}  "
-              + _noise(v["repeatability"]))
+    print(f"validation: n={s.n}  MAPE={s.mape:.1%}  Spearman={s.spearman:.3f}  median APE={s.median_ape:.1%}  "
+          f"wall={res.elapsed_s:.0f} s  (calibration: {res.calibration or 'none'})")
+    print("  noise: " + render.noise_text(s))
+    for g in res.groups:
+        print(f"  {g.by[0]} {g.key[0]:9s} n={g.summary.n:3d}  MAPE={g.summary.mape:.1%}  "
+              f"Spearman={g.summary.spearman:.3f}  noise: {render.noise_text(g.summary)}")
     for c in res.crossovers:
         print(f"  crossover {c.k}->{c.n} t={c.threads}: first loss predicted {c.predicted_first:.1f} vs measured "
               f"{c.measured_first:.1f}; final loss predicted {c.predicted_final:.1f} vs measured "
@@ -70,7 +60,7 @@ def main() -> int:
         print(f"  note: {note}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(validate_cpu.to_dict(res), fh, indent=1)
+            fh.write(render.render(res, "json"))
     return 0
 
 

@@ -1,103 +1,132 @@
-"""DST quality benchmark (not a test): accuracy and train FLOPs of every method at 90 % sparsity.
+"""DST quality benchmark (not a test): accuracy and train FLOPs of every method, ≥ 3 seeds, two tasks.
 
-    python benchmarks/bench_dst_quality.py [--seeds 3] [--steps 500] [--model mlp] [--data synthetic]
+    PYTHONPATH=. python benchmarks/bench_dst_quality.py [--seeds 3] [--steps 500] [--tasks mlp:synthetic cnn:synthetic]
+                                           [--workers 2] [--threads 1]
 
-Runs dense, RigL, SRigL (with and without ablation), N:M 1:8 by SR-STE / mask decay / structure
-decay, and Chase (S_c 0.3) on a small task where 90 % sparsity costs accuracy, each with the
-shipped recipe (same optimizer and lr for all), ≥ 3 seeds. Prints mean ± std test accuracy, train
-FLOPs relative to dense, and whether the papers' qualitative claims hold (SRigL ≈ RigL; decay ≥
-SR-STE at 1:8; Chase close to RigL while removing channels). The SRigL claim about very high
-sparsity (ablation helps at 99 %) needs longer runs and its own setting: benchmarks/bench_dst_ablation.py.
+Tasks: the project's MLP 768-256-256-10 on `synthetic` (3x16x16, 10 classes), and the VGG-like `cnn`
+(width 16, 2 stages: 3->16->32 channels, classifier 32->10) on the same synthetic images. Both are
+tasks where 90 % sparsity costs accuracy (digits is too easy: every method reaches ~0.99).
+
+Every run uses its shipped recipe (same SGD, lr 0.1 cosine, batch 128), with one exception, held
+equal on purpose so that a claim compares training rules and not layer sets:
+- RigL runs with `first_layer=sparse`. Its reference, Google's RigL, keeps the stem dense, but SRigL's
+  and Chase's references do not. On the MLP a dense fc1 would be 77 % of the weights.
+- nm-mask-decay and nm-structure-decay run on SR-STE's layer set (`first_layer=sparse`; the
+  classifier stays dense in all three). Their reference, PGF, keeps the stem dense too.
+Chase runs its shipped recipe (S_c 0.4).
+
+The script prints mean ± std test accuracy, train FLOPs relative to dense, final density, and the
+channels removed or neurons ablated. It then says whether each paper claim holds. A difference
+"holds" when it lies within two standard errors of the paired per-seed differences, and never
+closer than 1 point:
+- SRigL ≈ RigL at 90 %;
+- decay ≥ SR-STE at 1:8 (both decays);
+- Chase ≈ RigL, with channels removed.
+Ablation at 99 % has its own benchmark, benchmarks/bench_dst_ablation.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from simsparse.dst.train import run
+import simsparse
 
-# (label, method, sparsity, nm, extra run() arguments)
+MODEL_OPTIONS = {"mlp": {}, "cnn": {"width": 16, "depth": 2}}
+SPARSE_STEM = ("first_layer=sparse",)
+# (label, method, sparsity, nm, recipe overrides, no_ablation)
 CASES = [
-    ("dense", "dense", 0.0, None, {}),
-    ("rigl", "rigl", 0.9, None, {}),
-    ("srigl", "srigl", 0.9, None, {}),
-    ("srigl --no-ablation", "srigl", 0.9, None, {"no_ablation": True}),
-    ("srste 1:8", "srste", 0.0, (1, 8), {}),
-    ("nm-mask-decay 1:8", "nm-mask-decay", 0.0, (1, 8), {}),
-    ("nm-structure-decay 1:8", "nm-structure-decay", 0.0, (1, 8), {}),
-    ("chase S_c=0.3", "chase", 0.9, None, {"recipe_overrides": ("extra.channel_sparsity=0.3",)}),
+    ("dense", "dense", 0.0, None, (), False),
+    ("rigl", "rigl", 0.9, None, SPARSE_STEM, False),
+    ("srigl", "srigl", 0.9, None, (), False),
+    ("srigl --no-ablation", "srigl", 0.9, None, (), True),
+    ("chase", "chase", 0.9, None, (), False),
+    ("srste 1:8", "srste", 0.0, (1, 8), (), False),
+    ("nm-mask-decay 1:8", "nm-mask-decay", 0.0, (1, 8), SPARSE_STEM, False),
+    ("nm-structure-decay 1:8", "nm-structure-decay", 0.0, (1, 8), SPARSE_STEM, False),
 ]
 
 
-def run_case(case, *, seed: int, args, folder: Path) -> dict:
-    label, method, sparsity, nm, extra = case
+def _one_run(task: tuple) -> dict:
+    """Train one (task, case, seed) in a worker process."""
+    (model, data), case, seed, steps, folder, threads = task
+    label, method, sparsity, nm, overrides, no_ablation = case
+    torch.set_num_threads(threads)
+    from simsparse.dst.train import run
     t0 = time.perf_counter()
-    res = run(method=method, model=args.model, data=args.data, sparsity=sparsity, nm=nm, steps=args.steps,
-              seed=seed, out=folder / f"{method}-{seed}-{sparsity}.pt", progress=False, **extra)
-    return {"acc": res.test_accuracy, "flops": res.train_flops_relative, "density": res.density,
+    res = run(method=method, model=model, model_options=MODEL_OPTIONS.get(model, {}), data=data, sparsity=sparsity,
+              nm=nm, steps=steps, seed=seed, out=Path(folder) / f"{model}-{data}-{label.replace(' ', '_')}-{seed}.pt",
+              progress=False, recipe_overrides=overrides, no_ablation=no_ablation)
+    return {"task": f"{model}:{data}", "label": label, "seed": seed, "acc": res.test_accuracy,
+            "flops": res.train_flops_relative, "density": res.density,
             "removed": sum(len(v) for v in res.removed_channels.values()),
             "ablated": sum(len(v) for v in res.ablated_neurons.values()), "wall_s": time.perf_counter() - t0}
 
 
-def summarize(rows: list[dict]) -> dict:
-    accs = [r["acc"] for r in rows]
-    return {"acc_mean": statistics.mean(accs), "acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            **{k: statistics.mean(r[k] for r in rows) for k in ("flops", "density", "removed", "ablated", "wall_s")}}
+def _paired(acc: dict, a: str, b: str, seeds: list[int]) -> tuple[float, float]:
+    """Mean and tolerance (2 s.e., at least 0.01) of the per-seed differences a − b."""
+    d = [acc[(a, s)] - acc[(b, s)] for s in seeds]
+    se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else 0.0
+    return statistics.mean(d), max(0.01, 2 * se)
 
 
-def claims(s: dict) -> list[str]:
-    def within(a, b, tol):
-        return abs(s[a]["acc_mean"] - s[b]["acc_mean"]) <= tol
-
-    def tol(a, b):  # two standard errors of the difference, at least 1 point
-        n = s["_seeds"]
-        return max(0.01, 2 * ((s[a]["acc_std"] ** 2 + s[b]["acc_std"] ** 2) / n) ** 0.5)
-
+def claims(rows: list[dict]) -> list[str]:
+    acc = {(r["label"], r["seed"]): r["acc"] for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    removed = statistics.mean(r["removed"] for r in rows if r["label"] == "chase")
     lines = []
-    t = tol("srigl", "rigl")
-    lines.append(f"SRigL ≈ RigL at 90 % (|Δ| ≤ {t:.3f}): {within('srigl', 'rigl', t)} "
-                 f"(Δ = {s['srigl']['acc_mean'] - s['rigl']['acc_mean']:+.3f})")
+    d, tol = _paired(acc, "srigl", "rigl", seeds)
+    lines.append(f"SRigL ≈ RigL at 90 %: {'holds' if abs(d) <= tol else 'does not hold'} (Δ {d:+.4f}, tolerance {tol:.4f})")
     for dec in ("nm-mask-decay 1:8", "nm-structure-decay 1:8"):
-        d = s[dec]["acc_mean"] - s["srste 1:8"]["acc_mean"]
-        lines.append(f"{dec} ≥ SR-STE 1:8: {d >= -tol(dec, 'srste 1:8')} (Δ = {d:+.3f}; "
-                     f"train FLOPs {s[dec]['flops']:.3f} vs {s['srste 1:8']['flops']:.3f})")
-    t = tol("chase S_c=0.3", "rigl")
-    d = s["chase S_c=0.3"]["acc_mean"] - s["rigl"]["acc_mean"]
-    lines.append(f"Chase close to RigL (Δ ≥ −{t:.3f}): {d >= -t} (Δ = {d:+.3f}) while removing "
-                 f"{s['chase S_c=0.3']['removed']:.0f} channels")
-    lines.append("ablation helps at very high sparsity (99 %): see benchmarks/bench_dst_ablation.py")
+        d, tol = _paired(acc, dec, "srste 1:8", seeds)
+        lines.append(f"{dec} ≥ SR-STE 1:8: {'holds' if d >= -tol else 'does not hold'} (Δ {d:+.4f}, tolerance {tol:.4f})")
+    d, tol = _paired(acc, "chase", "rigl", seeds)
+    lines.append(f"Chase ≈ RigL with channels removed: {'holds' if d >= -tol and removed > 0 else 'does not hold'} "
+                 f"(Δ {d:+.4f}, tolerance {tol:.4f}, {removed:.0f} channels removed)")
     return lines
+
+
+def print_task(task: str, rows: list[dict]) -> None:
+    print(f"\n## {task} ({MODEL_OPTIONS.get(task.split(':')[0], {})})")
+    print(f"{'method':26s} {'test acc':>15s} {'train FLOPs':>11s} {'density':>8s} {'removed':>8s} {'ablated':>8s} {'s/run':>6s}")
+    for case in CASES:
+        sel = [r for r in rows if r["label"] == case[0]]
+        accs = [r["acc"] for r in sel]
+        sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+        mean = {k: statistics.mean(r[k] for r in sel) for k in ("flops", "density", "removed", "ablated", "wall_s")}
+        print(f"{case[0]:26s} {statistics.mean(accs):7.4f} ± {sd:.4f} {mean['flops']:11.3f} {mean['density']:8.3f} "
+              f"{mean['removed']:8.1f} {mean['ablated']:8.1f} {mean['wall_s']:6.1f}")
+    print("# claims (paired per seed)")
+    for line in claims(rows):
+        print(line)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=500)
-    ap.add_argument("--model", default="mlp")
-    ap.add_argument("--data", default="synthetic")
-    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tasks", nargs="+", default=["mlp:synthetic", "cnn:synthetic"], help="MODEL:DATA pairs")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    summary: dict = {"_seeds": args.seeds}
-    print(f"# model={args.model} data={args.data} steps={args.steps} seeds={args.seeds} threads={args.threads}")
-    print(f"{'method':26s} {'test acc':>15s} {'train FLOPs':>11s} {'density':>8s} {'removed':>8s} {'ablated':>8s} {'s/run':>6s}")
+    tasks = [tuple(t.split(":", 1)) for t in args.tasks]
+    print(f"# steps={args.steps} seeds={args.seeds} workers={args.workers}x{args.threads} threads; "
+          f"code {Path(simsparse.__file__).parent} (run from a worktree with PYTHONPATH=.)")
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for case in CASES:
-            rows = [run_case(case, seed=s, args=args, folder=Path(tmp)) for s in range(args.seeds)]
-            s = summary[case[0]] = summarize(rows)
-            print(f"{case[0]:26s} {s['acc_mean']:7.4f} ± {s['acc_std']:.4f} {s['flops']:11.3f} {s['density']:8.3f} "
-                  f"{s['removed']:8.1f} {s['ablated']:8.1f} {s['wall_s']:6.1f}", flush=True)
-    print("# claims")
-    for line in claims(summary):
-        print(line)
-    sys.stdout.flush()
+        jobs = [(task, case, seed, args.steps, tmp, args.threads)
+                for task in tasks for seed in range(args.seeds) for case in CASES]
+        with mp.get_context("spawn").Pool(args.workers) as pool:
+            results = pool.map(_one_run, jobs, chunksize=1)
+    for model, data in tasks:
+        print_task(f"{model}:{data}", [r for r in results if r["task"] == f"{model}:{data}"])
+    print(f"\n# total wall {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

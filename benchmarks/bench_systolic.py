@@ -18,6 +18,7 @@ import numpy as np
 
 from simsparse.archs import load_arch
 from simsparse.engines import estimate
+from simsparse.graph.lower import gemm_work
 from simsparse.records import Gemm, LayerWork, sum_estimates
 
 # ResNet-50 (torchvision v1.5, 224x224) conv GEMMs at batch 1: (m = Ho*Wo, n = Cout, k = Cin*kh*kw, repeats)
@@ -60,8 +61,7 @@ def _masked(work: LayerWork, pattern: str) -> LayerWork:
     keep = np.argsort(rng.random((g.n, -(-g.k // m), m)), axis=2)[:, :, :n]
     mask = np.zeros((g.n, -(-g.k // m), m), bool)
     np.put_along_axis(mask, keep, True, axis=2)
-    return LayerWork(name=work.name, kind="gemm", op_kind=work.op_kind, gemm=g,
-                     mask=mask.reshape(g.n, -1)[:, :g.k].copy())
+    return gemm_work(name=work.name, gemm=g, mask=mask.reshape(g.n, -1)[:, :g.k].copy(), op_kind=work.op_kind)
 
 
 def run(arch_name: str, works: list[LayerWork], engine: str) -> tuple[float, list]:

@@ -1,26 +1,53 @@
-"""The only place that wires steps together: inspect, evaluate, compare, train, measure,
-validate, calibrate, archs, workloads, demo. Each function takes explicit keyword arguments
-and returns records; rendering is report.py's job, argument parsing cli.py's.
+"""The only place that wires steps together, for every command: inspect, evaluate, compare, trace,
+sweep, train (and its --explain), measure, validate, calibrate, archs, workloads (the demo is a
+scripted tour of these). Every function takes keyword-only arguments and returns records or plain
+data; rendering is report.py's (and validate/render.py's) job, argument parsing cli.py's.
+
+The pipeline of `evaluate` (DESIGN.md §2): masks (masks.io) -> bound once to the geometry
+(graph.resolve finds it, graph.bind binds) -> layer works with their Patterns (graph.lower
+measures them; graph.synthetic gives closed-form ones for synthetic patterns, no mask drawn) ->
+per layer `model.plan(work, dense=...)` (archs: every kind plans from the Pattern alone) ->
+`engines.estimate(plan, model, engine)` -> `Report`. `run_model` is that last part for any list
+of works.
+
+Commands that need torch, numba or scipy (reading checkpoints, tracing, training, timing kernels,
+validating against them) import their module inside the function, each with its reason, so that
+`simsparse archs` or an `evaluate --gemm` do not pay seconds of imports they never use.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-import numpy as np
+from tqdm import tqdm
 
-from simsparse import engines
+from simsparse import dse, engines
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.errors import GeometryError, SimSparseError
-from simsparse.parse import check_pattern_fits, parse_batch, parse_gemm, parse_pattern, parse_seed
-from simsparse.records import Estimate, Gemm, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
+from simsparse.graph.bind import bind
+from simsparse.graph.catalog import list_workloads as catalog_workloads
+from simsparse.graph.catalog import load_workload
+from simsparse.graph.lower import layer_works
+from simsparse.graph.resolve import TraceOptions, geometry_for_checkpoint, workload_from_spec
+from simsparse.graph.synthetic import synthetic_gemm_work, synthetic_works
+from simsparse.masks.patterns import analyze_set, summarize
+from simsparse.parse import (check_pattern_fits, parse_batch, parse_count, parse_float, parse_gemm, parse_nm,
+                             parse_pattern, parse_seed)
+from simsparse.records import Estimate, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.units import DTYPES
+from simsparse.validate.records import ValidationReport
 
+if TYPE_CHECKING:  # annotations only: these modules import torch or scipy
+    from simsparse.dst.explain import TrainingPlan
+    from simsparse.dst.job import TrainResult
+    from simsparse.validate.calibrate import CalibrationResult
 
-MAX_SYNTHETIC_WEIGHTS = 2**25   # N x K of a synthetic --gemm mask built in memory (~1 GB peak for N:M)
-CYCLE_MAX_ROWS = 2**18          # GEMM rows the systolic cycle engine simulates (~4 s, ~300 MB for mlp)
+# the systolic cycle engine simulates every fold: GEMM rows it accepts (~4 s, ~300 MB for mlp). A stopgap
+# bound kept as is until the systolic owner replaces it with a bound on the simulated work.
+CYCLE_MAX_ROWS = 2**18
 
 
 @dataclass(frozen=True)
@@ -31,75 +58,69 @@ class InspectResult:
     summary: Mapping[str, Any]
 
 
-def inspect(path: str | Path) -> InspectResult:
-    """Load a checkpoint of any supported format and measure the pattern of every mask."""
-    from simsparse.masks import io
-    from simsparse.masks.patterns import analyze_set, summarize
+def load_masks(*, path: str | Path, keep_weights: bool = False) -> MaskSet:
+    """A checkpoint of any supported format as a MaskSet (never unpickles code; weights dropped
+    unless `keep_weights`)."""
+    from simsparse.masks import io  # torch (~1.7 s): only commands that read checkpoints pay it
 
-    masks = io.load(path)
+    return io.load(path, keep_weights=keep_weights)
+
+
+def inspect(*, path: str | Path) -> InspectResult:
+    """Load a checkpoint of any supported format and measure the pattern of every mask."""
+    from simsparse.masks import coverage  # torch: reads the checkpoint's tensors
+
+    masks = load_masks(path=path)
+    masks = replace(masks, provenance={**masks.provenance, "coverage": coverage.of_checkpoint(masks).line()})
     patterns = analyze_set(masks)
     return InspectResult(path=str(path), masks=masks, patterns=patterns, summary=summarize(patterns))
+
+
+def trace(*, model: Any, example_inputs: Any = None, input_shape: tuple[int, ...] = (), seq: int | None = None,
+          decode: bool = False, context: int | None = None, name: str | None = None) -> Workload:
+    """Geometry of a model: an nn.Module (with `example_inputs`) or a SPEC string
+    (torchvision:NAME, hf:DIR_OR_CONFIG.json, module:pkg.mod:factory; see graph/resolve.py)."""
+    if not isinstance(model, str):
+        from simsparse.graph.tracing import trace as trace_module  # torch: tracing runs the module
+
+        if example_inputs is None:
+            raise SimSparseError("api.trace(model=module): pass example_inputs (a tensor or tuple the model accepts)")
+        return trace_module(model, example_inputs, name=name or type(model).__name__)
+    wl = workload_from_spec(model, TraceOptions(input_shape=tuple(input_shape), seq=seq, decode=decode,
+                                                context=context))
+    return replace(wl, name=name) if name else wl
 
 
 # ----------------------------------------------------------------------------- evaluate
 
 
+def mask_works(*, mask_path: str | Path, workload: str | Workload | None, batch: int, dtype: str,
+               model: str | None = None, trace_options: TraceOptions = TraceOptions(),
+               allow_partial: bool = False) -> tuple[list[LayerWork], dict]:
+    """Layer works for a checkpoint: its masks bound (once) to the geometry `graph.resolve` finds
+    (--workload, --model, the checkpoint's own, a config.json beside it), with the coverage line."""
+    from simsparse.masks import coverage  # torch: reads the checkpoint's tensors
 
-
-def gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0) -> LayerWork:
-    """One synthetic GEMM layer: a weight [n, k] with a mask of `pattern`, m activation rows."""
-    from simsparse.masks.patterns import analyze
-    from simsparse.masks.synthetic import make_matrix
-
-    check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
-    if n * k > MAX_SYNTHETIC_WEIGHTS:  # guard rail until synthetic patterns are analysed in closed form
-        raise SimSparseError(f"--gemm {m},{n},{k}: a synthetic mask of N x K = {n * k} weights is larger than the "
-                             f"{MAX_SYNTHETIC_WEIGHTS} built in memory; use a smaller N or K")
-    mat = make_matrix(n, k, pattern, seed=seed)
-    pat = analyze(mat, name="gemm")
-    shrunk = Gemm(m=m, n=n - pat.rows_removed, k=k - pat.cols_removed, dtype=dtype)
-    return LayerWork(name="gemm", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype=dtype),
-                     mask=None if pat.density == 1.0 else mat, pattern=pat, shrunk=shrunk, dtype=dtype)
-
-
-def workload_works(*, workload: Workload, masks: Mapping[str, np.ndarray], batch: int, dtype: str) -> list[LayerWork]:
-    from simsparse.graph.lower import layer_works
-
-    return layer_works(workload, batch=batch, dtype=dtype, masks=masks)
-
-
-def resolve_workload(name_or_path: str) -> Workload:
-    from simsparse.graph.catalog import load_workload
-
-    return load_workload(name_or_path)
-
-
-def mask_works(*, mask_path: str | Path, workload: str | None, batch: int, dtype: str) -> tuple[list[LayerWork], dict]:
-    """Layer works for a checkpoint: its masks bound to its own geometry or to `workload`."""
-    from simsparse.graph.bind import bind
-    from simsparse.masks import io
-
-    maskset = io.load(mask_path)
-    geometry = resolve_workload(workload) if workload else maskset.geometry
-    if geometry is None:
-        raise GeometryError(f"{mask_path}: the checkpoint carries no layer geometry; pass --workload NAME "
-                            "(see `simsparse workloads`) or a workload YAML path")
+    maskset = load_masks(path=mask_path)
+    geometry, found_in = geometry_for_checkpoint(maskset, checkpoint=mask_path, workload=workload, model=model,
+                                                 opts=trace_options)
     bound = bind(maskset, geometry)
-    works = workload_works(workload=geometry, masks=bound.masks, batch=batch, dtype=dtype)
-    provenance = {"checkpoint": str(mask_path), "workload": geometry.name,
-                  "format": maskset.provenance.get("format"), "unmatched_masks": list(bound.unmatched)}
+    cov = coverage.of_binding(maskset, gemm_layers=[o.name for o in geometry.ops if o.kind in ("conv", "linear")],
+                              masked=list(bound.masks), unmatched=bound.unmatched)
+    coverage.check(cov, source=str(mask_path), allow_partial=allow_partial)
+    works = layer_works(geometry, batch=batch, dtype=dtype, masks=bound.masks)
+    provenance = {"checkpoint": str(mask_path), "workload": geometry.name, "geometry_from": found_in,
+                  "format": maskset.provenance.get("format"), "unmatched_masks": list(bound.unmatched),
+                  "coverage": cov.line(), **_llm_provenance(geometry, batch)}
     return works, provenance
 
 
-def _estimate_all(model: ArchModel, works: Sequence[LayerWork], *, engine: str, dense: bool,
-                  kernel: str | None, progress: bool) -> list[Estimate]:
-    from tqdm import tqdm
-
+def estimate_works(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dense: bool = False,
+                   kernel: str | None = None, progress: bool = False) -> list[Estimate]:
+    """Every layer planned on `model` (the dense baseline with `dense`) and timed by `engine`."""
     out = []
-    it = tqdm(works, desc="dense" if dense else "layers", disable=not progress, leave=False, file=None)
-    for work in it:
-        plan = model.plan(work, dense=dense, kernel=kernel) if kernel else model.plan(work, dense=dense)
-        out.append(engines.estimate(plan, model, engine))
+    for work in tqdm(works, desc="dense" if dense else "layers", disable=not progress, leave=False):
+        out.append(engines.estimate(model.plan(work, dense=dense, kernel=kernel), model, engine))
     return out
 
 
@@ -109,11 +130,34 @@ def run_model(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dtyp
     """Estimate every layer, beside the dense baseline of the same layers on the same arch."""
     if not works:
         raise GeometryError("nothing to evaluate: the workload has no layers")
-    est = _estimate_all(model, works, engine=engine, dense=False, kernel=kernel, progress=progress)
-    dense = _estimate_all(model, works, engine=engine, dense=True, kernel="dense" if kernel else None,
-                          progress=progress)
+    model.check_kernel(kernel)
+    est = estimate_works(model=model, works=works, engine=engine, kernel=kernel, progress=progress)
+    dense = estimate_works(model=model, works=works, engine=engine, dense=True,
+                           kernel="dense" if kernel else None, progress=progress)
     return Report(arch=model.name, engine=engine, dtype=dtype, estimates=tuple(est), total=sum_estimates(est),
                   dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}))
+
+
+def token_rates(report: Report) -> Report:
+    """The report with tokens/s and time per output token beside dense, for a language-model
+    workload (provenance "llm" holds its phase, tokens per sample and batch); others unchanged."""
+    llm = report.provenance.get("llm")
+    if not llm:
+        return report
+    tokens = llm["tokens"] * llm["batch"]
+    rates = dict(llm, step_latency_s=report.total.latency_s, dense_step_latency_s=report.dense_total.latency_s,
+                 tokens_per_s=tokens / report.total.latency_s if report.total.latency_s > 0 else None,
+                 dense_tokens_per_s=tokens / report.dense_total.latency_s if report.dense_total.latency_s > 0 else None)
+    if llm["phase"] == "decode":   # each sequence of the batch gets one token per step
+        rates.update(time_per_output_token_s=report.total.latency_s,
+                     dense_time_per_output_token_s=report.dense_total.latency_s)
+    return replace(report, provenance={**report.provenance, "llm": rates})
+
+
+def _llm_provenance(workload: Workload, batch: int) -> dict[str, Any]:
+    if not workload.phase:
+        return {}
+    return {"llm": {"phase": workload.phase, "tokens": workload.tokens, "context": workload.context, "batch": batch}}
 
 
 def _check_dtype(model: ArchModel, dtype: str | None) -> str:
@@ -126,11 +170,22 @@ def _check_dtype(model: ArchModel, dtype: str | None) -> str:
     return dtype
 
 
-def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None = None,
+def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workload | None = None,
              gemm: str | None = None, pattern: str | None = None, batch: int = 1, dtype: str | None = None,
              engine: str = "analytic", overrides: Sequence[str] = (), kernel: str | None = None,
-             seed: int = 0, progress: bool = False) -> Report:
-    """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM."""
+             seed: int = 0, progress: bool = False, model: Any = None, example_inputs: Any = None,
+             input_shape: tuple[int, ...] = (), seq: int | None = None, decode: bool = False,
+             context: int | None = None, allow_partial: bool = False) -> Report:
+    """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM.
+
+    `model` gives the geometry instead of `workload`: a SPEC string (torchvision:NAME, hf:DIR,
+    module:pkg.mod:factory, with input_shape / seq / decode+context) or an nn.Module with
+    `example_inputs`, traced on the fly."""
+    opts = TraceOptions(input_shape=tuple(input_shape), seq=seq, decode=decode, context=context)
+    model_spec = model if isinstance(model, str) and mask is not None else None
+    if model is not None and model_spec is None:
+        workload = trace(model=model, example_inputs=example_inputs, input_shape=tuple(input_shape), seq=seq,
+                         decode=decode, context=context)
     if engine not in engines.ENGINE_NAMES:
         raise SimSparseError(f"unknown engine {engine!r}; use one of {', '.join(engines.ENGINE_NAMES)}")
     batch, seed = parse_batch(batch), parse_seed(seed)
@@ -138,31 +193,28 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | None 
     if sources != 1:
         raise SimSparseError("evaluate needs exactly one of --mask CKPT, --workload W --pattern P, --gemm M,N,K --pattern P")
     pattern = "dense" if pattern is None else parse_pattern(pattern).text
-    model = load_arch(arch, overrides)
-    dtype = _check_dtype(model, dtype)
-    if kernel is not None and "kernel" not in __import__("inspect").signature(model.plan).parameters:
-        raise SimSparseError(f"--kernel applies to archs that offer several kernels (CPU); {model.name} is "
-                             f"a {model.kind} and picks its own format")
-    provenance: dict[str, Any] = {"arch_source": model.source}
+    arch_model = load_arch(arch, overrides)
+    dtype = _check_dtype(arch_model, dtype)
+    arch_model.check_kernel(kernel)
+    provenance: dict[str, Any] = {"arch_source": arch_model.source}
     if mask is not None:
-        works, prov = mask_works(mask_path=mask, workload=workload, batch=batch, dtype=dtype)
+        works, prov = mask_works(mask_path=mask, workload=workload, batch=batch, dtype=dtype, model=model_spec,
+                                 trace_options=opts, allow_partial=allow_partial)
         provenance.update(prov)
     elif gemm is not None:
         m, n, k = parse_gemm(gemm)
-        works = [gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=dtype, seed=seed)]
+        check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
+        works = [synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=dtype, seed=seed)]
         provenance.update({"gemm": [m, n, k], "pattern": pattern})
     else:
-        from simsparse.graph.lower import synthetic_masks
-
-        wl = resolve_workload(workload)
-        reductions = [int(np.prod(o.weight_shape[1:])) for o in wl.ops if o.weight_shape and o.sparsifiable]
+        wl = workload if isinstance(workload, Workload) else load_workload(workload)
+        reductions = [math.prod(o.weight_shape[1:]) for o in wl.ops if o.weight_shape and o.sparsifiable]
         check_pattern_fits(parse_pattern(pattern), reduction=max(reductions, default=1), what="--pattern")
-        masks = synthetic_masks(wl, pattern, seed=seed)
-        works = workload_works(workload=wl, masks=masks, batch=batch, dtype=dtype)
-        provenance.update({"workload": wl.name, "pattern": pattern, "batch": batch})
-    _check_cycle_rows(model, works, engine=engine, batch=batch)
-    return run_model(model=model, works=works, engine=engine, dtype=dtype, kernel=kernel,
-                     provenance=provenance, progress=progress)
+        works = synthetic_works(wl, pattern, seed=seed, batch=batch, dtype=dtype)
+        provenance.update({"workload": wl.name, "pattern": pattern, "batch": batch, **_llm_provenance(wl, batch)})
+    _check_cycle_rows(arch_model, works, engine=engine, batch=batch)
+    return token_rates(run_model(model=arch_model, works=works, engine=engine, dtype=dtype, kernel=kernel,
+                                 provenance=provenance, progress=progress))
 
 
 def _check_cycle_rows(model: ArchModel, works: Sequence[LayerWork], *, engine: str, batch: int) -> None:
@@ -185,6 +237,134 @@ def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None 
     return reports
 
 
+def sweep(*, sweep_file: str | Path, out: str | Path, executor: str = "local", resume: bool = False,
+          progress: bool = False) -> list[dict]:
+    """`simsparse sweep`: every point of the grid through `evaluate`, one CSV row each."""
+    return dse.run(sweep=sweep_file, out=out, executor=executor, resume=resume, progress=progress,
+                   evaluate=evaluate)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def _nm_pair(nm: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    if nm is None:
+        return None
+    return parse_nm(f"{nm[0]}:{nm[1]}" if isinstance(nm, tuple) and len(nm) == 2 else nm)
+
+
+def _training_numbers(*, sparsity: float, steps: int | None, epochs: int | None, seed: int,
+                      batch_size: int | None, lr: float | None = None, world_size: int = 1,
+                      save_every: int | None = None) -> dict[str, Any]:
+    """The numeric training arguments, checked by the one strict parser (the CLI's flags use the same)."""
+    def count(value: Any, what: str) -> int | None:
+        return None if value is None else parse_count(value, what=what)
+
+    return {"sparsity": parse_float(sparsity, what="--sparsity", min=0.0, max=1.0),
+            "steps": count(steps, "--steps"), "epochs": count(epochs, "--epochs"), "seed": parse_seed(seed),
+            "batch_size": count(batch_size, "--batch-size"),
+            "lr": None if lr is None else parse_float(lr, what="--lr", min=0.0, min_exclusive=True, max=1e6),
+            "world_size": parse_count(world_size, what="--world-size"), "save_every": count(save_every, "--save-every")}
+
+
+def train(*, method: str, model: str, data: str, sparsity: float, out: str | Path, nm: str | None = None,
+          steps: int | None = None, epochs: int | None = None, recipe: str | None = None, seed: int = 0,
+          batch_size: int | None = None, lr: float | None = None, no_ablation: bool = False,
+          distribution: str | None = None, world_size: int = 1, recipe_overrides: Sequence[str] = (),
+          save_every: int | None = None, resume_from: str | Path | None = None, progress: bool = True,
+          model_options: Mapping[str, Any] | None = None) -> TrainResult:
+    """`simsparse train`: a DST run written as a native checkpoint (`nm` as "N:M", e.g. "1:8")."""
+    from simsparse.dst.train import run  # the trainer imports torch
+
+    numbers = _training_numbers(sparsity=sparsity, steps=steps, epochs=epochs, seed=seed, batch_size=batch_size,
+                                lr=lr, world_size=world_size, save_every=save_every)
+    return run(method=method, model=model, data=data, nm=_nm_pair(nm), recipe=recipe, out=Path(out),
+               no_ablation=no_ablation, distribution=distribution, progress=progress,
+               recipe_overrides=tuple(recipe_overrides), model_options=model_options,
+               resume_from=Path(resume_from) if resume_from else None, **numbers)
+
+
+def explain_training(*, method: str, model: str, data: str, sparsity: float, nm: str | None = None,
+                     steps: int | None = None, epochs: int | None = None, recipe: str | None = None,
+                     recipe_overrides: Sequence[str] = (), seed: int = 0, batch_size: int | None = None,
+                     no_ablation: bool = False, distribution: str | None = None,
+                     model_options: Mapping[str, Any] | None = None) -> TrainingPlan:
+    """`simsparse train --explain`: the update schedule `train` would follow with these arguments,
+    without training (dst.explain)."""
+    from simsparse.dst.explain import explain  # the trainer imports torch
+
+    numbers = _training_numbers(sparsity=sparsity, steps=steps, epochs=epochs, seed=seed, batch_size=batch_size)
+    for unused in ("lr", "world_size", "save_every"):
+        numbers.pop(unused)
+    return explain(method=method, model=model, data=data, nm=_nm_pair(nm), recipe=recipe,
+                   recipe_overrides=tuple(recipe_overrides), no_ablation=no_ablation, distribution=distribution,
+                   model_options=model_options, **numbers)
+
+
+# ----------------------------------------------------------------------------- measure, validate, calibrate
+
+
+def measure(*, device: str, gemm: str | tuple[int, int, int] | None = None, pattern: str | None = None,
+            suite: str | None = None, kernel: str | None = None, threads: int | None = None, cache: str = "warm",
+            progress: bool = False, allow_noisy: bool = False, max_noise: float | None = None,
+            max_wait_s: float | None = None):
+    """`simsparse measure`: time real kernels on one GEMM or a named suite (returns a MeasureResult).
+    On a busy machine it waits up to `max_wait_s`, then refuses timings noisier than `max_noise`
+    (IQR/median) unless `allow_noisy` (None: the harness's defaults, kernels/contention.py)."""
+    if (gemm is None) == (suite is None):
+        raise SimSparseError("measure needs exactly one of --gemm M,N,K (with --pattern) or --suite NAME")
+    gemm_mnk = parse_gemm(gemm) if gemm is not None else None   # bad input refused before torch is imported
+    threads = None if threads is None else parse_count(threads, what="--threads")
+    noise = _noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)
+    from simsparse.kernels import measure as kernel_measure  # torch and numba kernels: only when timing
+
+    return kernel_measure.run(device=device, gemm=gemm_mnk, pattern=pattern, suite=suite, kernel=kernel,
+                              threads=threads, cache=cache, progress=progress, allow_noisy=allow_noisy, **noise)
+
+
+def _noise_limits(*, max_noise: float | None, max_wait_s: float | None) -> dict[str, float | None]:
+    return {"max_noise": None if max_noise is None else parse_float(max_noise, what="--max-noise", min=0.0,
+                                                                   min_exclusive=True),
+            "max_wait_s": None if max_wait_s is None else parse_float(max_wait_s, what="--max-wait", min=0.0)}
+
+
+VALIDATE_DEVICES = ("published", "cpu", "cuda")
+
+
+def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | None = None,
+             corpora: Sequence[str] | None = None, gpu_archs: Mapping[str, str] | None = None,
+             calibration: str = "fresh", progress: bool = False) -> ValidationReport:
+    """`simsparse validate`: the model beside measurements. published: every shipped corpus (or
+    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored);
+    cuda: kernels timed on this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
+    if device not in VALIDATE_DEVICES:
+        raise SimSparseError(f"unknown device {device!r}; use one of {', '.join(VALIDATE_DEVICES)}")
+    if device != "published" and (csv_path is not None or corpora):
+        raise SimSparseError("--csv and --corpus apply to --device published only")
+    if device == "published":
+        from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
+
+        return published.run(corpora=corpora, csv_path=Path(csv_path) if csv_path else None, engine=engine,
+                             gpu_archs=gpu_archs)
+    if device == "cuda":
+        from simsparse.validate import cuda  # torch (CUDA) kernels
+
+        return cuda.run(progress=progress, engine=engine, gpu_archs=gpu_archs)
+    if engine != "analytic" or gpu_archs:
+        raise SimSparseError("validate --device cpu runs the analytic engine on this machine; "
+                             "--engine cycle and --gpu-arch apply to the GPU devices")
+    from simsparse.validate import cpu  # torch and numba kernels, scipy
+
+    return cpu.run(progress=progress, calibration=calibration)
+
+
+def calibrate(*, device: str = "cpu", progress: bool = False, save: bool = True) -> CalibrationResult:
+    """`simsparse calibrate`: fit the CPU model's kernel parameters here and store them for cpu_host."""
+    from simsparse.validate import calibrate as cpu_calibration  # torch and numba kernels, scipy
+
+    return cpu_calibration.run(device=device, progress=progress, save=save)
+
+
 # ----------------------------------------------------------------------------- catalogs
 
 
@@ -201,16 +381,5 @@ def list_archs() -> list[dict]:
 
 
 def list_workloads() -> list[dict]:
-    from simsparse.graph.catalog import list_workloads as _list
-
-    return [{"name": name, "params": params, "dense_macs_per_sample": macs} for name, params, macs in _list()]
-
-
-# ----------------------------------------------------------------------------- delegated steps
-
-
-def delegate(module: str, function: str) -> Callable[..., Any]:
-    """The function `function` of `module`, imported on first use."""
-    import importlib
-
-    return getattr(importlib.import_module(module), function)
+    return [{"name": name, "params": params, "dense_macs_per_sample": macs}
+            for name, params, macs in catalog_workloads()]

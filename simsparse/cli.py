@@ -1,4 +1,5 @@
-"""Command line: parse arguments, call `api`, render. Exit codes: 0 ok, 2 bad input, 1 internal.
+"""Command line: parse arguments, call `api` (or the `demo` tour of it), render. Exit codes: 0 ok,
+2 bad input, 1 internal.
 
 Errors caused by input print one line on stderr (what is wrong, how to fix it); `--debug`
 shows the traceback. Data goes to stdout; progress bars to stderr.
@@ -11,11 +12,13 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from simsparse import __version__, api, report
-from simsparse.parse import cli_type, parse_batch, parse_count, parse_float, parse_nm, parse_seed
-from simsparse.specs import parse_override
+from simsparse import __version__, api, demo, plots, report
 from simsparse.errors import SimSparseError
-from simsparse.fileio import prepare_target
+from simsparse.fileio import write_atomic
+from simsparse.graph.catalog import write_workload
+from simsparse.parse import (cli_type, parse_assignment, parse_batch, parse_count, parse_float, parse_nm,
+                             parse_seed, parse_shape)
+from simsparse.specs import parse_override
 
 FORMATS = ("table", "json", "csv")
 
@@ -39,6 +42,14 @@ def _common_eval(p: argparse.ArgumentParser) -> None:
     _fmt(p)
 
 
+def _trace_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", type=cli_type(parse_shape, what="--input"), default=(),
+                   help="image input C,H,W for torchvision/module specs (default 3,224,224)")
+    p.add_argument("--seq", type=cli_type(parse_count, what="--seq"), help="tokens per sample (prefill) for hf/module specs")
+    p.add_argument("--decode", action="store_true", help="hf: one decode step (with --context C)")
+    p.add_argument("--context", type=cli_type(parse_count, what="--context"), help="hf --decode: KV-cache length in tokens")
+
+
 def _add_analysis(sub) -> None:
     p = sub.add_parser("inspect", help="load a checkpoint and report the structure of its masks")
     p.add_argument("checkpoint")
@@ -51,11 +62,21 @@ def _add_analysis(sub) -> None:
     p.add_argument("--arch", required=True, help="arch name (see `simsparse archs`) or YAML path")
     p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   type=cli_type(parse_override),
-                   help="override a spec field by dotted path (repeatable)")
+                   type=cli_type(parse_override), help="override a spec field by dotted path (repeatable)")
     p.add_argument("--seed", type=cli_type(parse_seed), default=0, help="seed of synthetic masks")
     p.add_argument("--out", help="also write report.json and report.csv into this folder")
+    p.add_argument("--model", help="geometry traced on the fly: torchvision:NAME, hf:DIR_OR_CONFIG.json, "
+                                   "module:pkg.mod:factory (instead of --workload)")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="evaluate a checkpoint that leaves most GEMM layers without a mask (the rest run dense)")
+    _trace_flags(p)
     _common_eval(p)
+
+    p = sub.add_parser("trace", help="write the layer geometry of a model as a workload YAML")
+    p.add_argument("spec", help="torchvision:NAME, hf:DIR_OR_CONFIG.json or module:pkg.mod:factory")
+    p.add_argument("-o", "--out", required=True, help="workload YAML to write (use it with --workload PATH)")
+    p.add_argument("--name", help="workload name (default: from the spec)")
+    _trace_flags(p)
 
     p = sub.add_parser("compare", help="several checkpoints x several architectures")
     p.add_argument("checkpoints", nargs="+")
@@ -86,13 +107,18 @@ def _add_train(sub) -> None:
     p.add_argument("--lr", type=cli_type(parse_float, what="--lr", min=0.0, min_exclusive=True, max=1e6))
     p.add_argument("--distribution", choices=("uniform", "erk"))
     p.add_argument("--no-ablation", action="store_true", help="SRigL without neuron ablation")
-    p.add_argument("--world-size", type=cli_type(parse_count, what="--world-size"), default=1, help="DDP processes (gloo, CPU)")
+    p.add_argument("--world-size", type=cli_type(parse_count, what="--world-size"), default=1,
+                   help="DDP processes (gloo, CPU)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   type=cli_type(parse_override),
-                   help="override a recipe field (repeatable), e.g. --set alpha=0.5")
-    p.add_argument("--save-every", type=cli_type(parse_count, what="--save-every"), help="write the full training state to OUT.state.pt every N steps")
+                   type=cli_type(parse_override), help="override a recipe field (repeatable), e.g. --set alpha=0.5")
+    p.add_argument("--save-every", type=cli_type(parse_count, what="--save-every"),
+                   help="write the full training state to OUT.state.pt every N steps")
     p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
-    p.add_argument("--out", required=True)
+    p.add_argument("--explain", action="store_true",
+                   help="print the update schedule (mask updates, drop fractions, decay factors, channel "
+                        "removals) without training")
+    p.add_argument("--out", help="checkpoint to write (required unless --explain)")
+    _fmt(p, ("table", "json"))
 
 
 def _add_measurement(sub) -> None:
@@ -104,18 +130,19 @@ def _add_measurement(sub) -> None:
     p.add_argument("--kernel", help="kernel name (default: all that apply)")
     p.add_argument("--threads", type=cli_type(parse_count, what="--threads"))
     p.add_argument("--cache", choices=("warm", "cold"), default="warm")
-    p.add_argument("--allow-noisy", action="store_true",
-                   help="report timings from a busy machine (with their noise band) instead of refusing")
-    p.add_argument("--max-noise", type=cli_type(parse_float, what="--max-noise", min=0.0, min_exclusive=True),
-                   help="largest IQR/median accepted (default: the harness's, kernels/contention.py)")
-    p.add_argument("--max-wait", type=cli_type(parse_float, what="--max-wait", min=0.0),
-                   help="seconds to wait for a busy machine before timing (default: the harness's)")
+    _noise_flags(p)
     _fmt(p)
 
     p = sub.add_parser("validate", help="model predictions beside measurements")
     p.add_argument("--device", choices=("cpu", "cuda", "published"), default="published")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
-    p.add_argument("--csv", help="published: a CSV of measured rows (default: the shipped A100 dev rows)")
+    p.add_argument("--csv", help="published: one CSV of measured rows, torch-level or kernel schema "
+                                 "(default: every shipped corpus)")
+    p.add_argument("--corpus", action="append", metavar="NAME",
+                   help="published: only this shipped corpus (repeatable; e.g. gpu_kernel_dev)")
+    p.add_argument("--gpu-arch", action="append", default=[], metavar="GPU=ARCH",
+                   type=cli_type(parse_assignment, what="--gpu-arch", form="GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'"),
+                   help="model the GPU named GPU with arch ARCH instead of the built-in table (repeatable)")
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
@@ -126,6 +153,15 @@ def _add_measurement(sub) -> None:
     _fmt(p, ("table", "json"))
 
 
+def _noise_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-noisy", action="store_true",
+                   help="report timings from a busy machine (with their noise band) instead of refusing")
+    p.add_argument("--max-noise", type=cli_type(parse_float, what="--max-noise", min=0.0, min_exclusive=True),
+                   help="largest IQR/median accepted (default: the harness's, kernels/contention.py)")
+    p.add_argument("--max-wait", type=cli_type(parse_float, what="--max-wait", min=0.0),
+                   help="seconds to wait for a busy machine before timing (default: the harness's)")
+
+
 def _add_catalogs(sub) -> None:
     p = sub.add_parser("archs", help="list the built-in architectures")
     _fmt(p, ("table", "json"))
@@ -133,7 +169,8 @@ def _add_catalogs(sub) -> None:
     _fmt(p, ("table", "json"))
     p = sub.add_parser("demo", help="train four DST runs and compare them across hardware")
     p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and reports")
-    p.add_argument("--steps", type=cli_type(parse_count, what="--steps"), default=150, help="training steps per run (default 150)")
+    p.add_argument("--steps", type=cli_type(parse_count, what="--steps"), default=150,
+                   help="training steps per run (default 150)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,89 +191,92 @@ def _emit(text: str) -> None:
 
 
 def cmd_inspect(a: argparse.Namespace) -> None:
-    res = api.inspect(a.checkpoint)
+    res = api.inspect(path=a.checkpoint)
     _emit(report.to_json(report.inspect_dict(res)) if a.format == "json" else report.inspect_table(res))
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
-    if a.mask is None and a.gemm is None and a.workload is None:
-        raise SimSparseError("evaluate needs --mask CKPT, --workload W --pattern P, or --gemm M,N,K --pattern P")
-    r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=api.parse_gemm(a.gemm) if a.gemm else None, pattern=a.pattern,
+    if a.mask is None and a.gemm is None and a.workload is None and a.model is None:
+        raise SimSparseError("evaluate needs --mask CKPT, --workload W (or --model SPEC) --pattern P, "
+                             "or --gemm M,N,K --pattern P")
+    r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=a.gemm, pattern=a.pattern,
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
-                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty())
+                     kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
+                     input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context,
+                     allow_partial=a.allow_partial)
     if a.out:
-        report.write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
-        report.write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
+        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
+        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
     _emit(report.render_reports([r], a.format))
+
+
+def cmd_trace(a: argparse.Namespace) -> None:
+    wl = api.trace(model=a.spec, input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context, name=a.name)
+    path = write_workload(wl, a.out, description=f"traced from {a.spec}")
+    gemms = sum(1 for o in wl.ops if o.kind in ("conv", "linear", "matmul"))
+    _emit(f"wrote {path}: {len(wl.ops)} ops ({gemms} GEMM layers); use it with --workload {path}")
 
 
 def cmd_compare(a: argparse.Namespace) -> None:
     reports = api.compare(masks=a.checkpoints, archs=a.arch, workload=a.workload, batch=a.batch,
                           dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty())
     if a.plot:
-        from simsparse.plots import speedup_plot
-
-        speedup_plot(reports, Path(a.plot) / "speedup.png")
+        plots.speedup_plot(reports, Path(a.plot) / "speedup.png")
     _emit(report.render_reports(reports, a.format))
 
 
 def cmd_train(a: argparse.Namespace) -> None:
-    nm = a.nm
-    if a.resume is not None:
-        _check_resume_state(a.resume)
-    prepare_target(a.out, what="--out")
-    run = api.delegate("simsparse.dst.train", "run")
-    res = run(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=nm, steps=a.steps,
-              epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=Path(a.out), batch_size=a.batch_size,
-              lr=a.lr, no_ablation=a.no_ablation, distribution=a.distribution, progress=True,
-              world_size=a.world_size, recipe_overrides=tuple(a.overrides), save_every=a.save_every,
-              resume_from=Path(a.resume) if a.resume else None)
-    _emit(report.to_json(res) if not hasattr(res, "summary_line") else res.summary_line())
+    if a.explain:
+        plan = api.explain_training(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=a.nm,
+                                    steps=a.steps, epochs=a.epochs, recipe=a.recipe, seed=a.seed,
+                                    batch_size=a.batch_size, no_ablation=a.no_ablation, distribution=a.distribution,
+                                    recipe_overrides=tuple(a.overrides))
+        _emit(report.to_json(plan) if a.format == "json" else _plan_table(plan))
+        return
+    if not a.out:
+        raise SimSparseError("train needs --out CKPT (or --explain to print the schedule without training)")
+    res = api.train(method=a.method, model=a.model, data=a.data, sparsity=a.sparsity, nm=a.nm, steps=a.steps,
+                    epochs=a.epochs, recipe=a.recipe, seed=a.seed, out=a.out, batch_size=a.batch_size, lr=a.lr,
+                    no_ablation=a.no_ablation, distribution=a.distribution, world_size=a.world_size,
+                    recipe_overrides=tuple(a.overrides), save_every=a.save_every, resume_from=a.resume)
+    _emit(report.to_json(res) if a.format == "json" else res.summary_line())
 
 
-def _check_resume_state(path: str) -> None:
-    """`train --resume` must name a state written by --save-every (read safely, bounded)."""
-    from simsparse.masks.io import read_torch_file  # imports torch: only `train --resume` pays for it here
-
-    state = read_torch_file(path, what="--resume")
-    if not (isinstance(state, dict) and isinstance(state.get("trainer"), dict) and isinstance(state.get("stream"), dict)):
-        raise SimSparseError(f"--resume {path}: not a training state (expected the OUT.state.pt that "
-                             "train --save-every writes)")
-
-
-def _generic(result: Any, fmt: str, table_fn: Callable[[Any], str] | None) -> str:
-    if fmt == "json" or table_fn is None:
-        return report.to_json(result.to_dict() if hasattr(result, "to_dict") else result)
-    return table_fn(result)
+def _plan_table(plan: Any) -> str:
+    """`train --explain` as text: the run's settings, the dense layers, then one row per event."""
+    head = [f"{plan.method} on {plan.model} / {plan.data}: {plan.steps} steps, sparsity {plan.sparsity:g}"
+            + (f", N:M {plan.nm}" if plan.nm else "") + f", {plan.distribution}, update interval {plan.update_interval}",
+            f"recipe {plan.recipe} ({plan.source}); first layer {plan.first_layer}, last layer {plan.last_layer}",
+            "options: " + (", ".join(f"{k}={v}" for k, v in plan.options.items()) or "none")]
+    head += [f"dense: {fqn}: {why}" for fqn, why in plan.dense_layers.items()]
+    head += [f"note: {k}: {v}" for k, v in plan.notes.items()]
+    rows = []
+    for e in plan.events:
+        rest = {k: v for k, v in e.items() if k not in ("step", "until", "event")}
+        rows.append([e["step"], e.get("until", ""), e["event"],
+                     ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rest.items())])
+    return "\n".join(head) + "\n\n" + report.table(rows, ["step", "until", "event", "values"])
 
 
 def cmd_measure(a: argparse.Namespace) -> None:
-    run = api.delegate("simsparse.kernels.measure", "run")
-    if (a.gemm is None) == (a.suite is None):
-        raise SimSparseError("measure needs exactly one of --gemm M,N,K (with --pattern) or --suite NAME")
-    res = run(device=a.device, gemm=api.parse_gemm(a.gemm) if a.gemm else None, pattern=a.pattern,
-              suite=a.suite, kernel=a.kernel, threads=a.threads, cache=a.cache, progress=sys.stderr.isatty(),
-              allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait)
+    res = api.measure(device=a.device, gemm=a.gemm, pattern=a.pattern, suite=a.suite, kernel=a.kernel,
+                      threads=a.threads, cache=a.cache, progress=sys.stderr.isatty(), allow_noisy=a.allow_noisy,
+                      max_noise=a.max_noise, max_wait_s=a.max_wait)
     _emit(_render(res, a.format))
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
-    if a.device == "published":
-        csv_path = Path(a.csv) if a.csv else None
-        res = api.delegate("simsparse.validate_published", "run")(csv_path, engine=a.engine)
-        res = api.delegate("simsparse.validate_published", "result_to_dict")(res)
-    elif a.device == "cpu":
-        res = api.delegate("simsparse.validate_cpu", "run")(progress=sys.stderr.isatty(), calibration=a.calibration)
-        res = api.delegate("simsparse.validate_cpu", "to_dict")(res)
-    else:
-        res = api.delegate("simsparse.kernels.cuda", "validate")(progress=sys.stderr.isatty())
-    _emit(_render(res, a.format))
+    from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
+
+    res = api.validate(device=a.device, engine=a.engine, csv_path=a.csv, corpora=a.corpus,
+                       gpu_archs=dict(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty())
+    _emit(render.render(res, a.format))
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
-    res = api.delegate("simsparse.calibrate", "run")(device=a.device, progress=sys.stderr.isatty())
-    res = api.delegate("simsparse.calibrate", "to_dict")(res)
-    _emit(_render(res, a.format))
+    from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
+
+    _emit(render.render_calibration(api.calibrate(device=a.device, progress=sys.stderr.isatty()), a.format))
 
 
 def _render(res: Any, fmt: str) -> str:
@@ -271,20 +311,20 @@ def cmd_workloads(a: argparse.Namespace) -> None:
 
 
 def cmd_sweep(a: argparse.Namespace) -> None:
-    rows = api.delegate("simsparse.dse", "run")(sweep=a.sweep_file, out=a.out, executor=a.executor,
-                                               resume=a.resume, progress=sys.stderr.isatty())
+    rows = api.sweep(sweep_file=a.sweep_file, out=a.out, executor=a.executor, resume=a.resume,
+                     progress=sys.stderr.isatty())
     bad = sum(1 for r in rows if r.get("error"))
     _emit(f"{len(rows)} points in {a.out}" + (f" ({bad} with errors: see the error column)" if bad else ""))
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
-    api.delegate("simsparse.demo", "run")(out=Path(a.out), steps=a.steps)
+    demo.run(out=Path(a.out), steps=a.steps)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "inspect": cmd_inspect, "evaluate": cmd_evaluate, "compare": cmd_compare, "train": cmd_train,
     "measure": cmd_measure, "validate": cmd_validate, "calibrate": cmd_calibrate, "archs": cmd_archs,
-    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep,
+    "workloads": cmd_workloads, "demo": cmd_demo, "sweep": cmd_sweep, "trace": cmd_trace,
 }
 
 

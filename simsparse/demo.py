@@ -1,4 +1,5 @@
-"""`simsparse demo`: the main job end to end on built-in defaults.
+"""`simsparse demo`: the main job end to end on built-in defaults, a scripted tour of `api` (it
+sits beside the CLI, above api, and calls nothing else but report, plots and fileio).
 
 1. Train one run of each structured-DST family on the built-in synthetic task (`cnn` of width 32, 90 %
    sparse where the method allows): SRigL (constant fan-in + ablation), N:M 2:4 reached by
@@ -15,12 +16,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from simsparse import api, report
+from simsparse import api, plots, report
+from simsparse.fileio import write_atomic
 
 RUNS = (
     ("rigl", {"method": "rigl", "sparsity": 0.9}),
     ("srigl", {"method": "srigl", "sparsity": 0.9}),
-    ("nm-structure-decay-2to4", {"method": "nm-structure-decay", "sparsity": 0.5, "nm": (2, 4)}),
+    ("nm-structure-decay-2to4", {"method": "nm-structure-decay", "sparsity": 0.5, "nm": "2:4"}),
     ("chase", {"method": "chase", "sparsity": 0.9}),
 )
 ARCHS = ("a100_2to4", "vegeta_like", "cpu_host")
@@ -33,13 +35,11 @@ def _say(text: str) -> None:
 
 
 def train_runs(*, out: Path, steps: int, progress: bool) -> list[Path]:
-    from simsparse.dst.train import run as train
-
     paths = []
     for name, kw in RUNS:
         path = out / f"{name}.pt"
-        res = train(model="cnn", model_options={"width": 32}, data="synthetic", steps=steps, batch_size=64,
-                    out=path, seed=0, progress=progress, **kw)
+        res = api.train(model="cnn", model_options={"width": 32}, data="synthetic", steps=steps, batch_size=64,
+                        out=path, seed=0, progress=progress, **kw)
         _say(f"  {name:26s} test accuracy {res.test_accuracy:.3f}  density {res.density:.3f}  "
              f"train FLOPs {res.train_flops_relative:.2f}x dense  -> {path}")
         paths.append(path)
@@ -53,20 +53,15 @@ def run(*, out: Path, steps: int = 150, batch: int = 64, progress: bool | None =
     paths = train_runs(out=out, steps=steps, progress=progress)
     _say("\n[2/4] what structure did training produce?")
     for p in paths:
-        s = api.inspect(p).summary
+        s = api.inspect(path=p).summary
         _say(f"  {p.name:30s} density {s['density']:.3f}; 2:4-compliant layers {len(s['nm_2to4_layers'])}/{s['layers']}; "
              f"constant fan-in layers {len(s['constant_fan_in_layers'])}; channels removed {s['rows_removed']}")
     _say(f"\n[3/4] trained masks on {', '.join(ARCHS)} (batch {batch}; speedup vs dense on the same arch)")
     reports = api.compare(masks=[str(p) for p in paths], archs=ARCHS, batch=batch)
     _say(report.compare_table(reports))
-    report.write_atomic(out / "compare.json", report.render_reports(reports, "json"))
-    report.write_atomic(out / "compare.csv", report.render_reports(reports, "csv"))
-    try:
-        from simsparse.plots import speedup_plot
-
-        speedup_plot(reports, out / "speedup.png")
-    except ImportError:  # matplotlib is a dependency; keep the demo going without the plot
-        pass
+    write_atomic(out / "compare.json", report.render_reports(reports, "json"))
+    write_atomic(out / "compare.csv", report.render_reports(reports, "csv"))
+    plots.speedup_plot(reports, out / "speedup.png")
     _say(f"\n[4/4] what-if: ResNet-50, batch {batch}, synthetic masks of each family's pattern (90 % / 2:4 / 40 % channels)")
     rows = []
     for label, pattern in WHAT_IF:

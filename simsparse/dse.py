@@ -29,6 +29,7 @@ on stderr) or on a Dask cluster (`--executor dask://HOST:PORT`, the [dask] extra
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -40,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from tqdm import tqdm
+
 from simsparse.archs import load_arch
 from simsparse.dse_dask import dask_executor
 from simsparse.dse_store import Journal, open_journal
@@ -47,6 +50,7 @@ from simsparse.errors import SimSparseError, SpecError
 from simsparse.fileio import prepare_target, write_atomic
 from simsparse.graph.catalog import load_workload
 from simsparse.parse import parse_pattern
+from simsparse.records import Report
 from simsparse.specs import Field, ListOf, MapOf, Override, check_version, load_yaml, validate
 
 MAX_POINTS = 200_000
@@ -164,16 +168,15 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") and not isinstance(value, (str, bytes)) else value
 
 
-def run_point(point: Point) -> dict[str, Any]:
-    """Evaluate one point; bad input for this point becomes an `error` cell, not a crashed sweep."""
-    from simsparse import api  # dse sits beside api: api may wire `sweep`, so import it when a point runs
-
+def run_point(point: Point, *, evaluate: Callable[..., Report]) -> dict[str, Any]:
+    """Evaluate one point with `evaluate` (api.evaluate, passed in by the api: dse sits below it);
+    bad input for this point becomes an `error` cell, not a crashed sweep."""
     row: dict[str, Any] = {"point": point.key, "arch": point.arch, "overrides": ";".join(map(str, point.overrides)),
                            "input": point.workload or point.mask, "pattern": point.pattern or "",
                            "batch": point.batch, "engine": point.engine, "dtype": point.dtype or ""}
     try:
-        r = api.evaluate(arch=point.arch, mask=point.mask, workload=point.workload, pattern=point.pattern,
-                         batch=point.batch, dtype=point.dtype, engine=point.engine, overrides=point.overrides)
+        r = evaluate(arch=point.arch, mask=point.mask, workload=point.workload, pattern=point.pattern,
+                     batch=point.batch, dtype=point.dtype, engine=point.engine, overrides=point.overrides)
     except SimSparseError as exc:
         row["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return row
@@ -198,23 +201,24 @@ def render_csv(rows: Iterable[dict]) -> str:
 
 
 @contextmanager
-def _executor(executor: str) -> Iterator[Callable[[Iterable[Point]], Iterator[dict]]]:
-    """A map over points; a Dask address is checked and connected here, before any file is touched."""
+def _executor(executor: str, one: Callable[[Point], dict]) -> Iterator[Callable[[Iterable[Point]], Iterator[dict]]]:
+    """A map of `one` over points; a Dask address is checked and connected here, before any file is touched."""
     if executor == "local":
-        yield lambda points: map(run_point, points)
+        yield lambda points: map(one, points)
     elif executor.startswith("dask://"):
         with dask_executor(executor) as dask_map:
-            yield lambda points: dask_map(points, run_point)
+            yield lambda points: dask_map(points, one)
     else:
         raise SimSparseError(f"--executor {executor!r}: use local or dask://HOST:PORT")
 
 
-def run(*, sweep: str | Path, out: str | Path, executor: str = "local", resume: bool = False,
-        progress: bool = False) -> list[dict]:
-    """Run every point not yet in `out`'s journal and write the sorted CSV (see the module doc)."""
+def run(*, sweep: str | Path, out: str | Path, evaluate: Callable[..., Report], executor: str = "local",
+        resume: bool = False, progress: bool = False) -> list[dict]:
+    """Run every point not yet in `out`'s journal through `evaluate` (api.evaluate, passed in by the
+    api) and write the sorted CSV (see the module doc)."""
     spec = load_sweep(sweep)
     out = prepare_target(out, what="--out", make_parents=True)
-    with _executor(executor) as mapper:
+    with _executor(executor, functools.partial(run_point, evaluate=evaluate)) as mapper:
         journal = open_journal(out, identity=spec.identity, name=spec.name, resume=resume)
         try:
             _run_points(spec, journal, mapper, out=out, progress=progress)
@@ -226,8 +230,6 @@ def run(*, sweep: str | Path, out: str | Path, executor: str = "local", resume: 
 
 
 def _run_points(spec: Sweep, journal: Journal, mapper, *, out: Path, progress: bool) -> None:
-    from tqdm import tqdm
-
     done = {k for k, r in journal.rows.items() if not r.get("error")}
     todo = (p for p in spec.points() if p.key not in done)
     last = time.monotonic()

@@ -92,10 +92,12 @@ def atomic_writer(path: str | os.PathLike, *, binary: bool = True, what: str = "
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes, *, what: str = "output",
-                 make_parents: bool = True) -> None:
-    """Write `data` (text as UTF-8, or bytes) to `path` atomically; its folder is created if missing."""
+                 make_parents: bool = True) -> Path:
+    """Write `data` (text as UTF-8, or bytes) to `path` atomically; its folder is created if missing.
+    Returns the path written."""
     with atomic_writer(path, binary=isinstance(data, bytes), what=what, make_parents=make_parents) as fh:
         fh.write(data)
+    return Path(path)
 
 
 def check_writable_folder(folder: str | os.PathLike, *, what: str) -> Path:

@@ -24,8 +24,13 @@ OP_SCHEMA = {
     "elements_in": Field(int, required=False, min=0), "elements_out": Field(int, required=False, min=0),
     "sparsifiable": Field(bool, required=False), "inputs": ListOf(Field(str), required=False),
 }
+# language-model workloads: the pass's phase, tokens per sample and decode context (records.Workload)
+PHASE_SCHEMA = {"phase": Field(str, required=False, default="", choices=("prefill", "decode")),
+                "tokens": Field(int, required=False, default=0, min=0),
+                "context": Field(int, required=False, default=0, min=0)}
 GEOMETRY_SCHEMA = {"name": Field(str), "input_shape": ListOf(Field(int, min=1), required=False, default=[]),
-                   "source": Field(str, required=False, default=""), "ops": ListOf(OP_SCHEMA, min_len=1)}
+                   "source": Field(str, required=False, default=""), "ops": ListOf(OP_SCHEMA, min_len=1),
+                   **PHASE_SCHEMA}
 _OP_FIELDS = {f.name for f in fields(Op)}
 _TUPLE_FIELDS = {"input_shape", "output_shape", "weight_shape", "stride", "padding", "dilation", "gemm_mnk"}
 
@@ -82,8 +87,11 @@ def op_from_dict(d: dict[str, Any], *, source: str = "geometry") -> Op:
 
 
 def workload_to_dict(w: Workload) -> dict[str, Any]:
-    return {"name": w.name, "input_shape": list(w.input_shape), "source": w.source,
-            "ops": [op_to_dict(o) for o in w.ops]}
+    out = {"name": w.name, "input_shape": list(w.input_shape), "source": w.source,
+           "ops": [op_to_dict(o) for o in w.ops]}
+    if w.phase:
+        out.update(phase=w.phase, tokens=w.tokens, context=w.context)
+    return out
 
 
 def workload_from_dict(d: Any, *, source: str = "geometry") -> Workload:
@@ -107,4 +115,5 @@ def workload_from_dict(d: Any, *, source: str = "geometry") -> Workload:
         raise GeometryError(str(exc)) from None
     ops = tuple(op_from_dict({k: v for k, v in op.items() if v is not None}, source=source) for op in spec["ops"])
     return Workload(name=spec["name"], input_shape=tuple(spec["input_shape"]), ops=ops,
-                    source=spec["source"] or source)
+                    source=spec["source"] or source, phase=spec["phase"], tokens=spec["tokens"],
+                    context=spec["context"])

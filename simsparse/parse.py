@@ -120,6 +120,34 @@ def parse_gemm(value: Any, *, what: str = "--gemm") -> tuple[int, int, int]:
     return dims[0], dims[1], dims[2]
 
 
+MAX_RANK = 8                  # dimensions of a shape (--input C,H,W, a declared tensor shape)
+
+
+def parse_shape(value: Any, *, what: str = "--input", example: str = "3,224,224") -> tuple[int, ...]:
+    """`C,H,W` (any rank 1..MAX_RANK) -> a tuple of positive plain integers; a tuple/list passes through checked."""
+    parts = list(value) if isinstance(value, (tuple, list)) else _text(value, what).split(",")
+    if not 1 <= len(parts) <= MAX_RANK:
+        raise SimSparseError(f"{what} {value!r}: expected 1 to {MAX_RANK} positive integers separated by commas "
+                             f"(e.g. {example})")
+    dims = []
+    for part in parts:
+        try:
+            dims.append(parse_int(part.strip() if isinstance(part, str) else part, what="size", min=1, max=MAX_DIM))
+        except SimSparseError as exc:
+            raise SimSparseError(f"{what} {value!r}: {exc}; give positive integers (e.g. {example})") from None
+    return tuple(dims)
+
+
+def parse_assignment(value: Any, *, what: str, form: str) -> tuple[str, str]:
+    """`NAME=VALUE` -> (name, value), both non-empty and printable; `form` says what is expected
+    (e.g. "GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'")."""
+    text = value if isinstance(value, str) else ""
+    name, sep, rhs = text.partition("=")
+    if not sep or not name.strip() or not rhs.strip() or not text.isprintable():
+        raise SimSparseError(f"{what} {value!r}: expected {form}")
+    return name.strip(), rhs.strip()
+
+
 # ----------------------------------------------------------------------------- patterns
 
 

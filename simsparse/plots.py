@@ -11,10 +11,10 @@ from simsparse.records import Report
 
 def speedup_plot(reports: Sequence[Report], path: Path) -> Path:
     """Grouped bars: one group per checkpoint/workload, one bar per arch; 1.0 = dense on that arch."""
-    import matplotlib
+    import matplotlib  # heavy (~0.5 s) and sets a backend: only when a plot is asked for
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # after use("Agg"): headless
 
     labels = []
     archs = []

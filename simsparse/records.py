@@ -9,9 +9,11 @@ Orientation convention for GEMM work: the sparse operand is the weight seen as a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, Mapping
+from typing import Any, Generic, Mapping, TypeVar
 
 import numpy as np
+
+P = TypeVar("P")  # the payload record of an ExecutionPlan (one class per arch kind)
 
 # ----------------------------------------------------------------------------- masks
 
@@ -84,11 +86,24 @@ class Pattern:
     row_nnz_histogram: Mapping[int, int] = field(default_factory=dict)  # nnz -> number of rows
     block: Mapping[int, float] = field(default_factory=dict)  # b -> density of occupied bxb blocks
     reduction_per_channel: int = 1  # kh*kw: reduction columns per input channel
+    zero_cols: int = 0              # all-zero columns of the [n, k] matrix (any column, not whole channels)
+    # M -> {nonzeros in a group of M along k: number of such groups} (the last group zero-padded)
+    nm_group_histogram: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
+    # M -> {largest group count of a row: number of such rows}
+    row_group_max_histogram: Mapping[int, Mapping[int, int]] = field(default_factory=dict)
+    # "measured" from a mask, or "closed-form" for a synthetic pattern (masks.closed_form: some
+    # fields are then expected values, rounded)
+    source: str = "measured"
 
     def is_nm(self, n: int, m: int) -> bool:
         """Every group of m along the reduction holds at most n nonzeros."""
         env = self.nm_envelope.get(m)
         return env is not None and env <= n
+
+    def nm_violation_share(self, n: int, m: int) -> float:
+        """Fraction of the groups of m along the reduction that hold more than n nonzeros."""
+        hist = self.nm_group_histogram[m]
+        return sum(c for v, c in hist.items() if v > n) / max(1, sum(hist.values()))
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -130,6 +145,9 @@ class Workload:
     input_shape: tuple[int, ...]
     ops: tuple[Op, ...]
     source: str = ""
+    phase: str = ""                 # language models: "prefill" or "decode" ("" for other workloads)
+    tokens: int = 0                 # tokens a forward pass processes per sample (prefill: seq, decode: 1)
+    context: int = 0                # decode: KV-cache length the step attends to (plus itself)
 
     def op(self, name: str) -> Op:
         for o in self.ops:
@@ -161,13 +179,24 @@ class Gemm:
         return 2 * self.macs
 
 
+@dataclass(frozen=True)
+class MaskRecipe:
+    """How to draw a synthetic mask when one must exist: a pattern string and its seed."""
+
+    pattern: str
+    seed: int
+
+
 @dataclass(frozen=True, eq=False)
 class LayerWork:
     """What an architecture model is asked to run for one layer.
 
-    kind "gemm": `gemm` with an optional `mask` ([n, k] bool, GEMM orientation) and its
-    `pattern` (None mask = dense). kind "memory": a non-GEMM op moving `bytes_moved`.
-    `shrunk` is the dense GEMM left after removing all-zero rows/input channels.
+    kind "gemm": `gemm` with an optional `mask` ([rows, k] bool, GEMM orientation) and its
+    `pattern`, measured from it (both None = dense). A synthetic layer may carry only its
+    closed-form `pattern` (mask None) and the `recipe` to draw the mask where something needs the
+    values (`graph.synthetic.materialise`). Arch models decide from `pattern` alone; the mask is
+    there for what needs the values themselves (kernels, DST). kind "memory": a non-GEMM op moving
+    `bytes_moved` and writing `elements`. Build GEMM works with `graph.lower.gemm_work`.
     """
 
     name: str
@@ -176,45 +205,56 @@ class LayerWork:
     gemm: Gemm | None = None
     mask: np.ndarray | None = None
     pattern: Pattern | None = None
-    shrunk: Gemm | None = None
     bytes_moved: int = 0
     elements: int = 0
     dtype: str = "fp16"
+    recipe: MaskRecipe | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask is not None and self.pattern is None:
+            raise ValueError(f"layer {self.name}: a mask needs its Pattern (masks.patterns.analyze); "
+                             "build the work with graph.lower.gemm_work")
 
     @property
     def nnz(self) -> int:
         if self.gemm is None:
             return 0
-        if self.mask is None:
+        if self.pattern is None:
             return self.gemm.n * self.gemm.k
-        return int(self.pattern.nnz) if self.pattern is not None else int(np.count_nonzero(self.mask))
+        return int(self.pattern.nnz)
 
 
 # ----------------------------------------------------------------------------- plans and estimates
 
 
 @dataclass(frozen=True)
-class ExecutionPlan:
+class ExecutionPlan(Generic[P]):
     """What the hardware does for one layer, with no timing.
 
+    The fields every kind shares (the work: MACs, bytes per memory level, the format it runs in)
+    plus `payload`, the kind's own frozen plan record (`archs.gpu.GpuPlan`,
+    `archs.nm_systolic.SystolicPlan`, `archs.cpu_cost.CpuPlan`), the typed data its engines read.
     format: "2:4" | "N:M" strings | "dense" | "shrunk" | "condensed" | "csr" | "memory" ...
-    `tiles` and `details` are plain data the engines of that arch kind read.
     """
 
     layer: str
     arch: str
-    kind: str                              # arch kind, picks the engine implementation
+    kind: str                              # arch kind: picks the engine implementation
     format: str
     gemm: Gemm | None
     padded: Gemm | None
-    tiles: Mapping[str, Any]
     macs_dense: int
     macs_effective: int
     macs_issued: int
     bytes_by_level: Mapping[str, float]
     metadata_bytes: float
+    payload: P
     notes: tuple[str, ...] = ()
-    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def density(self) -> float:
+        """Share of the layer's weights the mask keeps (1.0 for a dense layer or a non-GEMM op)."""
+        return self.macs_effective / self.macs_dense if self.macs_dense else 1.0
 
 
 @dataclass(frozen=True)

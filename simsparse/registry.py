@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import importlib
+import pkgutil
 from typing import Callable, Generic, Iterator, TypeVar
 
 from simsparse.errors import UnknownNameError
@@ -54,3 +57,14 @@ class Registry(Generic[T]):
 
 
 Factory = Callable[..., T]
+
+
+@functools.lru_cache(maxsize=None)
+def import_submodules(package: str) -> tuple[str, ...]:
+    """Import every module of `package` once (plugin discovery: each module registers itself in
+    its registry on import); returns their names. No table of modules is kept anywhere."""
+    pkg = importlib.import_module(package)
+    names = tuple(f"{package}.{info.name}" for info in pkgutil.iter_modules(pkg.__path__))
+    for name in names:
+        importlib.import_module(name)
+    return names

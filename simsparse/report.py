@@ -1,4 +1,4 @@
-"""Rendering: tables for people, JSON/CSV for programs (stable keys, DESIGN.md §4).
+"""Rendering: tables for people, JSON/CSV for programs (stable keys: README "Using it").
 
 Also writes output files atomically (temp file + rename), so a failure never leaves a
 half-written file behind.
@@ -14,7 +14,8 @@ from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from simsparse.fileio import write_atomic  # noqa: F401  (re-exported: every file goes through fileio)
+import numpy as np
+
 from simsparse.records import Estimate, Pattern, Report
 
 NUMERIC_KEYS = ("flops_dense", "flops_effective", "flops_executed", "cycles", "latency_s", "energy_j")
@@ -22,8 +23,6 @@ NUMERIC_KEYS = ("flops_dense", "flops_effective", "flops_executed", "cycles", "l
 
 def plain(obj: Any) -> Any:
     """Records, numpy scalars and tuples -> JSON-able plain data (masks and arrays summarised)."""
-    import numpy as np
-
     if is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: plain(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, Mapping):
@@ -104,6 +103,13 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
     out.append(f"total: {_time(t.latency_s)} vs dense {_time(d.latency_s)} -> speedup {r.speedup_vs_dense:.3f}x; "
                f"FLOPs dense {_si(t.flops_dense)}, effective {_si(t.flops_effective)}, executed {_si(t.flops_executed)}"
                + (f"; energy {t.energy_j * 1e3:.3f} mJ vs {d.energy_j * 1e3:.3f} mJ" if t.energy_j else ""))
+    if r.provenance.get("coverage"):
+        out.append(str(r.provenance["coverage"]))
+    llm = r.provenance.get("llm") or {}
+    if llm.get("tokens_per_s"):
+        out.append(f"{llm['phase']} (batch {llm['batch']}): {llm['tokens_per_s']:,.0f} tokens/s vs dense "
+                   f"{llm['dense_tokens_per_s']:,.0f}" + (f"; time per output token {_time(llm['time_per_output_token_s'])}"
+                   f" vs dense {_time(llm['dense_time_per_output_token_s'])}" if llm["phase"] == "decode" else ""))
     notes = sorted({n for e in r.estimates for n in e.notes})
     if notes:
         out.append("notes:\n" + "\n".join(f"  - {n}" for n in notes[:12])
@@ -114,7 +120,7 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
 def report_csv(reports: Iterable[Report]) -> str:
     buf = io.StringIO()
     cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
-            "dense_latency_s", "speedup", "bound", "bytes_total"]
+            "dense_latency_s", "speedup", "bound", "bytes_total", "notes"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in reports:
@@ -123,7 +129,7 @@ def report_csv(reports: Iterable[Report]) -> str:
             row = {k: v for k, v in estimate_row(e).items() if k in cols}
             row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, dense_latency_s=d.latency_s,
                        speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
-                       bytes_total=sum(e.bytes_by_level.values()))
+                       bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes))
             w.writerow(row)
     return buf.getvalue()
 
@@ -143,9 +149,11 @@ def compare_table(reports: Sequence[Report]) -> str:
     for r in reports:
         src = r.provenance.get("checkpoint") or r.provenance.get("workload") or "-"
         t = r.total
-        rows.append([Path(str(src)).name, r.arch, f"{t.density:.3f}", _si(t.flops_dense), _si(t.flops_executed),
-                     _time(t.latency_s), _time(r.dense_total.latency_s), f"{r.speedup_vs_dense:.2f}x"])
-    return table(rows, ["checkpoint", "arch", "density", "flops dense", "flops exec", "latency", "dense", "speedup"])
+        rows.append([Path(str(src)).name, r.arch, r.dtype, f"{t.density:.3f}", _si(t.flops_dense),
+                     _si(t.flops_executed), _time(t.latency_s), _time(r.dense_total.latency_s),
+                     f"{r.speedup_vs_dense:.2f}x"])
+    return table(rows, ["checkpoint", "arch", "dtype", "density", "flops dense", "flops exec", "latency", "dense",
+                        "speedup"])
 
 
 # ----------------------------------------------------------------------------- inspect
@@ -181,8 +189,11 @@ def inspect_table(result) -> str:
             f"density {s['density']:.4f}  channels removed: {s['rows_removed']} out / {s['cols_removed']} in")
     foot = (f"2:4-compliant layers: {len(s['nm_2to4_layers'])}/{s['layers']}; "
             f"constant fan-in (sparse) layers: {len(s['constant_fan_in_layers'])}/{s['layers']}")
+    prov = result.masks.provenance
+    extra = [str(prov["coverage"])] if prov.get("coverage") else []
+    extra += [f"note: {n}" for n in prov.get("notes", [])[:8]]
     return "\n".join([head, table(rows, ["layer", "shape", "density", "N:M envelope (4,8,16)", "fan-in",
-                                          "rows removed", "in-ch removed"]), foot])
+                                          "rows removed", "in-ch removed"]), foot] + extra)
 
 
 # ----------------------------------------------------------------------------- validation / measurement

@@ -1,9 +1,12 @@
-"""The command line contract (DESIGN.md §4): JSON keys, exit codes, one-line errors, no half-written files."""
+"""The command line contract (README "Using it"): JSON keys, exit codes, one-line errors, no half-written files."""
 
+import csv
+import io
 import json
 
 import pytest
 
+from simsparse import api, report
 from simsparse.cli import main
 
 
@@ -47,6 +50,20 @@ def test_csv_output_has_a_header_and_a_total_row(capsys):
                        "--format", "csv")
     lines = out.strip().splitlines()
     assert code == 0 and lines[0].startswith("arch,") and lines[-1].split(",")[3] == "total"
+
+
+def test_csv_output_keeps_the_notes_of_each_layer(capsys):
+    code, out, _ = run(capsys, "evaluate", "--gemm", "1,4096,4096", "--pattern", "2:4", "--arch", "a100_2to4",
+                       "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and "dense would be faster" in rows[0]["notes"] and rows[-1]["notes"] == ""
+
+
+def test_compare_table_names_each_reports_dtype():
+    reports = [api.evaluate(arch=arch, gemm="64,64,64", pattern="2:4") for arch in ("a100_2to4", "systolic_32x32")]
+    header, _, first, second = report.compare_table(reports).splitlines()
+    assert header.split()[:3] == ["checkpoint", "arch", "dtype"]
+    assert first.split()[2] == "fp16" and second.split()[2] == "int8"
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -103,11 +120,27 @@ def test_archs_and_workloads_list_the_built_ins(capsys):
     assert code == 0 and "resnet50" in {w["name"] for w in json.loads(out)["workloads"]}
 
 
-def test_validate_published_reports_points_and_summary(capsys):
-    code, out, _ = run(capsys, "validate", "--device", "published", "--format", "json")
+def test_validate_published_reports_points_and_summary_with_mape_as_a_fraction(capsys):
+    code, out, _ = run(capsys, "validate", "--device", "published", "--corpus", "a100_2to4_dev", "--format", "json")
     data = json.loads(out)
     assert code == 0 and len(data["points"]) == data["summary"]["n"] > 0
     assert {"mape", "spearman", "n"} <= set(data["summary"])
+    assert 0.0 < data["summary"]["mape"] < 0.1          # a fraction (1.7 %), not a percentage
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--device", "cpu", "--engine", "cycle"], "analytic engine"),
+    (["--device", "cpu", "--csv", "rows.csv"], "--device published only"),
+    (["--corpus", "nope"], "known: a100_2to4_dev"),
+])
+def test_validate_options_that_do_not_apply_are_refused_before_measuring(capsys, argv, fragment):
+    code, out, err = run(capsys, "validate", *argv)
+    assert code == 2 and out == "" and fragment in err and len(err.strip().splitlines()) == 1
+
+
+def test_validate_gpu_arch_needs_gpu_equals_arch(capsys):
+    code, _, err = run(capsys, "validate", "--corpus", "a100_2to4_dev", "--gpu-arch", "A100")
+    assert code == 2 and "GPU=ARCH" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv, fragment", [
@@ -124,7 +157,7 @@ def test_train_bad_input_is_one_line_exit_2(tmp_path, capsys, argv, fragment):
 
 def test_compare_two_checkpoints_on_two_archs_with_a_plot(tmp_path, capsys):
     import ckpt_factory as cf
-    from simsparse.graph.trace import trace
+    from simsparse.graph.tracing import trace
     import torch
 
     class Two(torch.nn.Module):  # the factory's fc1 [16, 32] and fc2 [8, 16], with a forward to trace

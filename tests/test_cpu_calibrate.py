@@ -1,19 +1,21 @@
-"""Calibration fits the per-kernel parameters back from points; validation statistics and crossover."""
+"""Calibration fits the per-kernel parameters back from points; the CPU validation report
+(statistics, noise, crossovers, in-run calibration) on the shared records."""
 
 import math
 from dataclasses import replace
 
 import pytest
 
-from simsparse import calibrate, validate_cpu
 from simsparse.archs import load_arch
 from simsparse.archs.cpu_spec import KernelParams
-from simsparse.calibrate import Point, Predictor
 from simsparse.kernels.suites import suite_cases
+from simsparse.validate import calibrate, cpu, render, stats
+from simsparse.validate.calibrate import Predictor
+from simsparse.validate.cpu_timing import cpu_point
 
 
-def _points(kernel: str, threads=(1, 2)) -> list[Point]:
-    return [Point(kernel=kernel, m=m, n=n, k=k, pattern=p, threads=t, measured_s=1.0, iqr_s=0.0)
+def _points(kernel: str, threads=(1, 2)):
+    return [cpu_point(kernel=kernel, m=m, n=n, k=k, pattern=p, threads=t, measured_s=1.0)
             for (n, k, p) in ((256, 512, "fanin=32"), (512, 256, "fanin=64"))
             for m in (1, 2, 8, 32) for t in threads]
 
@@ -24,7 +26,7 @@ def test_fit_recovers_the_parameters_that_produced_the_times():
     predictor = Predictor(model)
     pts = [replace(p, measured_s=predictor.predict_s(p, {"condensed": truth})) for p in _points("condensed")]
     fitted, out = calibrate.fit(pts, model)
-    assert calibrate.mape(out) < 0.01
+    assert stats.summarize(out, metric="time").mape < 0.01
     assert fitted["condensed"].overhead_s == pytest.approx(truth.overhead_s, rel=0.05)
     assert fitted["condensed"].compute_eff == pytest.approx(truth.compute_eff, rel=0.05)
 
@@ -45,39 +47,42 @@ def test_validation_suite_has_at_least_60_points_over_five_kernels():
     assert {c.m for c in cases} >= {1, 256}
 
 
-def test_measured_crossover_interpolates_between_batches():
+def test_crossover_interpolates_between_batches_and_is_inf_when_condensed_always_wins():
     # condensed 2x faster at batch 1, 2x slower at batch 4: the log-ratio crosses at batch 2
-    assert validate_cpu.measured_crossover([1, 4], [1.0, 2.0], [2.0, 1.0]) == pytest.approx(2.0)
-    assert math.isinf(validate_cpu.measured_crossover([1, 4], [1.0, 1.0], [2.0, 2.0]))
+    assert cpu.crossover_batches([1, 4], [1.0, 2.0], [2.0, 1.0])[0] == pytest.approx(2.0)
+    assert math.isinf(cpu.crossover_batches([1, 4], [1.0, 1.0], [2.0, 2.0])[0])
 
 
 def test_final_crossover_is_where_condensed_loses_for_good():
     # loses at batch 2, wins again at 4, loses from 64 on
-    first, final = validate_cpu.crossover_batches([1, 2, 4, 16, 64], [1, 3, 1, 1, 3], [2, 1, 2, 2, 1])
+    first, final = cpu.crossover_batches([1, 2, 4, 16, 64], [1, 3, 1, 1, 3], [2, 1, 2, 2, 1])
     assert 1 < first < 2 and 16 < final < 64
 
 
-def test_summary_reports_mape_spearman_and_n():
-    pts = [Point(kernel="csr", m=1, n=1, k=1, pattern="dense", threads=1, measured_s=t, iqr_s=0.0,
-                 predicted_s=1.1 * t) for t in (1.0, 2.0, 3.0, 4.0)]
-    s = validate_cpu.summarize(pts)
-    assert s["n"] == 4 and s["mape"] == pytest.approx(0.1) and s["spearman"] == pytest.approx(1.0)
-
-
-def test_evaluate_predicts_every_point_and_finds_crossovers_without_measuring():
+def test_report_predicts_every_point_groups_by_kernel_and_threads_and_finds_crossovers():
     model = load_arch("spr_socket", ["software.threads=1"])
-    pts = [Point(kernel=k, m=m, n=3072, k=768, pattern="fanin=77", threads=1, measured_s=1e-4, iqr_s=0.0)
+    pts = [cpu_point(kernel=k, m=m, n=3072, k=768, pattern="fanin=77", threads=1, measured_s=1e-4)
            for k in ("dense", "condensed") for m in (1, 4)]
-    out, summary, cross = validate_cpu.evaluate(pts, model)
-    assert summary["n"] == 4 and all(p.predicted_s > 0 for p in out)
-    assert len(cross) == 1 and cross[0].n == 3072 and cross[0].predicted_first >= 1
+    report = cpu.build_report(pts, model)
+    assert report.summary.n == 4 and all(p.predicted_s > 0 for p in report.points)
+    assert {(g.by, g.key) for g in report.groups} == {(("kernel",), ("dense",)), (("kernel",), ("condensed",)),
+                                                      (("threads",), ("1",))}
+    assert len(report.crossovers) == 1 and report.crossovers[0].n == 3072
+    assert report.crossovers[0].predicted_first >= 1
 
 
-def test_validation_json_has_points_and_summary_keys():
-    result = validate_cpu.ValidationResult(machine="m", calibration="", points=(), elapsed_s=0.0,
-                                           summary={"mape": 0.1, "spearman": 0.9, "n": 0}, crossovers=())
-    d = validate_cpu.to_dict(result)
-    assert {"points", "summary"} <= set(d) and {"mape", "spearman", "n"} <= set(d["summary"])
+def test_the_report_shows_how_noisy_its_own_measurements_were():
+    model = load_arch("spr_socket", ["software.threads=1"])
+    pts = [cpu_point(kernel="csr", m=m, n=768, k=3072, pattern="fanin=307", threads=1, measured_s=1e-4,
+                     pass_mins_s=(1e-4, 1.5e-4, 1.2e-4)) for m in (1, 4, 16)]
+    report = cpu.build_report(pts, model)
+    noise = report.summary.noise
+    assert noise.passes == 3 and noise.spread_median == pytest.approx(0.5)
+    assert noise.single_pass_ape == pytest.approx((0 + 0.5 + 0.2) / 3)
+    data = render.to_dict(report)
+    assert data["summary"]["noise"]["spread_median"] == pytest.approx(0.5)
+    assert all(g["noise"]["passes"] == 3 for g in data["groups"])
+    assert "spread 50.0 %" in render.to_table(report)
 
 
 def test_stored_calibration_is_used_by_cpu_host(tmp_path, monkeypatch):
@@ -98,24 +103,22 @@ def test_fresh_validation_fits_on_calibration_points_only(monkeypatch):
     the calibration points, and the validation points are predicted with it (here the fake
     machine is the model itself with slower kernels, so the held-out error is ~0)."""
     monkeypatch.setenv("SIMSPARSE_SKIP_PROBE", "1")
-    from simsparse.validate_cpu import fresh_model
-
-    base, _, _, _ = fresh_model([])                      # documented defaults on this host
+    base = calibrate.uncalibrated_host_model()                  # documented defaults on this host
     truth = {k: replace(v, compute_eff=v.compute_eff * 0.7, overhead_s=v.overhead_s * 1.5)
              for k, v in base.spec.kernels.items()}
     predictor = Predictor(base)
     seen = []
 
-    def fake_measure(cases, *, threads, **_):
+    def fake_measure(cases, *, threads, machine, arch, **_):
         seen.extend(cases)
-        pts = [Point(kernel=kern, m=c.m, n=c.n, k=c.k, pattern=c.pattern, threads=t, measured_s=1.0, iqr_s=0.0)
+        pts = [cpu_point(kernel=kern, m=c.m, n=c.n, k=c.k, pattern=c.pattern, threads=t, machine=machine)
                for c in cases for kern in c.kernels for t in threads if kern in ("dense", "condensed")]
         return [replace(p, measured_s=predictor.predict_s(p, truth)) for p in pts]
 
-    monkeypatch.setattr(validate_cpu, "measure_points", fake_measure)
-    res = validate_cpu.run(threads=(1,), calibration="fresh")
+    monkeypatch.setattr(cpu, "measure_points", fake_measure)
+    res = cpu.run(threads=(1,), calibration="fresh")
     val_keys = {(c.m, c.n, c.k, c.pattern) for c in suite_cases("cpu_validation")}
     assert {(p.m, p.n, p.k, p.pattern) for p in res.points} <= val_keys        # no calibration point scored
     assert any((c.m, c.n, c.k, c.pattern) not in val_keys for c in seen)       # ... but they were measured
-    assert res.summary["mape"] < 0.02 and res.calibration.startswith("fresh")
+    assert res.summary.mape < 0.02 and res.calibration.startswith("fresh")
     assert res.calibration_points and not {(p.m, p.n, p.k, p.pattern) for p in res.calibration_points} & val_keys

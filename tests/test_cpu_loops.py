@@ -5,17 +5,18 @@ from dataclasses import replace
 import pytest
 
 from simsparse.archs import load_arch
-from simsparse.calibrate import Point, Predictor, fit
+from simsparse.archs.cpu_cost import latency_breakdown
 from simsparse.engines import estimate
-from simsparse.masks.patterns import analyze
+from simsparse.graph.lower import gemm_work
 from simsparse.masks.synthetic import make_matrix
 from simsparse.records import Gemm, LayerWork
+from simsparse.validate.calibrate import Predictor, fit
+from simsparse.validate.cpu_timing import cpu_point
 
 
 def work(m: int, n: int, k: int, pattern: str) -> LayerWork:
     mask = make_matrix(n, k, pattern, seed=0)
-    return LayerWork(name="fc", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype="fp32"),
-                     mask=mask, pattern=analyze(mask), dtype="fp32")
+    return gemm_work(name="fc", gemm=Gemm(m=m, n=n, k=k, dtype="fp32"), mask=mask)
 
 
 def latency(model, w, kernel):
@@ -53,17 +54,15 @@ def test_kernel_parallel_eff_overrides_the_spec_value():
     model = load_arch("spr_socket", ["software.threads=2"])
     w = work(64, 2048, 2048, "fanin=205")
     plan = model.plan(w, kernel="condensed")
-    from simsparse.engines.cpu_analytic import latency_breakdown
-
     spec = model.spec
     good = replace(spec, kernels={**spec.kernels, "condensed": replace(spec.kernels["condensed"], parallel_eff=1.0)})
     poor = replace(spec, kernels={**spec.kernels, "condensed": replace(spec.kernels["condensed"], parallel_eff=0.5)})
-    assert latency_breakdown(plan, poor).latency_s > latency_breakdown(plan, good).latency_s
+    assert latency_breakdown(plan.payload, poor).latency_s > latency_breakdown(plan.payload, good).latency_s
 
 
 def test_fit_leaves_batched_eff_at_one():
     model = load_arch("spr_socket", ["software.threads=2"])
-    pts = [Point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t, measured_s=0.0, iqr_s=0.0)
+    pts = [cpu_point(kernel="condensed", m=m, n=512, k=512, pattern="fanin=51", threads=t)
            for m in (1, 16) for t in (1, 2)]
     pred = Predictor(model)
     pts = [replace(p, measured_s=1.3 * pred.predict_s(p)) for p in pts]

@@ -8,15 +8,14 @@ from simsparse.archs import load_arch
 from simsparse.archs.cpu_simd import place
 from simsparse.engines import estimate
 from simsparse.errors import PatternError
-from simsparse.masks.patterns import analyze
+from simsparse.graph.lower import gemm_work
 from simsparse.masks.synthetic import make_matrix
 from simsparse.records import Gemm, LayerWork
 
 
 def work(m: int, n: int, k: int, pattern: str | None, *, seed: int = 0) -> LayerWork:
     mask = make_matrix(n, k, pattern, seed=seed) if pattern else None
-    return LayerWork(name="fc", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype="fp32"),
-                     mask=mask, pattern=analyze(mask) if mask is not None else None, dtype="fp32")
+    return gemm_work(name="fc", gemm=Gemm(m=m, n=n, k=k, dtype="fp32"), mask=mask)
 
 
 @pytest.fixture(scope="module")

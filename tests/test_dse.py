@@ -4,7 +4,7 @@ import csv
 
 import pytest
 
-from simsparse import dse
+from simsparse import api, dse
 from simsparse.errors import SimSparseError, SpecError
 
 SWEEP = """\
@@ -35,7 +35,7 @@ def test_grid_expands_to_the_cartesian_product(tmp_path):
 
 def test_sweep_writes_one_row_per_point_and_more_bandwidth_never_hurts(tmp_path):
     out = tmp_path / "r.csv"
-    rows = dse.run(sweep=write(tmp_path), out=out)
+    rows = api.sweep(sweep_file=write(tmp_path), out=out)
     assert len(rows) == 8 and not any(r["error"] for r in rows)
     with out.open() as fh:
         saved = list(csv.DictReader(fh))
@@ -48,17 +48,17 @@ def test_sweep_writes_one_row_per_point_and_more_bandwidth_never_hurts(tmp_path)
 
 def test_resume_runs_only_missing_points(tmp_path, monkeypatch):
     out = tmp_path / "r.csv"
-    dse.run(sweep=write(tmp_path), out=out)
+    api.sweep(sweep_file=write(tmp_path), out=out)
     calls = []
-    monkeypatch.setattr(dse, "run_point", lambda p: calls.append(p) or {})
-    dse.run(sweep=write(tmp_path), out=out, resume=True)
+    monkeypatch.setattr(dse, "run_point", lambda p, evaluate: calls.append(p) or {})
+    api.sweep(sweep_file=write(tmp_path), out=out, resume=True)
     assert calls == []
     with pytest.raises(SimSparseError, match="--resume"):
-        dse.run(sweep=write(tmp_path), out=out)
+        api.sweep(sweep_file=write(tmp_path), out=out)
 
 
 def test_a_bad_point_is_an_error_cell_not_a_crash(tmp_path):
-    rows = dse.run(sweep=write(tmp_path, SWEEP.replace("2:4", "fanin=100")), out=tmp_path / "r.csv")
+    rows = api.sweep(sweep_file=write(tmp_path, SWEEP.replace("2:4", "fanin=100")), out=tmp_path / "r.csv")
     assert sum(1 for r in rows if r["error"]) == 4  # mlp's first layer reduces over 64 < 100
 
 

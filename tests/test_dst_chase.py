@@ -1,15 +1,21 @@
 """Chase: channel coupling, cubic channel removal, per-layer floors, overall density, checkpoint."""
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
+import simsparse.graph.coupling
 from simsparse.dst.base import METHODS, MethodConfig
-from simsparse.dst.channels import removable_channel_groups
+from simsparse.dst.channels import ChannelTracingError, removable_channel_groups
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
+from simsparse.dst.density import erk_densities, layer_nnz
 from simsparse.dst.schedule import cubic_channel_sparsity
+from simsparse.errors import GeometryError
 import simsparse.dst.chase  # noqa: F401
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _cnn(widths=(8, 8, 8)):
@@ -34,9 +40,13 @@ class _Residual(nn.Module):
         return self.conv3(torch.relu(y + x))
 
 
-def _trainer(model, *, steps=80, interval=8, channel_sparsity=0.4, beta=0.2, sparsity=0.8):
-    cfg = MethodConfig(sparsity=sparsity, total_steps=steps, update_interval=interval, t_end_fraction=0.9,
-                       extra={"channel_sparsity": channel_sparsity, "beta": beta, "stop_fraction": 0.8})
+def _groups(model, shape=(2, 1, 6, 6)):
+    return removable_channel_groups(model, sparsified=set(sparsifiable_params(model)), example_input=torch.zeros(shape))
+
+
+def _trainer(model, *, steps=80, interval=8, channel_sparsity=0.4, beta=0.2, sparsity=0.8, distribution="erk", **extra):
+    cfg = MethodConfig(sparsity=sparsity, total_steps=steps, update_interval=interval, distribution=distribution,
+                       extra={"channel_sparsity": channel_sparsity, "beta": beta, "stop_fraction": 0.8, **extra})
     method = METHODS.get("chase")(cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     dens = {f: 1.0 - sparsity for f in sparsifiable_params(model)}
@@ -55,25 +65,75 @@ def _train(tr, steps, on_step=None):
 
 
 def test_removable_channels_are_conv_bn_conv_chains_not_residual_or_classifier_inputs():
-    groups = removable_channel_groups(_cnn(), sparsified=set(sparsifiable_params(_cnn())))
-    assert [(g.producer, g.norm, g.consumer) for g in groups] == [("0.weight", "1", "3.weight"),
-                                                                  ("3.weight", "4", "6.weight")]
-    res = _Residual()
-    assert [g.producer for g in removable_channel_groups(res, sparsified=set(sparsifiable_params(res)))] == ["conv1.weight"]
+    assert [(g.producer, g.norm, g.consumer) for g in _groups(_cnn())] == [("0.weight", "1", "3.weight"),
+                                                                         ("3.weight", "4", "6.weight")]
+    assert [g.producer for g in _groups(_Residual(), (2, 4, 6, 6))] == ["conv1.weight"]
 
 
-def test_removed_channels_follow_the_cubic_schedule():
+def test_mlp_hidden_neurons_are_removable_but_not_the_classifier_outputs():
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    assert [(g.producer, g.consumer) for g in _groups(mlp)] == [("1.weight", "3.weight"), ("3.weight", "5.weight")]
+
+
+@pytest.mark.parametrize("model", [
+    nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)),   # flatten: 36 columns each
+    nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.LayerNorm(8), nn.Linear(8, 3)),               # LayerNorm mixes channels
+    nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1, groups=4), nn.Conv2d(4, 2, 1)),  # depthwise
+])
+def test_channels_that_cannot_be_removed_alone_are_not_offered(model):
+    assert _groups(model) == []
+
+
+def test_a_model_whose_channels_cannot_be_traced_is_a_clear_error_not_a_silent_fallback(monkeypatch):
+    def broken(*args, **kwargs):
+        raise GeometryError("workload Sequential has no op connectivity: boom")
+    monkeypatch.setattr(simsparse.graph.coupling, "channel_groups", broken)
+    with pytest.raises(ChannelTracingError, match="untraceable=unstructured"):
+        _trainer(_cnn())
+
+
+def test_chase_on_an_untraceable_model_can_run_unstructured_and_says_so(monkeypatch):
+    def broken(*args, **kwargs):
+        raise GeometryError("workload Sequential has no op connectivity: boom")
+    monkeypatch.setattr(simsparse.graph.coupling, "channel_groups", broken)
+    tr = _trainer(_cnn(), untraceable="unstructured")
+    _train(tr, 20)
+    assert tr.method.groups == [] and not any(tr.method.removed.values())
+    notes = tr.method.notes()["channel_coupling"]
+    assert notes["channel_removal"] is False and "boom" in notes["reason"]
+
+
+def test_a_traced_model_records_where_its_channel_groups_came_from():
     tr = _trainer(_cnn())
+    assert tr.method.notes()["channel_coupling"] == {"source": "graph.coupling", "channel_removal": True,
+                                                     "groups": 2, "channels": 16}
+
+
+def _removal_log(method):
+    return [e for e in method.history if "channel_sparsity_target" in e]
+
+
+def test_removal_events_fall_midway_between_updates_and_follow_the_cubic_schedule():
+    tr = _trainer(_cnn())                              # ΔT 8, T 80, T_s 64: events at 4, 12, ..., 60
     m = tr.method
-    events = []
-    _train(tr, 80, on_step=lambda t: events.append(t) if m.is_removal(t) else None)
-    assert len(events) >= 5 and events[-1] == m.stop_step
-    removal_log = [e for e in m.history if "channel_sparsity_target" in e]
-    assert [e["step"] for e in removal_log] == events
-    for e in removal_log:
-        expected = round(cubic_channel_sparsity(e["step"], final=0.4, stop_step=m.stop_step) * 16)
-        assert sum(e["removed_channels"].values()) == expected
-    assert sum(len(v) for v in m.removed.values()) == round(0.4 * 16)
+    _train(tr, 80)
+    log = _removal_log(m)
+    assert [e["step"] for e in log] == list(range(4, 64, 8))
+    for e in log:   # the reference keeps int(C·(1 − S(t))) of the C = 16 removable channels
+        kept = int(16 * (1 - cubic_channel_sparsity(e["step"], final=0.4, stop_step=64)))
+        assert sum(e["removed_channels"].values()) == 16 - kept
+
+
+def test_the_channel_count_to_remove_is_rounded_up():
+    tr = _trainer(_cnn())
+    first = _removal_log(_train(tr, 5) or tr.method)[0]    # S(4) = 0.4·(1 − (60/64)^3) = 0.0703: 1.125 of 16
+    assert first["step"] == 4 and sum(first["removed_channels"].values()) == 2
+
+
+def test_with_several_updates_per_removal_the_first_event_is_half_an_update_before_the_removal_interval():
+    tr = _trainer(_cnn(), removal_every_updates=2)     # R = 16: events at 16 − 4, 28, 44, 60
+    _train(tr, 80)
+    assert [e["step"] for e in _removal_log(tr.method)] == [12, 28, 44, 60]
 
 
 def test_per_layer_floors_hold():
@@ -84,13 +144,64 @@ def test_per_layer_floors_hold():
         assert g.channels - len(tr.method.removed[g.producer]) >= floor
 
 
-def test_removed_channels_are_zero_for_good_and_overall_density_is_at_target():
+def _budget(tr):
+    return sum(layer_nnz(p.numel(), 0.2) for p in tr.params.values())
+
+
+def test_training_starts_at_the_target_density():
+    tr = _trainer(_cnn())
+    assert sum(int(m.sum()) for m in tr.masks.values()) == _budget(tr)          # d, not d + 0.05
+
+
+def test_freed_nonzeros_are_regrown_at_the_next_update_across_layers_in_proportion_to_their_nnz():
+    tr = _trainer(_cnn(), distribution="uniform")                     # no layer becomes dense (refilled)
+    seen = {}
+    _train(tr, 17, on_step=lambda t: seen.__setitem__(t, {f: int(m.sum()) for f, m in tr.masks.items()}))
+    removed_at_12 = _removal_log(tr.method)[1]
+    assert removed_at_12["step"] == 12
+    assert sum(seen[12].values()) < sum(seen[11].values())          # nothing regrown at the removal event
+    after_prune, after = {}, seen[16]
+    nnz, budget = sum(seen[15].values()), _budget(tr)                 # update at 16: prune to B, regrow to ρ·P
+    rho = 0.205 + 0.045 * 0.5 * (1 + math.cos(math.pi * 16 / 64))
+    for f, n in seen[15].items():
+        after_prune[f] = n - math.ceil(max(0, nnz - budget) / nnz * n)
+    full_size = sum(p.numel() for p in tr.params.values())
+    ratio = (rho * full_size - sum(after_prune.values())) / sum(after_prune.values())
+    assert after == {f: n + int(n * ratio) for f, n in after_prune.items()}
+
+
+def test_the_last_tenth_of_the_run_still_updates_the_mask_with_the_reference_drop_fraction():
+    tr = _trainer(_cnn())
+    before = {}
+    _train(tr, 80, on_step=lambda t: before.__setitem__(t, {f: m.clone() for f, m in tr.masks.items()}) if t == 71 else None)
+    last = tr.method.history[-1]
+    assert last["step"] == 72 and last["phase"] == "final"
+    assert last["drop_fraction"] == pytest.approx(0.005 + 0.495 * 0.5 * (1 + math.cos(math.pi * 72 / 80)))
+    assert any(not torch.equal(before[71][f], tr.masks[f]) for f in tr.masks)
+
+
+def test_the_final_phase_regrows_each_layer_to_erk_on_the_shrunk_shapes():
+    tr = _trainer(_cnn())
+    before = {}
+    _train(tr, 80, on_step=lambda t: before.__setitem__(t, {f: int(m.sum()) for f, m in tr.masks.items()}))
+    m = tr.method
+    shapes = {f: list(p.shape) for f, p in tr.params.items()}
+    for g in m.groups:
+        shapes[g.producer][0] -= len(m.removed[g.producer])
+        shapes[g.consumer][1] -= len(m.removed[g.producer])
+    erk = erk_densities(shapes, density=_budget(tr) / sum(math.prod(s) for s in shapes.values()))
+    drop = 0.005 + 0.495 * 0.5 * (1 + math.cos(math.pi * 72 / 80))
+    for f, p in tr.params.items():                  # update at 72: drop ceil(r·n), regrow to the ERK share
+        kept = before[71][f] - math.ceil(drop * before[71][f])
+        assert int(tr.masks[f].sum()) == max(kept, int(erk[f] * math.prod(shapes[f])))
+        assert not (tr.masks[f] & ~m.alive(f, p.shape)).any()
+    assert sum(int(m.sum()) for m in tr.masks.values()) <= _budget(tr) + 16
+
+
+def test_removed_channels_are_zero_for_good():
     model = _cnn()
     tr = _trainer(model)
-    budget = sum(tr.method.targets.values())
     _train(tr, 80)
-    nnz = sum(int(m.sum()) for m in tr.masks.values())
-    assert nnz == budget == sum(tr.method.targets.values())
     removed = tr.method.removed
     assert removed["0.weight"] or removed["3.weight"]
     for g in tr.method.groups:
@@ -102,15 +213,7 @@ def test_removed_channels_are_zero_for_good_and_overall_density_is_at_target():
         assert torch.all(model.get_parameter(g.producer_bias)[idx] == 0)
 
 
-def test_soft_memory_bound_keeps_density_above_budget_before_the_stop():
+def test_the_memory_phase_keeps_density_above_the_budget():
     tr = _trainer(_cnn())
-    budget = sum(tr.method.targets.values())
-    assert sum(int(m.sum()) for m in tr.masks.values()) > budget  # ρ(0) = d + 0.05
-
-
-def test_coupling_graph_and_fx_rule_find_the_same_removable_channels():
-    from simsparse.dst.channels import _fx_groups
-    model = _cnn()
-    sp = set(sparsifiable_params(model))
-    assert removable_channel_groups(model, sparsified=sp, example_input=torch.zeros(2, 1, 6, 6)) == \
-        _fx_groups(model, sparsified=sp)
+    _train(tr, 9)                                                     # the first update (8) regrows to ρ(8)·P
+    assert sum(int(m.sum()) for m in tr.masks.values()) > _budget(tr)

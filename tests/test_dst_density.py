@@ -6,7 +6,7 @@ import pytest
 
 from simsparse.dst.density import erk_densities, layer_densities, uniform_densities
 from simsparse.dst.schedule import (cosine_drop_fraction, cubic_channel_sparsity, effective_interval,
-                                    is_update_step, soft_memory_bound)
+                                    is_update_step, cosine_anneal)
 from simsparse.errors import SimSparseError, UnknownNameError
 
 SHAPES = {"conv1.weight": (16, 3, 3, 3), "conv2.weight": (32, 16, 3, 3), "fc1.weight": (256, 512),
@@ -70,5 +70,6 @@ def test_cubic_channel_schedule_and_soft_memory_bound_end_points():
     assert cubic_channel_sparsity(0, final=0.4, stop_step=80) == 0.0
     assert cubic_channel_sparsity(40, final=0.4, stop_step=80) == pytest.approx(0.4 * (1 - 0.5 ** 3))
     assert cubic_channel_sparsity(200, final=0.4, stop_step=80) == pytest.approx(0.4)
-    assert soft_memory_bound(0, density=0.1, extra=0.05, stop_step=80) == pytest.approx(0.15)
-    assert soft_memory_bound(80, density=0.1, extra=0.05, stop_step=80) == pytest.approx(0.1)
+    assert cosine_anneal(0, start=0.15, end=0.105, period=80) == pytest.approx(0.15)
+    assert cosine_anneal(40, start=0.15, end=0.105, period=80) == pytest.approx(0.1275)
+    assert cosine_anneal(90, start=0.15, end=0.105, period=80) == pytest.approx(0.105)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from simsparse.dst.nm_mask import from_reduction_rows, is_nm_compliant, nm_group_counts, nm_mask, to_reduction_rows
+from simsparse.dst.nm_mask import is_nm_compliant, nm_group_counts, nm_mask
+from simsparse.masks.patterns import from_gemm_rows, gemm_rows
 from simsparse.errors import PatternError
 
 
@@ -43,7 +44,7 @@ def test_every_full_group_holds_exactly_n(shape, nm):
     w = torch.randn(shape, generator=torch.Generator().manual_seed(sum(shape)))
     mask = nm_mask(w, n, m)
     counts = nm_group_counts(mask, m)
-    k = to_reduction_rows(w).shape[1]
+    k = gemm_rows(w).shape[1]
     full = k // m
     assert (counts[:, :full] == n).all()
     if k % m:
@@ -62,9 +63,9 @@ def test_kept_weights_dominate_dropped_ones_within_each_group():
 
 def test_reduction_rows_round_trip_conv_layout():
     w = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
-    rows = to_reduction_rows(w)
+    rows = gemm_rows(w)
     assert torch.equal(rows, w.permute(0, 2, 3, 1).reshape(2, -1))
-    assert torch.equal(from_reduction_rows(rows, w.shape), w)
+    assert torch.equal(from_gemm_rows(rows, w.shape), w)
 
 
 def test_compliance_check_rejects_an_overfull_group():
@@ -77,3 +78,14 @@ def test_compliance_check_rejects_an_overfull_group():
 def test_invalid_n_m_is_a_pattern_error(nm):
     with pytest.raises(PatternError, match="N:M"):
         nm_mask(torch.ones(2, 8), *nm)
+
+
+def test_flat_layout_groups_wrap_across_rows_as_the_srste_reference_masks_a_stem():
+    # a 1x1 conv with 3 input channels: k = 3 is not a multiple of M = 4. The reference (SR-STE, PGF)
+    # cuts the flattened weight into groups of 4 that run on into the next row; padding per row would
+    # keep 2 of every row's 3 weights instead.
+    w = torch.tensor([[9.0, 1.0, 2.0], [8.0, 7.0, 3.0], [0.5, 6.0, 5.0], [4.0, 0.1, 0.2]]).reshape(4, 3, 1, 1)
+    flat = nm_mask(w, 2, 4, layout="flat").reshape(4, 3)
+    # groups: (9, 1, 2, 8) -> 9, 8; (7, 3, 0.5, 6) -> 7, 6; (5, 4, 0.1, 0.2) -> 5, 4
+    assert flat.tolist() == [[True, False, False], [True, True, False], [False, True, True], [True, False, False]]
+    assert nm_mask(w, 2, 4).reshape(4, 3).sum(dim=1).tolist() == [2, 2, 2, 2]

@@ -11,7 +11,7 @@ from simsparse.dst.nm_mask import is_nm_compliant, nm_group_counts, nm_mask
 from simsparse.dst.nm_schedule import decay_alpha
 from simsparse.errors import SpecError
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def tiny_model(seed=0):
@@ -101,7 +101,8 @@ def test_mask_decay_costs_a_dense_forward_while_alpha_is_positive():
 
 def test_structure_decay_steps_through_the_n_m_frames():
     steps = 24
-    method = make("nm-structure-decay", steps, nm=(1, 8), dense_warmup_fraction=1 / 6)
+    # row-wise groups (an N:M accelerator that pads k = 36 to 40), so per-row group counts are the frames
+    method = make("nm-structure-decay", steps, nm=(1, 8), dense_warmup_fraction=1 / 6, nm_hardware="nm_accelerator")
     per_step = []
 
     def on_step(t, masks, params, eff):
@@ -197,3 +198,46 @@ def test_shipped_recipe_options_validate_against_the_method(name):
     masks = method.init_masks({"w": nn.Parameter(torch.randn(4, 16))}, {}, torch.Generator())
     n, m = method.target_nm
     assert f"{n}:{m}" == recipe.extra["nm"] and is_nm_compliant(masks["w"], *method.nm_at(0))
+
+
+def test_mask_decay_keeps_recomputing_the_mask_after_alpha_reaches_zero():
+    # AQT recomputes the mask at every update, PGF at every forward, also once α = 0
+    method = make("nm-mask-decay", 100, nm=(2, 4), schedule="linear", decay_fraction=0.1)
+    assert method.alpha_at(20) == 0.0 and method.phase_at(20) == "sparse"
+    w = nn.Parameter(torch.tensor([[0.1, 0.2, 3.0, 4.0]]))          # magnitudes changed since the last mask
+    masks = method.after_optimizer_step({"w": w}, {"w": torch.tensor([[True, True, False, False]])}, 20)
+    assert masks["w"].tolist() == [[False, False, True, True]]
+    assert w.detach().tolist()[0] == pytest.approx([0.1, 0.2, 3.0, 4.0])   # pruned weights live on until the end
+
+
+def test_mask_decay_can_freeze_the_mask_once_alpha_is_zero():
+    method = make("nm-mask-decay", 100, nm=(2, 4), schedule="linear", decay_fraction=0.1, after_decay="freeze")
+    w = nn.Parameter(torch.tensor([[0.1, 0.2, 3.0, 4.0]]))
+    masks = method.after_optimizer_step({"w": w}, {"w": torch.tensor([[True, True, False, False]])}, 20)
+    assert masks["w"].tolist() == [[True, True, False, False]] and w.detach().tolist()[0][2:] == [0.0, 0.0]
+
+
+def test_mask_decay_offers_pgfs_straight_through_gradient():
+    method = make("nm-mask-decay", 100, nm=(2, 4), schedule="linear", decay_coef=0.01, gradient="straight_through")
+    w = nn.Parameter(torch.tensor([[1.0, -3.0, 0.5, 2.0]]))
+    x = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    out = x @ method.forward_weight("w", w, nm_mask(w, 2, 4), 30).T
+    assert float(out.detach()) == pytest.approx(0.7 * 1.0 - 6.0 + 0.7 * 1.5 + 8.0)   # forward still decays: α = 0.7
+    out.sum().backward()
+    assert torch.equal(w.grad, x) and method.needs_dense_grad(30)
+
+
+def test_one_shot_fine_tune_repeats_the_dense_learning_rate_schedule(tmp_path):
+    from simsparse.dst.data import load_data
+    from simsparse.dst.loop import build_trainer
+    from simsparse.dst.train import make_job
+    job = make_job(method="nm-oneshot", model="mlp", model_options={"width": 16, "depth": 1}, data="synthetic",
+                   sparsity=0.0, nm=(2, 4), steps=8, lr=0.1, out=tmp_path / "o.pt", progress=False)
+    trainer = build_trainer(job, load_data("synthetic", seed=0), sync=None)
+    lrs = []
+    for _ in range(8):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert lrs[0] == lrs[4] == pytest.approx(0.1)                    # the prune at step 4 restarts the cosine
+    assert lrs[1:4] == pytest.approx(lrs[5:8]) and lrs[3] < lrs[1]

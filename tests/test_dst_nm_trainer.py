@@ -9,7 +9,7 @@ from simsparse.dst.base import METHODS, MethodConfig
 from simsparse.dst.nm_mask import is_nm_compliant
 from simsparse.dst.trainer import make_trainer
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def train(name, steps, nm, **extra):

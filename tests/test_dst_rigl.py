@@ -1,5 +1,6 @@
 """RigL and the trainer's hard-mask invariants."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -9,7 +10,7 @@ from simsparse.dst.rigl import rigl_layer_update
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
 import simsparse.dst.rigl  # noqa: F401
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _model():
@@ -76,3 +77,16 @@ def test_grown_weights_start_at_zero():
         grown = tr.masks[f] & ~before[f]
         assert grown.any()
         assert torch.all(p[grown] == 0.0)
+
+
+def test_a_weight_dropped_and_regrown_in_one_update_keeps_its_value():
+    # google-research/rigl (reinit_when_same False): only new connections start at 0
+    method = METHODS.get("rigl")(MethodConfig(sparsity=0.5, total_steps=100, update_interval=10))
+    before = torch.tensor([[5.0, 0.1, 3.0, 0.0], [0.0, 2.0, 0.0, 0.2]])
+    p = torch.nn.Parameter(before.clone())
+    method.init_masks({"w": p}, {"w": 0.625}, torch.Generator().manual_seed(0))
+    masks = {"w": before != 0}
+    p.grad = torch.tensor([[0.0, 9.0, 0.0, 0.0], [0.0, 0.0, 0.0, 8.0]])   # f(10)·5 drops the 0.1; its gradient regrows it
+    method.before_optimizer_step({"w": p}, masks, 10)
+    new = method.after_optimizer_step({"w": p}, masks, 10)
+    assert torch.equal(new["w"], masks["w"]) and torch.equal(p.detach(), before)

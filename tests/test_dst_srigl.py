@@ -1,5 +1,6 @@
 """SRigL: constant fan-in, neuron ablation, the last layer never ablated."""
 
+import pytest
 import torch
 from torch import nn
 
@@ -9,7 +10,7 @@ from simsparse.dst.srigl import srigl_layer_update
 from simsparse.dst.trainer import make_trainer, sparsifiable_params
 import simsparse.dst.srigl  # noqa: F401
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 
 def _trainer(*, sparsity, gamma_sal=0.3, ablation=True, steps=60):
@@ -99,3 +100,53 @@ def test_salient_set_is_the_plain_union_so_gradient_picks_on_kept_weights_add_no
     grad[2, :2] = 1.0                       # next-largest gradients: row 2 (would be picked if kept were excluded)
     active = active_rows(kept=kept, grad=grad, n_prune=2, target_nnz=8, gamma_sal=1.0)
     assert active.tolist() == [True, True, False, False]
+
+
+def test_rows_tied_with_the_minimum_row_count_all_survive():
+    # 8 rows of fan-in 10, budget 20: k = 2, threshold int(1.0·2) = 2. The reference keeps the top
+    # int(20 // 10) + 1 = 3 rows and every row tied with the third (salient count 1): rows 0–4, k' = 4.
+    from simsparse.dst.srigl import active_rows
+    kept = torch.zeros(8, 10, dtype=torch.bool)
+    for row, count in enumerate([4, 2, 1, 1, 1, 0, 0, 0]):
+        kept[row, :count] = True
+    active = active_rows(kept=kept, grad=torch.zeros(8, 10), n_prune=0, target_nnz=20, gamma_sal=1.0)
+    assert active.tolist() == [True] * 5 + [False] * 3
+
+
+def test_an_ablated_rows_kept_share_moves_to_surviving_rows_by_magnitude():
+    # 3 rows of fan-in 4, 2 weights each; f = 0.5 keeps 3 by |w|: 5 (row 0), 4 and 3 (row 1). Row 0 has
+    # one salient weight < threshold 2 and is ablated. Its kept slot goes to the next |w|, row 2's 2.0
+    # (kept with its value), not to a gradient pick.
+    w = torch.tensor([[5.0, 0.1, 0, 0], [4.0, 3.0, 0, 0], [2.0, 1.5, 0, 0]])
+    grad = torch.zeros(3, 4)
+    grad[2, 2], grad[2, 3], grad[1, 2], grad[2, 1], grad[2, 0] = 10.0, 9.0, 8.0, 0.5, 0.1
+    new, grown, active, k = srigl_layer_update(weight=w, grad=grad, mask=w != 0, drop_fraction=0.5,
+                                               target_nnz=6, gamma_sal=1.0, ablate=True)
+    assert active.tolist() == [False, True, True] and k == 3
+    assert new.tolist() == [[False] * 4, [True, True, True, False], [True, False, True, True]]
+    assert not grown[2, 0]
+
+
+def test_a_weight_dropped_and_regrown_in_one_update_keeps_its_value():
+    method = METHODS.get("srigl")(MethodConfig(sparsity=0.5, total_steps=100, update_interval=10,
+                                               extra={"ablation": False, "sparse_init": "none"}))
+    before = torch.tensor([[0.5, 3.0, 0.0, 0.0], [2.0, 0.4, 0.0, 0.0]])
+    p = torch.nn.Parameter(before.clone())
+    method.init_masks({"w": p}, {"w": 0.5}, torch.Generator().manual_seed(0))
+    masks = {"w": p.detach() != 0}
+    p.grad = torch.tensor([[0.0, 0.0, 1.0, 0.0], [0.0, 8.0, 0.0, 0.5]])   # f(10)·4 drops 1: the 0.4, regrown
+    method.before_optimizer_step({"w": p}, masks, 10)
+    new = method.after_optimizer_step({"w": p}, masks, 10)
+    assert torch.equal(new["w"], masks["w"]) and torch.equal(p.detach(), before)
+
+
+def test_initial_weights_are_redrawn_on_the_sparse_support_as_grad_flow_init():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(400, 256), nn.ReLU(), nn.Linear(256, 4))
+    method = METHODS.get("srigl")(MethodConfig(sparsity=0.95, total_steps=10))
+    tr = make_trainer(model=model, method=method, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                      densities={"1.weight": 0.05, "3.weight": 0.5}, generator=torch.Generator().manual_seed(1),
+                      example_input=torch.zeros(2, 400))
+    w, mask = tr.params["1.weight"].detach(), tr.masks["1.weight"]
+    assert method.fan_in["1.weight"] == 20 and torch.all(w[~mask] == 0)
+    assert float(w[mask].std()) == pytest.approx(2 / 20, rel=0.1)             # σ = 2 / fan-in, not U(±1/√400)

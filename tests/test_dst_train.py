@@ -12,7 +12,7 @@ from simsparse.errors import SimSparseError, SpecError, UnknownNameError
 from simsparse.masks.io import load
 from simsparse.masks.patterns import analyze
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 SMALL_CNN = {"width": 4, "depth": 2, "convs_per_stage": 2}
 
 
@@ -33,7 +33,9 @@ def test_chase_checkpoint_records_removed_channels_and_inspect_sees_them(tmp_pat
         if idx:
             pat = analyze(ms.layers[fqn].mask)
             assert set(idx) <= set(pat.removed_rows)
-    assert ms.geometry is not None and ms.density == pytest.approx(0.2, abs=0.01)
+    # a short run ends a few final-phase updates after the memory bound ρ ≤ d + 0.05
+    assert ms.geometry is not None and 0.19 <= ms.density <= 0.25
+    assert meta["method_notes"]["channel_coupling"]["source"] == "graph.coupling"
 
 
 def test_checkpoint_meta_holds_method_accuracy_flops_and_history(tmp_path):

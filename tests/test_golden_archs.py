@@ -13,17 +13,22 @@ from pathlib import Path
 import pytest
 
 from simsparse import api
+from simsparse.archs import load_arch
 
 GOLDEN = Path(__file__).parent / "golden" / "archs.json"
-ARCHS = ("a100_2to4", "h100_2to4", "systolic_32x32", "systolic_128x128", "s2ta_like", "vegeta_like", "spr_socket")
+ARCHS = ("a100_2to4", "h100_2to4", "rtx2080ti", "systolic_32x32", "systolic_128x128", "s2ta_like", "vegeta_like", "spr_socket")
 CASES = (("1,4096,4096", "2:4"), ("3072,768,3072", "2:4"), ("196608,768,3072", "dense"),
          ("64,256,576", "1:8"), ("16,768,3072", "fanin=0.1"), ("256,512,1024", "channels=0.5"))
+# device-bound 2:4 GEMMs on the GPUs: their 2:4 rows above sit at the 50 us host floor, where a
+# change on the device side would not show
+GPU_ARCHS = ("a100_2to4", "h100_2to4", "rtx2080ti")
+GPU_CASES = (("49152,768,3072", "2:4"), ("16384,4096,4096", "2:4"))
 
 
 def current() -> dict:
     out = {}
     for arch in ARCHS:
-        for gemm, pattern in CASES:
+        for gemm, pattern in CASES + (GPU_CASES if arch in GPU_ARCHS else ()):
             r = api.evaluate(arch=arch, gemm=gemm, pattern=pattern)
             out[f"{arch} {gemm} {pattern}"] = {"format": r.estimates[0].format, "latency_s": r.total.latency_s,
                                               "dense_latency_s": r.dense_total.latency_s,
@@ -42,3 +47,12 @@ def test_shipped_archs_keep_their_golden_estimates():
         assert got["format"] == want["format"], key
         for field in ("latency_s", "dense_latency_s", "flops_executed"):
             assert got[field] == pytest.approx(want[field], rel=1e-6), f"{key}: {field}"
+
+
+def test_the_golden_file_holds_device_bound_2to4_rows_on_every_gpu():
+    golden = json.loads(GOLDEN.read_text())
+    for arch in GPU_ARCHS[:2]:                         # the GPUs with sparse tensor cores
+        floor = load_arch(arch).spec.sparse_library.host_overhead_s
+        above = [key for key, row in golden.items()
+                 if key.startswith(arch + " ") and row["format"] == "2:4" and row["latency_s"] > 2 * floor]
+        assert len(above) >= 2, f"{arch}: no 2:4 golden row is device-bound (all at the {floor * 1e6:.0f} us host floor)"

@@ -7,26 +7,14 @@ import pytest
 
 from simsparse.archs import load_arch
 from simsparse.engines import estimate
-from simsparse.masks.patterns import analyze
+from simsparse.graph.lower import gemm_work
+from simsparse.masks.synthetic import two_four_checkerboard
 from simsparse.records import Gemm, LayerWork
-
-
-@pytest.fixture(scope="module")
-def a100():
-    return load_arch("a100_2to4")
-
-
-def two_four(n: int, k: int) -> np.ndarray:
-    mask = np.zeros((n, k), dtype=bool)
-    mask[0::2, 0::2] = True
-    mask[1::2, 1::2] = True
-    return mask
 
 
 def work_for(mask: np.ndarray, m: int, dtype: str = "fp16") -> LayerWork:
     n, k = mask.shape
-    return LayerWork(name="layer.weight", kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype=dtype),
-                     mask=mask, pattern=analyze(mask), dtype=dtype)
+    return gemm_work(name="layer.weight", gemm=Gemm(m=m, n=n, k=k, dtype=dtype), mask=mask)
 
 
 def speedup(model, work: LayerWork, engine: str = "analytic") -> tuple[float, object, object]:
@@ -43,7 +31,7 @@ def test_fully_dense_mask_costs_exactly_the_dense_baseline(a100, engine):
 
 
 def test_two_four_mask_on_large_gemm_issues_half_the_macs(a100):
-    work = work_for(two_four(4096, 4096), m=8192)
+    work = work_for(two_four_checkerboard(4096, 4096), m=8192)
     plan = a100.plan(work)
     assert plan.format == "2:4"
     assert plan.macs_issued == plan.macs_dense // 2
@@ -51,7 +39,7 @@ def test_two_four_mask_on_large_gemm_issues_half_the_macs(a100):
 
 @pytest.mark.parametrize("m,n,k", [(8192, 4096, 4096), (196608, 768, 3072), (16384, 1024, 8192)])
 def test_two_four_speedup_is_real_but_never_above_two(a100, m, n, k):
-    ratio, sparse, dense = speedup(a100, work_for(two_four(n, k), m=m))
+    ratio, sparse, dense = speedup(a100, work_for(two_four_checkerboard(n, k), m=m))
     assert 1.2 < ratio <= 2.0
     assert sparse.flops_executed == pytest.approx(dense.flops_executed / 2)
 
@@ -83,7 +71,7 @@ def test_removed_output_rows_run_the_shrunk_dense_gemm(a100):
 
 
 def test_single_token_is_slower_sparse_than_dense(a100):
-    ratio, sparse, _ = speedup(a100, work_for(two_four(4096, 4096), m=1))
+    ratio, sparse, _ = speedup(a100, work_for(two_four_checkerboard(4096, 4096), m=1))
     assert ratio < 1.0
     assert sparse.bound == "overhead"
     assert sparse.m == 1 and sparse.n == 4096 and sparse.k == 4096
@@ -91,7 +79,7 @@ def test_single_token_is_slower_sparse_than_dense(a100):
 
 def test_estimate_reports_flops_and_metadata_bytes(a100):
     m, n, k = 4096, 2048, 1024
-    work = work_for(two_four(n, k), m=m)
+    work = work_for(two_four_checkerboard(n, k), m=m)
     plan = a100.plan(work)
     est = estimate(plan, a100, "analytic")
     assert est.flops_dense == 2 * m * n * k
@@ -114,6 +102,6 @@ def test_memory_op_is_bytes_over_bandwidth_plus_launch(a100):
 
 def test_cutlass_backend_is_chosen_by_set(a100):
     cutlass = load_arch("a100_2to4", overrides=["software.backend=cutlass"])
-    work = work_for(two_four(768, 3072), m=49152)
-    assert cutlass.plan(work).tiles["library"] == "cutlass"
-    assert a100.plan(work).tiles["library"] == "cusparselt"
+    work = work_for(two_four_checkerboard(768, 3072), m=49152)
+    assert cutlass.plan(work).payload.call.library == "cutlass"
+    assert a100.plan(work).payload.call.library == "cusparselt"

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simsparse.archs import load_arch
-from simsparse.archs.gpu import call_latency_s, library_call
+from simsparse.archs.gpu_call import closed_form_latency_s, library_call
 from simsparse.records import Gemm
 
 DIMS = st.sampled_from([1, 8, 33, 128, 768, 3072, 12288])
@@ -17,7 +17,7 @@ SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[Healt
 def latency(model, gemm: Gemm, *, sparse: bool) -> float:
     spec = model.spec
     lib = spec.sparse_library if sparse else spec.dense
-    return call_latency_s(spec, library_call(spec, lib, gemm, sparse=sparse))
+    return closed_form_latency_s(spec, library_call(spec, lib, gemm, sparse=sparse))
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from simsparse.archs import load_arch
-from simsparse.archs.gpu import library_call
+from simsparse.archs.gpu_call import closed_form_latency_s, config_timing, library_call
 from simsparse.archs.gpu_kernel import KernelCall, time_config
 from simsparse.records import Gemm
 
@@ -40,15 +40,15 @@ def test_cluster_multicast_divides_l2_egress_and_never_slows_a_kernel():
 
 def test_pytorch_cutlass_backend_keeps_its_one_tile_for_a_single_token():
     a100 = load_arch("a100_2to4", overrides=["software.backend=cutlass"])
-    cost = library_call(a100.spec, a100.spec.sparse_library, Gemm(m=1, n=4096, k=4096), sparse=True)
-    assert (cost.kernel.tile.rows, cost.kernel.tile.cols) == (128, 128) and cost.kernel.split_k == 1
+    call = library_call(a100.spec, a100.spec.sparse_library, Gemm(m=1, n=4096, k=4096), sparse=True)
+    assert (call.tile.rows, call.tile.cols) == (128, 128) and call.split_k == 1
     # the padded token rows still occupy a whole 128-column tile: 32 tiles x 128 x 128 x K / 2 MACs
-    assert cost.kernel.macs_issued == 32 * 128 * 128 * 4096 / 2
+    assert config_timing(a100.spec, call).macs_issued == 32 * 128 * 128 * 4096 / 2
 
 
 def test_cusparselt_plan_setup_bounds_a_decode_call_from_below():
     a100 = load_arch("a100_2to4")
     lib = a100.spec.sparse_library
     small = library_call(a100.spec, lib, Gemm(m=1, n=1024, k=4096), sparse=True)
-    assert small.kernel.split_k == 1
-    assert small.latency_s(small.kernel.kernel_clk / a100.spec.clock_hz) == pytest.approx(lib.host_overhead_s)
+    assert small.split_k == 1
+    assert closed_form_latency_s(a100.spec, small) == pytest.approx(lib.host_overhead_s)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from simsparse import api
 from simsparse.archs import load_arch
 from simsparse.errors import SpecError
+from simsparse.resources import data_dir
 
 
 @pytest.mark.parametrize("name,fp16_tflops,sms", [("a100_2to4", 312, 108), ("h100_2to4", 989, 132)])
@@ -56,3 +58,31 @@ def test_a_new_gpu_of_a_known_kind_is_a_yaml_file(tmp_path):
     half.write_text(text.replace("name: a100_2to4", "name: a100_half").replace("sms: 108", "sms: 54"))
     model = load_arch(str(half))
     assert model.name == "a100_half" and model.spec.sms == 54
+
+
+def test_the_dense_only_rtx2080ti_matches_turing_datasheet_peaks():
+    spec = load_arch("rtx2080ti").spec
+    tflops = 2 * spec.sms * spec.dense_fma_per_clk_per_sm["fp16"] * spec.clock_hz / 1e12
+    assert tflops == pytest.approx(53.8, rel=0.01)             # fp16 with fp32 accumulate (GeForce)
+    assert spec.hbm_bytes_per_s == pytest.approx(616e9)
+    assert not spec.has_sparse_tensor_cores and spec.backends == {}
+    assert load_arch("rtx2080ti").supported_dtypes() == ("fp16", "int8")
+
+
+@pytest.mark.parametrize("pattern,fmt", [("2:4", "dense"), ("channels=0.5", "shrunk")])
+def test_a_gpu_without_sparse_tensor_cores_runs_masks_dense_or_shrunk_and_says_so(pattern, fmt):
+    r = api.evaluate(arch="rtx2080ti", gemm="3072,768,3072", pattern=pattern)
+    e = r.estimates[0]
+    assert e.format == fmt and any("no sparse tensor cores" in note for note in e.notes)
+    if fmt == "dense":                       # every MAC, as the dense baseline
+        assert e.flops_executed == e.flops_dense and r.speedup_vs_dense == 1.0
+    else:                                    # the live channels, densely
+        assert e.flops_executed == e.flops_effective and r.speedup_vs_dense > 1.0
+
+
+def test_a_sparse_back_end_without_sparse_tensor_cores_is_rejected(tmp_path):
+    text = (data_dir("accelerators") / "rtx2080ti.yaml").read_text()
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(text.replace("software:\n", "software:\n  backend: cusparselt\n"))
+    with pytest.raises(SpecError, match="compute.sparse"):
+        load_arch(str(spec))

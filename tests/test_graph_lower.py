@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from simsparse.errors import GeometryError
 from simsparse.graph.catalog import dense_macs_per_sample, load_workload
-from simsparse.graph.lower import layer_works, lower, op_gemm
+from simsparse.graph.lower import layer_works, lower, op_gemm, shrunk_gemm
 from simsparse.records import Op, Workload
 
 
@@ -57,7 +57,7 @@ def test_non_gemm_ops_become_memory_work_in_dtype_bytes():
 def test_unmasked_layer_is_dense():
     wl = Workload(name="w", input_shape=(4,), ops=(Op(name="fc.weight", kind="linear", weight_shape=(4, 6)),))
     (w,) = layer_works(wl, batch=2, dtype="fp16", masks={})
-    assert w.mask is None and w.pattern is None and w.shrunk == w.gemm and w.nnz == 24
+    assert w.mask is None and w.pattern is None and w.nnz == 24
 
 
 def test_conv_mask_is_gemm_oriented_with_cin_innermost_and_shrunk_drops_dead_channels():
@@ -70,7 +70,8 @@ def test_conv_mask_is_gemm_oriented_with_cin_innermost_and_shrunk_drops_dead_cha
                        masks={"c.weight": mask})
     assert w.mask.shape == (6, 36)
     assert not w.mask[0, 3]    # (kh=0, kw=0, cin=3) is column 3 when Cin is innermost
-    assert (w.shrunk.n, w.shrunk.k) == (5, 27)
+    shrunk = shrunk_gemm(w.gemm, w.pattern)
+    assert (shrunk.n, shrunk.k) == (5, 27)
     assert w.pattern.rows_removed == 1 and w.pattern.cols_removed == 1
 
 
@@ -78,3 +79,19 @@ def test_mask_of_the_wrong_shape_names_the_layer_and_both_shapes():
     wl = Workload(name="w", input_shape=(4,), ops=(Op(name="fc.weight", kind="linear", weight_shape=(4, 6)),))
     with pytest.raises(GeometryError, match=r"fc\.weight.*\(6, 4\).*\(4, 6\)"):
         layer_works(wl, batch=1, dtype="fp16", masks={"fc.weight": np.ones((6, 4), bool)})
+
+
+def test_shrunk_gemm_of_a_grouped_conv_spreads_the_kept_rows_over_the_groups():
+    op = _conv(weight_shape=(8, 2, 3, 3), input_shape=(4, 5, 5), padding=(1, 1), groups=2)
+    mask = np.ones((8, 2, 3, 3), bool)
+    mask[:2] = False                       # two output channels of the first group removed
+    (w,) = layer_works(Workload(name="w", input_shape=(4, 5, 5), ops=(op,)), batch=1, dtype="fp16",
+                       masks={"c.weight": mask})
+    shrunk = shrunk_gemm(w.gemm, w.pattern)
+    assert (w.gemm.n, w.gemm.count) == (4, 2) and (shrunk.n, shrunk.k, shrunk.count) == (3, 18, 2)
+
+
+def test_masks_keyed_by_names_of_no_op_must_be_bound_first():
+    wl = Workload(name="w", input_shape=(4,), ops=(Op(name="fc.weight", kind="linear", weight_shape=(4, 6)),))
+    with pytest.raises(GeometryError, match="bind"):
+        layer_works(wl, batch=1, dtype="fp16", masks={"module.fc.weight": np.ones((4, 6), bool)})

@@ -4,7 +4,7 @@ from torch import nn
 
 from simsparse.errors import GeometryError
 from simsparse.geometry_io import workload_from_dict, workload_to_dict
-from simsparse.graph.trace import trace
+from simsparse.graph.tracing import trace
 
 
 class Tiny(nn.Module):

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from simsparse import calibrate, hostinfo
+from simsparse import hostinfo
+from simsparse.validate import calibrate
 from simsparse.archs import load_arch
 from simsparse.archs.cpu_host import calibration_path, load_calibration
 from simsparse.cli import main

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import hostile_corpus as hc
-from simsparse import dse
+from simsparse import api, dse
 from simsparse.cli import main
 from simsparse.dse_store import journal_path, open_journal
 from simsparse.errors import SimSparseError, SpecError
@@ -30,12 +30,12 @@ def sweep_file(tmp_path, **kw):
 
 def reference_csv(tmp_path, sweep):
     ref = tmp_path / "ref" / "r.csv"
-    dse.run(sweep=sweep, out=ref)
+    api.sweep(sweep_file=sweep, out=ref)
     return ref.read_bytes()
 
 
 def test_a_sweep_grid_over_nm_pattern_lists_runs(tmp_path):
-    rows = dse.run(sweep=sweep_file(tmp_path), out=tmp_path / "r.csv")
+    rows = api.sweep(sweep_file=sweep_file(tmp_path), out=tmp_path / "r.csv")
     assert len(rows) == 2 * 2 * 3 * 2 and not any(r["error"] for r in rows)
     assert {r["overrides"].split(";")[1] for r in rows} == {"sparsity.patterns=[2:4]", "sparsity.patterns=[2:4,1:8]"}
 
@@ -44,12 +44,12 @@ def test_a_torn_last_record_is_discarded_and_the_resumed_csv_is_byte_identical(t
     sweep = sweep_file(tmp_path)
     expected = reference_csv(tmp_path, sweep)
     out = tmp_path / "r.csv"
-    dse.run(sweep=sweep, out=out)
+    api.sweep(sweep_file=sweep, out=out)
     journal = journal_path(out)
     lines = journal.read_bytes().splitlines(keepends=True)
     journal.write_bytes(b"".join(lines[:5]) + lines[5][:17])  # four rows kept, the fifth torn mid-record
     out.unlink()
-    dse.run(sweep=sweep, out=out, resume=True)
+    api.sweep(sweep_file=sweep, out=out, resume=True)
     assert out.read_bytes() == expected
     assert journal.read_bytes().count(b"\n") == len(lines)
 
@@ -75,20 +75,20 @@ def test_a_second_sweep_on_a_locked_store_is_refused(tmp_path):
     held = open_journal(out, identity="a" * 64, name="first", resume=False)
     try:
         with pytest.raises(SimSparseError, match="another sweep is writing"):
-            dse.run(sweep=sweep_file(tmp_path), out=out)
+            api.sweep(sweep_file=sweep_file(tmp_path), out=out)
     finally:
         held.close()
 
 
 def test_resume_refuses_another_sweeps_store_and_keeps_its_rows(tmp_path):
     out = tmp_path / "r.csv"
-    dse.run(sweep=sweep_file(tmp_path, name="first"), out=out)
+    api.sweep(sweep_file=sweep_file(tmp_path, name="first"), out=out)
     before = out.read_bytes(), journal_path(out).read_bytes()
     other = sweep_file(tmp_path, name="second", file="other.yaml")
     with pytest.raises(SimSparseError, match="exists; pass --resume"):
-        dse.run(sweep=other, out=out)
+        api.sweep(sweep_file=other, out=out)
     with pytest.raises(SimSparseError, match="holds another sweep"):
-        dse.run(sweep=other, out=out, resume=True)
+        api.sweep(sweep_file=other, out=out, resume=True)
     assert (out.read_bytes(), journal_path(out).read_bytes()) == before
 
 
@@ -97,16 +97,16 @@ def test_resume_onto_a_file_that_is_not_a_sweep_store_leaves_it_untouched(tmp_pa
     out = tmp_path / "notes.csv"
     out.write_bytes(content)
     with pytest.raises(SimSparseError, match="not written by a simsparse sweep"):
-        dse.run(sweep=sweep_file(tmp_path), out=out, resume=True)
+        api.sweep(sweep_file=sweep_file(tmp_path), out=out, resume=True)
     journal_path(out).write_bytes(content)
     with pytest.raises(SimSparseError, match="not a simsparse sweep journal|damaged"):
-        dse.run(sweep=sweep_file(tmp_path), out=out, resume=True)
+        api.sweep(sweep_file=sweep_file(tmp_path), out=out, resume=True)
     assert out.read_bytes() == content and journal_path(out).read_bytes() == content
 
 
 def test_out_naming_a_folder_is_refused(tmp_path):
     with pytest.raises(SimSparseError, match="is a folder"):
-        dse.run(sweep=sweep_file(tmp_path), out=tmp_path)
+        api.sweep(sweep_file=sweep_file(tmp_path), out=tmp_path)
 
 
 def test_a_huge_grid_is_refused_before_it_is_expanded(tmp_path):
@@ -126,7 +126,7 @@ def test_grid_keys_values_and_patterns_are_checked_before_any_point_runs(tmp_pat
                                                                          fragment):
     monkeypatch.setattr(dse, "run_point", lambda p: pytest.fail("a point ran"))
     with pytest.raises(SpecError, match=fragment):
-        dse.run(sweep=sweep_file(tmp_path, grid=grid, patterns=patterns), out=tmp_path / "r.csv")
+        api.sweep(sweep_file=sweep_file(tmp_path, grid=grid, patterns=patterns), out=tmp_path / "r.csv")
     assert not (tmp_path / "r.csv").exists() and not journal_path(tmp_path / "r.csv").exists()
 
 

@@ -6,7 +6,8 @@ import torch
 
 from simsparse.errors import GeometryError, PatternError, UnknownNameError
 from simsparse.kernels import KERNELS
-from simsparse.kernels.condensed import SLICE_ROWS
+from simsparse.masks.formats import CONDENSED_SLICE_ROWS, FORMATS, kernel_storage_bytes
+from simsparse.masks.patterns import analyze
 from simsparse.masks.synthetic import make_matrix
 
 N, K = 24, 37          # K not a multiple of the SIMD width (16) nor of M (4, 8)
@@ -67,9 +68,9 @@ def test_condensed_stores_uint16_indices_and_no_zeros_beyond_slice_padding():
     weight = torch.randn(130, K)
     prep = kern.prepare(weight, mask)
     assert prep.indices.dtype == np.uint16
-    assert prep.values.shape == (3, 6, SLICE_ROWS)
-    assert kern.storage_bytes(prep)["values"] == 3 * SLICE_ROWS * 6 * 4
-    assert kern.storage_bytes(prep)["indices"] == 3 * SLICE_ROWS * 6 * 2
+    assert prep.values.shape == (3, 6, CONDENSED_SLICE_ROWS)
+    assert kern.storage_bytes(prep)["values"] == 3 * CONDENSED_SLICE_ROWS * 6 * 4
+    assert kern.storage_bytes(prep)["indices"] == 3 * CONDENSED_SLICE_ROWS * 6 * 2
     values, indices = prep.rows()                            # the plain [rows, fan_in] view
     assert np.array_equal(values, (weight.numpy())[np.arange(130)[:, None], indices.astype(np.int64)])
     assert mask[np.arange(130)[:, None], indices.astype(np.int64)].all()
@@ -156,6 +157,28 @@ def test_storage_bytes_report_values_and_indices_for_every_kernel():
     dense_bytes = KERNELS.get("dense").storage_bytes(KERNELS.get("dense").prepare(torch.randn(N, 32), mask))
     nm_prep = KERNELS.get("nm").prepare(torch.randn(N, 32), mask)
     assert KERNELS.get("nm").storage_bytes(nm_prep)["values"] * 2 == dense_bytes["values"]
+
+
+@pytest.mark.parametrize("pattern", ["fanin=7", "2:4", "1:8", "channels=0.5", "density=0.2"])
+def test_every_kernel_stores_exactly_what_the_storage_model_says(pattern):
+    mask = make_matrix(70, 48, pattern, seed=1)       # 70 rows: the last condensed slice is padded
+    if not pattern.startswith("fanin"):
+        mask[:, 5] = False                            # an all-zero reduction column for shrunk
+    pat = analyze(mask)
+    for name in KERNELS.names():
+        kern = KERNELS.get(name)
+        try:
+            prep = kern.prepare(torch.randn(70, 48), mask)
+        except PatternError:
+            continue
+        model = kernel_storage_bytes(pat, kern.format, kern.value_dtype)
+        stored = kern.storage_bytes(prep)
+        assert stored["values"] == model.values_bytes, name
+        assert sum(stored.values()) - stored["values"] == model.metadata_bytes, name
+
+
+def test_every_storage_format_has_a_kernel_and_every_kernel_a_format():
+    assert {KERNELS.get(name).format for name in KERNELS.names()} == set(FORMATS)
 
 
 def test_bf16_dense_is_close_but_not_bit_exact_and_the_fp32_check_would_catch_a_wrong_kernel():

@@ -8,7 +8,8 @@ from hypothesis.extra.numpy import arrays
 
 from simsparse.errors import PatternError
 from simsparse.masks.formats import storage_bytes
-from simsparse.masks.patterns import analyze, as_matrix, from_matrix, summarize, violating_group_share
+from simsparse.masks.patterns import (analyze, as_matrix, best_nm, from_gemm_rows, group_counts, nm_envelope,
+                                      summarize)
 from simsparse.masks.synthetic import make_mask, parse_pattern
 
 
@@ -89,7 +90,31 @@ def test_2to4_fp16_storage_is_56_percent_of_dense():
 def test_violating_share_counts_groups_over_n():
     mat = np.ones((2, 8), bool)
     mat[0, :4] = [True, True, False, False]
-    assert violating_group_share(mat, 2, 4) == pytest.approx(3 / 4)
+    assert analyze(mat).nm_violation_share(2, 4) == pytest.approx(3 / 4)
+
+
+def test_group_histograms_agree_with_direct_group_counts():
+    mat = make_mask((24, 70), "density=0.4", seed=2)
+    pattern = analyze(mat)
+    for m in (2, 4, 8, 16, 32):
+        counts = group_counts(mat, m)
+        assert pattern.nm_group_histogram[m] == {int(v): int((counts == v).sum()) for v in np.unique(counts)}
+        row_max = counts.max(axis=1)
+        assert pattern.row_group_max_histogram[m] == {int(v): int((row_max == v).sum()) for v in np.unique(row_max)}
+        assert pattern.nm_envelope[m] == nm_envelope(mat, m)
+
+
+def test_zero_cols_counts_every_all_zero_reduction_column():
+    mask = np.ones((4, 2, 3, 3), bool)
+    mask[:, 0, 1, 1] = False           # one reduction column (kh=1, kw=1, cin=0), not a whole channel
+    pattern = analyze(mask)
+    assert pattern.zero_cols == 1 and pattern.cols_removed == 0
+
+
+def test_best_nm_takes_the_fewest_slots_per_column_then_the_smaller_group():
+    assert best_nm({4: 2, 8: 3, 16: 6}, (4, 8, 16)) == (3, 8)
+    assert best_nm({4: 1, 8: 2}, (4, 8)) == (1, 4)
+    assert best_nm({4: 4, 8: 8}, (4, 8)) is None
 
 
 def test_summary_lists_compliant_and_constant_fan_in_layers():
@@ -116,7 +141,7 @@ def test_analysis_invariants_hold_for_any_mask(mask):
     assert all(pattern.nm_envelope[m] <= m for m in pattern.nm_envelope)
     envs = [pattern.nm_envelope[m] for m in sorted(pattern.nm_envelope)]
     assert envs == sorted(envs)  # a larger group never holds fewer nonzeros
-    assert (from_matrix(as_matrix(mask), mask.shape) == mask).all()
+    assert (from_gemm_rows(as_matrix(mask), mask.shape) == mask).all()
 
 
 def test_fractional_fan_in_keeps_the_same_share_of_every_row():
@@ -125,3 +150,13 @@ def test_fractional_fan_in_keeps_the_same_share_of_every_row():
     large = analyze(make_mask((8, 64, 3, 3), spec))
     assert small.fan_in.constant and small.fan_in.min == 4
     assert large.fan_in.constant and large.fan_in.min == 144
+
+
+def test_each_reference_mask_has_the_structure_it_is_named_for(masks_64x128):
+    p = {name: analyze(mask) for name, mask in masks_64x128.items()}
+    assert p["dense"].density == 1.0
+    assert p["2:4"].is_nm(2, 4) and p["2:4"].is_nm(1, 2) and p["2:4"].cols_removed == 0
+    assert p["1:8"].is_nm(1, 8) and not p["1:8"].is_nm(1, 16)
+    assert p["fanin"].fan_in.constant and p["fanin"].rows_removed == 0
+    assert not p["unstructured"].fan_in.constant and not p["unstructured"].is_nm(2, 4)
+    assert p["channels"].rows_removed == 32 and p["channels"].fan_in.constant

@@ -4,7 +4,7 @@ import torch
 from simsparse.errors import GeometryError, UnknownNameError
 from simsparse.models import MODELS, build_model, example_inputs
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
 TINY = {
     "mlp": ((1, 8, 8), {}),

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from simsparse import engines
-from simsparse.api import gemm_work
+from simsparse.graph.synthetic import synthetic_gemm_work
 from simsparse.archs import load_arch
 
 
@@ -16,7 +16,7 @@ from simsparse.archs import load_arch
        dram=st.sampled_from([1, 4, 64]))
 def test_a_sparse_mask_is_never_slower_than_dense(arch, pattern, m, n, k, dram):
     model = load_arch(arch, overrides=[f"memory.dram_bytes_per_clk={dram}"])
-    work = gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=model.default_dtype())
+    work = synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=model.default_dtype())
     sparse = engines.estimate(model.plan(work), model, "analytic")
     dense = engines.estimate(model.plan(work, dense=True), model, "analytic")
     assert sparse.cycles <= dense.cycles * (1 + 1e-9)

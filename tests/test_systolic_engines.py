@@ -7,11 +7,12 @@ from simsparse.archs import load_arch
 from simsparse.engines import estimate
 from simsparse.engines.systolic_analytic import analytic_timing
 from simsparse.engines.systolic_event import cycle_timing
+from simsparse.graph import lower
 from simsparse.records import Gemm, LayerWork, sum_estimates
 
 
 def gemm_work(m, n, k, name="layer", mask=None):
-    return LayerWork(name=name, kind="gemm", op_kind="linear", gemm=Gemm(m, n, k, "int8"), mask=mask)
+    return lower.gemm_work(name=name, gemm=Gemm(m, n, k, "int8"), mask=mask)
 
 
 def arch_with_bandwidth(bytes_per_clk, extra=()):
@@ -33,7 +34,7 @@ def test_memory_bound_layer_is_reported_memory_bound():
     a = arch_with_bandwidth(1)
     est = estimate(a.plan(gemm_work(196, 256, 1152)), a, "cycle")
     assert est.bound == "memory"
-    assert est.cycles > a.plan(gemm_work(196, 256, 1152)).details["compute_cycles"]
+    assert est.cycles > a.plan(gemm_work(196, 256, 1152)).payload.compute_cycles
 
 
 @pytest.mark.parametrize("bw", [2, 8, 16, 64])
@@ -44,7 +45,7 @@ def test_analytic_agrees_with_cycle_engine_within_one_percent(bw, dataflow):
         plan = a.plan(gemm_work(m, n, k))
         sim, closed = cycle_timing(plan, a).cycles, analytic_timing(plan, a).cycles
         assert closed == pytest.approx(sim, rel=0.01)
-        assert sim >= plan.details["compute_cycles"]
+        assert sim >= plan.payload.compute_cycles
 
 
 def test_single_buffered_srams_overlap_nothing():
@@ -83,7 +84,7 @@ def test_sparse_layer_moves_fewer_weight_bytes_but_pays_metadata():
     mask[:, 1::8] = mask[:, 2::8] = True                     # 2:8, but 2 of 4 in one half: not 1:4
     sparse, dense = a.plan(gemm_work(64, 128, 256, mask=mask)), a.plan(gemm_work(64, 128, 256))
     assert sparse.format == "2:8"
-    s_ops, d_ops = sparse.details["dram_by_operand"], dense.details["dram_by_operand"]
+    s_ops, d_ops = sparse.payload.dram_bytes_by_operand, dense.payload.dram_bytes_by_operand
     assert s_ops["filter"] == pytest.approx(d_ops["filter"] / 4)
     assert s_ops["metadata"] == pytest.approx(128 * 64 * 3 / 8)
     assert s_ops["ifmap"] == pytest.approx(d_ops["ifmap"])   # inputs are read uncompressed

@@ -9,7 +9,8 @@ from simsparse.archs import load_arch
 from simsparse.archs.systolic_folds import Pass, compute_cycles, mapping
 from simsparse.archs.systolic_patterns import compressed_k
 from simsparse.engines import estimate
-from simsparse.records import Gemm, LayerWork
+from simsparse.graph import lower
+from simsparse.records import Gemm
 
 AMPLE = "memory.dram_bytes_per_clk=1000000"
 HUGE_SRAM = ["memory.ifmap_sram_bytes=1000000000", "memory.filter_sram_bytes=1000000000",
@@ -22,7 +23,7 @@ def arch(dataflow="ws", rows=32, cols=32, extra=()):
 
 
 def gemm_work(m, n, k, mask=None):
-    return LayerWork(name="layer", kind="gemm", op_kind="linear", gemm=Gemm(m, n, k, "int8"), mask=mask)
+    return lower.gemm_work(name="layer", gemm=Gemm(m, n, k, "int8"), mask=mask)
 
 
 def equation(sr, sc, t, rows, cols):
@@ -32,8 +33,8 @@ def equation(sr, sc, t, rows, cols):
 def test_ws_reference_case_is_5056_cycles():
     # M=64, N=128, K=256 on 32x32 WS: (Sr,Sc,T) = (256,128,64) -> 8*4 folds x 158 cycles
     plan = arch("ws").plan(gemm_work(64, 128, 256))
-    assert plan.details["compute_cycles"] == 5056
-    assert plan.details["folds"] == 32
+    assert plan.payload.compute_cycles == 5056
+    assert plan.payload.folds == 32
 
 
 @pytest.mark.parametrize("dataflow, expected", [
@@ -44,7 +45,7 @@ def test_ws_reference_case_is_5056_cycles():
 ])
 def test_compute_cycles_follow_the_equation_for_each_dataflow(dataflow, expected):
     plan = arch(dataflow).plan(gemm_work(50, 70, 100))
-    assert plan.details["compute_cycles"] == expected
+    assert plan.payload.compute_cycles == expected
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -52,7 +53,7 @@ def test_non_square_array_uses_rows_for_sr_and_cols_for_sc(dataflow):
     m, n, k, rows, cols = 64, 128, 256, 16, 8
     sr, sc, t = {"ws": (k, n, m), "os": (m, n, k), "is": (k, m, n)}[dataflow]
     plan = arch(dataflow, rows=rows, cols=cols).plan(gemm_work(m, n, k))
-    assert plan.details["compute_cycles"] == equation(sr, sc, t, rows, cols)
+    assert plan.payload.compute_cycles == equation(sr, sc, t, rows, cols)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os", "is"])
@@ -80,7 +81,7 @@ def test_2_to_8_gemm_runs_a_quarter_of_the_reduction(dataflow):
     plan = arch(dataflow).plan(gemm_work(m, n, k, mask))
     assert plan.format == "2:8"
     sr, sc, t = mapping(Pass("2:8", m, n, k, 64, 3.0), dataflow)
-    assert plan.details["compute_cycles"] == equation(sr, sc, t, 32, 32)
+    assert plan.payload.compute_cycles == equation(sr, sc, t, 32, 32)
     assert plan.macs_issued == m * n * k // 4
 
 
@@ -95,11 +96,11 @@ def test_temporal_pieces_keep_partial_sums_on_chip_at_the_cost_of_extra_fill_and
     spilled = load_arch("systolic_32x32", small_ofmap + ["array.tile_temporal=false"])
     w = gemm_work(200, 64, 128)                              # T = 200 -> pieces 64, 64, 64, 8
     t_plan, s_plan = tiled.plan(w), spilled.plan(w)
-    assert [p["m"] for p in t_plan.tiles["passes"]] == [64, 64, 64, 8]
-    assert t_plan.details["compute_cycles"] == sum(equation(128, 64, t, 32, 32) for t in (64, 64, 64, 8))
-    assert s_plan.details["compute_cycles"] == equation(128, 64, 200, 32, 32)
-    assert t_plan.details["dram_by_operand"]["psum"] == 0
-    assert s_plan.details["dram_by_operand"]["psum"] > 0
+    assert [p.work.m for p in t_plan.payload.pieces] == [64, 64, 64, 8]
+    assert t_plan.payload.compute_cycles == sum(equation(128, 64, t, 32, 32) for t in (64, 64, 64, 8))
+    assert s_plan.payload.compute_cycles == equation(128, 64, 200, 32, 32)
+    assert t_plan.payload.dram_bytes_by_operand["psum"] == 0
+    assert s_plan.payload.dram_bytes_by_operand["psum"] > 0
     assert t_plan.bytes_by_level["dram"] < s_plan.bytes_by_level["dram"]
 
 
@@ -107,9 +108,9 @@ def test_grouped_conv_mask_stacks_groups_rows():
     a = arch("ws")
     mask = np.zeros((4 * 16, 36), bool)
     mask[:, ::4] = True                                       # 1:4 in every group
-    w = LayerWork(name="g", kind="gemm", op_kind="conv", gemm=Gemm(49, 16, 36, "int8", count=4), mask=mask)
+    w = lower.gemm_work(name="g", gemm=Gemm(49, 16, 36, "int8", count=4), mask=mask, op_kind="conv")
     plan = a.plan(w)
     assert plan.format == "1:4"
     assert plan.macs_issued == 4 * 49 * 16 * 9
     assert plan.macs_effective == 4 * 49 * 16 * 9
-    assert plan.details["wasted_slots"] == 0
+    assert plan.payload.wasted_slots == 0

@@ -1,17 +1,19 @@
 """Pattern choice of the nm_systolic array: tightest supported N:M, row-wise N:M, dense fallback."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from simsparse.archs import load_arch
 from simsparse.errors import GeometryError
+from simsparse.graph.lower import gemm_work
 from simsparse.records import Gemm, LayerWork
 
 
-def work(mask, m=64, pattern=None):
+def work(mask, m=64):
     n, k = mask.shape
-    return LayerWork(name="layer", kind="gemm", op_kind="linear", gemm=Gemm(m, n, k, "int8"),
-                     mask=mask, pattern=pattern)
+    return gemm_work(name="layer", gemm=Gemm(m, n, k, "int8"), mask=mask)
 
 
 def nm_mask(n, k, keep, group, seed=0):
@@ -28,7 +30,7 @@ def test_exact_2_to_8_mask_runs_2_to_8_with_no_wasted_slots():
     arch = load_arch("systolic_32x32")
     plan = arch.plan(work(nm_mask(64, 256, 2, 8)))
     assert plan.format == "2:8"
-    assert plan.details["wasted_slots"] == 0
+    assert plan.payload.wasted_slots == 0
     assert plan.metadata_bytes > 0
 
 
@@ -38,7 +40,7 @@ def test_looser_fit_picks_tightest_covering_pattern_and_reports_wasted_slots():
     arch = load_arch("systolic_32x32")        # supports 1:4 2:4 1:8 2:8 4:8
     plan = arch.plan(work(mask))
     assert plan.format == "4:8"
-    assert plan.details["wasted_slots"] == 64 * 128 - int(mask.sum())
+    assert plan.payload.wasted_slots == 64 * 128 - int(mask.sum())
     assert "4:8" in plan.notes[0] and "weight slots hold zeros" in plan.notes[0]
 
 
@@ -77,7 +79,7 @@ def test_row_wise_nm_gives_each_row_its_own_n_and_skips_empty_rows():
     mask[40:44, :] = True                     # 4 dense rows; rows 44..47 empty
     plan = arch.plan(work(mask))
     assert plan.format == "row-wise:4"
-    tiers = {p["label"]: p["n"] for p in plan.tiles["passes"]}
+    tiers = {p.work.label: p.work.n for p in plan.payload.pieces}
     assert tiers == {"1:4": 16, "2:4": 24, "dense": 4}
     assert plan.macs_issued == 64 * (16 * 32 + 24 * 64 + 4 * 128)
     assert any("4 empty rows skipped" in n for n in plan.notes)
@@ -90,20 +92,20 @@ def test_row_wise_beats_uniform_when_rows_differ():
     uniform = load_arch("vegeta_like", ["sparsity.row_wise.enabled=false"]).plan(work(mask))
     rowwise = load_arch("vegeta_like").plan(work(mask))
     assert uniform.format == "2:4"
-    assert rowwise.details["compute_cycles"] < uniform.details["compute_cycles"]
+    assert rowwise.payload.compute_cycles < uniform.payload.compute_cycles
 
 
-def test_pattern_record_envelope_is_used_when_given():
-    from simsparse.masks.patterns import analyze
-
+def test_the_choice_needs_only_the_measured_pattern_not_the_mask():
     mask = nm_mask(64, 256, 1, 8)
-    plan = load_arch("systolic_32x32").plan(work(mask, pattern=analyze(mask)))
-    assert plan.format == "1:8"
+    with_mask = work(mask)
+    pattern_only = replace(with_mask, mask=None)           # e.g. a synthetic pattern of a huge GEMM
+    arch = load_arch("systolic_32x32")
+    assert arch.plan(pattern_only).format == arch.plan(with_mask).format == "1:8"
+    assert arch.plan(pattern_only).macs_issued == arch.plan(with_mask).macs_issued
 
 
 def test_mask_of_wrong_shape_is_a_geometry_error():
-    w = LayerWork(name="l", kind="gemm", op_kind="linear", gemm=Gemm(8, 16, 32, "int8"),
-                  mask=np.ones((32, 16), bool))
+    w = gemm_work(name="l", gemm=Gemm(8, 16, 32, "int8"), mask=np.ones((32, 16), bool))
     with pytest.raises(GeometryError, match="does not match"):
         load_arch("systolic_32x32").plan(w)
 

@@ -3,7 +3,7 @@
 Each function says what one call of the kernel does, as phases run one after the other; a phase
 holds single-thread cycles per execution port and the bytes of each data stream with its working
 set. Within a phase the ports and the memory streams overlap (the slowest wins, see
-engines/cpu_analytic.py); phases add. Ports:
+archs/cpu_cost.py); phases add. Ports:
 
     fma     vector FMAs / fma_ports                 load    loads (vector or scalar) / load_ports
     store   stores / store_ports                    gather  gathered elements / gather_elements_per_clk
@@ -32,11 +32,14 @@ The loops modelled (see the kernels' own docstrings):
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from simsparse.archs.cpu_spec import CpuSpec
+from simsparse.masks.formats import (BLOCK_BATCH, CONDENSED_COLUMNS_MAX_BATCH, CONDENSED_ROW_ID_BYTES,
+                                     CONDENSED_SLICE_ROWS, CSR_INDEX_BYTES, NM_COLUMNS_MAX_BATCH, NM_OFFSET_BYTES,
+                                     condensed_index_bytes, condensed_size, condensed_stored_rows, csr_size, nm_size,
+                                     nm_slots_per_row, shrunk_size)
 
 CACHE_LINE_BYTES = 64
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
@@ -53,6 +56,27 @@ CSR_NNZ_CLK_FAST = 1.2         # ... and ~1/1.5 of that at batch 4 and 8 (whole-
 CSR_FAST_WIDTHS = (4, 8)       # (2048x1024, fan-in 154, x^T in L1, 1 thread; benchmarks/bench_kernels.py)
 DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
                                # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
+
+
+@dataclass(frozen=True)
+class PortCycles:
+    """Single-thread cycles of a phase per execution port (module doc); `serial` never overlaps."""
+
+    fma: float = 0.0
+    load: float = 0.0
+    store: float = 0.0
+    gather: float = 0.0
+    alu: float = 0.0
+    chain: float = 0.0
+    serial: float = 0.0
+
+    @property
+    def busiest_port(self) -> float:
+        """The slowest of the overlapping ports (all but `serial`)."""
+        return max(self.fma, self.load, self.store, self.gather, self.alu, self.chain)
+
+    def scaled(self, factor: float) -> "PortCycles":
+        return PortCycles(**{f.name: getattr(self, f.name) * factor for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -74,7 +98,7 @@ class Stream:
 @dataclass(frozen=True)
 class Phase:
     name: str
-    cycles: dict                 # port -> single-thread cycles (see module doc)
+    cycles: PortCycles           # single-thread cycles per port (see module doc)
     streams: tuple[Stream, ...]
     parallel: bool               # split over the threads
     units: int = 1               # independent work units (rows) the split can use
@@ -130,17 +154,17 @@ def dense_phases(spec: CpuSpec, *, m: int, n: int, k: int, vb: int, threads: int
     y = Stream(prefix + "y", m * n * vb, m * n * vb / threads, first_touch=False)
     if m <= DENSE_STREAM_MAX_M:
         chunks = n * math.ceil(k / L)
-        return [Phase(prefix + "gemv", {"fma": m * chunks / spec.fma_ports, "load": chunks / spec.load_ports},
+        return [Phase(prefix + "gemv", PortCycles(fma=m * chunks / spec.fma_ports, load=chunks / spec.load_ports),
                       (Stream(prefix + "weights", w_bytes, ws), x, y), parallel=True, units=n, params="dense")]
     l2 = spec.levels[1].bytes if len(spec.levels) > 2 else spec.levels[0].bytes
     pack_ws = min(w_bytes / threads, 0.5 * l2)
-    pack = Phase(prefix + "pack", {"load": n * math.ceil(k / L) / spec.load_ports}, batched=True,
+    pack = Phase(prefix + "pack", PortCycles(load=n * math.ceil(k / L) / spec.load_ports), batched=True,
                  streams=
                  (Stream(prefix + "weights", w_bytes, ws),
                   Stream(prefix + "packed", 2.0 * w_bytes, pack_ws, first_touch=False)),
                  parallel=True, units=n, params="dense")
     fmas = m * n * math.ceil(k / L)
-    compute = Phase(prefix + "gemm", {"fma": fmas / spec.fma_ports}, (x, y), parallel=True,
+    compute = Phase(prefix + "gemm", PortCycles(fma=fmas / spec.fma_ports), (x, y), parallel=True,
                     units=max(1, n // 16) * max(1, m // 8), params="dense", batched=True)
     return [pack, compute]
 
@@ -158,7 +182,7 @@ def shrunk_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
     if s.cols_active < s.k:
         calls += 1
         el = s.m * cols
-        phases.append(Phase("index_select", {"load": el / spec.load_ports, "store": el / spec.store_ports},
+        phases.append(Phase("index_select", PortCycles(load=el / spec.load_ports, store=el / spec.store_ports),
                             (Stream("x", s.m * s.k * vb, s.m * (s.k + cols) * vb),
                              Stream("x_kept", el * vb, s.m * cols * vb, first_touch=False)),
                             parallel=el > TORCH_PARALLEL_GRAIN, units=s.m))
@@ -166,11 +190,12 @@ def shrunk_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
     if s.rows_active < s.n:
         calls += 2
         el = s.m * s.n
-        phases.append(Phase("zeros_index_copy", {"store": (el + s.m * rows) / (spec.store_ports * _lanes(spec, vb)),
-                                                 "load": s.m * rows / spec.load_ports},
+        copy = PortCycles(store=(el + s.m * rows) / (spec.store_ports * _lanes(spec, vb)),
+                          load=s.m * rows / spec.load_ports)
+        phases.append(Phase("zeros_index_copy", copy,
                             (Stream("y", (el + 2 * s.m * rows) * vb, el * vb, first_touch=False),),
                             parallel=el > TORCH_PARALLEL_GRAIN, units=s.m))
-    meta = 8.0 * ((rows if s.rows_active < s.n else 0) + (cols if s.cols_active < s.k else 0))
+    meta = shrunk_size(rows=s.n, cols=s.k, rows_kept=rows, cols_kept=cols, value_bytes=vb).metadata_bytes
     return LoopProfile(kernel="shrunk", phases=tuple(phases), calls=calls, threaded=True,
                        macs_issued=s.m * rows * cols, metadata_bytes=meta)
 
@@ -178,18 +203,18 @@ def shrunk_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
 # ----------------------------------------------------------------------------- sparse kernels
 
 
-def _gather_dot(spec: CpuSpec, *, rows: int, per_row: int, vb: int, ib: float, alu_per_elem: float) -> dict:
+def _gather_dot(spec: CpuSpec, *, rows: int, per_row: int, vb: int, ib: float, alu_per_elem: float) -> PortCycles:
     """Cycles of a gather-dot over `per_row` stored entries in each of `rows` rows (batch 1).
     The compiler vectorises the row (a masked / narrower vector for the tail), so a row costs
     ceil(per_row / lanes) vector loads and FMAs, one gathered element per entry, and a horizontal
     sum; rows are independent, so out-of-order execution overlaps their sums (throughput cost)."""
     L = spec.jit_lanes
     vec = rows * math.ceil(per_row / L)
-    return {"gather": rows * per_row / spec.gather_elements_per_clk,
-            "load": vec * (1 + ib / vb) / spec.load_ports,
-            "fma": vec / spec.fma_ports,
-            "alu": vec * alu_per_elem / 2.0,
-            "serial": rows * (spec.hsum_clk + spec.row_overhead_clk)}
+    return PortCycles(gather=rows * per_row / spec.gather_elements_per_clk,
+                      load=vec * (1 + ib / vb) / spec.load_ports,
+                      fma=vec / spec.fma_ports,
+                      alu=vec * alu_per_elem / 2.0,
+                      serial=rows * (spec.hsum_clk + spec.row_overhead_clk))
 
 
 def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int, ib: float,
@@ -216,7 +241,7 @@ TRANSPOSE_CLK_PER_ELEM = 1.5  # torch x.t().contiguous(): measured 0.55-0.7 ns p
 
 def _transpose_phase(spec: CpuSpec, *, m: int, k: int, vb: int) -> Phase:
     el = m * k
-    return Phase("x_transpose", {"serial": el * TRANSPOSE_CLK_PER_ELEM},
+    return Phase("x_transpose", PortCycles(serial=el * TRANSPOSE_CLK_PER_ELEM),
                  (Stream("x", el * vb, 2 * el * vb), Stream("x_t", el * vb, el * vb, first_touch=False)),
                  parallel=False, units=1, params="dense")   # a torch op: timed on torch's (dense) efficiencies,
                                                             # not the sparse loop's fitted ones
@@ -232,27 +257,27 @@ def _remote_xt_phase(*, m: int, k: int, nnz: int, vb: int, threads: int) -> list
         return []
     touched = 1.0 - math.exp(-nnz / float(threads * k))
     b = k * touched * row_line_bytes(m * vb)
-    return [Phase("x_t_remote", {}, (Stream("x_t lines from the writing core", b, b, first_touch=False,
+    return [Phase("x_t_remote", PortCycles(), (Stream("x_t lines from the writing core", b, b, first_touch=False,
                                             cross_core=True),), parallel=False, units=1, batched=True)]
 
 
-def _csr_spmm(spec: CpuSpec, *, nnz: int, rows: int, m: int, vb: int) -> dict:
+def _csr_spmm(spec: CpuSpec, *, nnz: int, rows: int, m: int, vb: int) -> PortCycles:
     """Cycles of MKL's CSR spmm on a row-major x^T [k, m] (batch m > 1): per nonzero a scalar part
     (CSR_NNZ_CLK) and ceil(m / lanes) vector loads of its x^T row + FMAs into register accumulators;
     per output row the accumulators are stored once. The x^T row loads are the memory side (its
     gathered-row stream): L2-resident x^T costs ~64 B / L2 bandwidth per chunk, as measured."""
     ch = math.ceil(m / _lanes(spec, vb))
-    return {"load": nnz * (2 + ch) / spec.load_ports, "fma": nnz * ch / spec.fma_ports,
-            "alu": nnz * (CSR_NNZ_CLK_FAST if m in CSR_FAST_WIDTHS else CSR_NNZ_CLK), "store": 2 * rows * ch / spec.store_ports,
-            "serial": rows * (spec.row_overhead_clk + 2 * ch)}
+    return PortCycles(load=nnz * (2 + ch) / spec.load_ports, fma=nnz * ch / spec.fma_ports,
+                      alu=nnz * (CSR_NNZ_CLK_FAST if m in CSR_FAST_WIDTHS else CSR_NNZ_CLK),
+                      store=2 * rows * ch / spec.store_ports, serial=rows * (spec.row_overhead_clk + 2 * ch))
 
 
 def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
-    vb, ib, rows = s.value_bytes, 4.0, s.n
+    vb, ib, rows = s.value_bytes, CSR_INDEX_BYTES, s.n
     per_row = s.nnz / max(1, rows)
-    meta = s.nnz * ib + (s.n + 1) * 4.0
+    meta = csr_size(rows=s.n, nnz=s.nnz, value_bytes=vb).metadata_bytes
     streams = _sparse_streams(m=s.m, n=s.n, k=s.k, rows=1, per_row=s.nnz, vb=vb, ib=ib,
-                              extra_meta=(s.n + 1) * 4.0, threads=threads)
+                              extra_meta=(s.n + 1) * CSR_INDEX_BYTES, threads=threads)
     if s.m == 1:
         cycles = _gather_dot(spec, rows=rows, per_row=int(round(per_row)), vb=vb, ib=ib, alu_per_elem=0.0)
         phases = (Phase("spmv", cycles, streams, parallel=True, units=rows),)
@@ -270,47 +295,29 @@ def csr_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
                        macs_issued=s.m * s.nnz, metadata_bytes=meta)
 
 
-@functools.lru_cache(maxsize=None)
-def numba_batch_constants(kernel: str = "condensed") -> tuple[int, int]:
-    """(COLUMNS_MAX_BATCH, BLOCK_BATCH) of a numba kernel (the documented values if not importable)."""
-    try:
-        from simsparse.kernels.condensed import BLOCK_BATCH
-        if kernel == "nm":
-            from simsparse.kernels.nm import COLUMNS_MAX_BATCH
-        else:
-            from simsparse.kernels.condensed import COLUMNS_MAX_BATCH
-        return int(COLUMNS_MAX_BATCH), int(BLOCK_BATCH)
-    except Exception:  # pragma: no cover - kernels unavailable: the documented values
-        return (4 if kernel == "nm" else 8), 64
+def numba_batch_constants(kernel: str) -> tuple[int, int]:
+    """(last batch of the per-column gather-dot path, batch columns per block) of a numba kernel."""
+    return (NM_COLUMNS_MAX_BATCH if kernel == "nm" else CONDENSED_COLUMNS_MAX_BATCH), BLOCK_BATCH
 
 
-@functools.lru_cache(maxsize=None)
-def slice_rows() -> int:
-    try:
-        from simsparse.kernels.condensed import SLICE_ROWS
-        return int(SLICE_ROWS)
-    except Exception:  # pragma: no cover
-        return 64
-
-
-def _sliced_gather_dot(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, ib: float) -> dict:
+def _sliced_gather_dot(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, ib: float) -> PortCycles:
     """Cycles of condensed's sliced gather-dot at batch m <= COLUMNS_MAX_BATCH: per slice of S rows
     and stored entry, one vector load each of S values and S indices (widened), then per batch
     column S gathered elements and S/lanes FMAs into register accumulators; per slice, loop set-up
     and the scattered store of S x m outputs. Padding rows of the last slice cost like real ones."""
-    S, L = slice_rows(), spec.jit_lanes
+    S, L = CONDENSED_SLICE_ROWS, spec.jit_lanes
     slices = math.ceil(rows / S)
     entries = slices * S * per_row                     # stored entries, padding included
     vec = entries / L
-    return {"gather": m * entries / spec.gather_elements_per_clk,
-            "load": vec * (1 + ib / vb) / spec.load_ports,
-            "fma": m * vec / spec.fma_ports,
-            "alu": vec * (ib / vb) / 2.0,              # index widening (vpmovzxwd)
-            "serial": slices * spec.row_overhead_clk + rows * m / spec.store_ports}
+    return PortCycles(gather=m * entries / spec.gather_elements_per_clk,
+                      load=vec * (1 + ib / vb) / spec.load_ports,
+                      fma=m * vec / spec.fma_ports,
+                      alu=vec * (ib / vb) / 2.0,              # index widening (vpmovzxwd)
+                      serial=slices * spec.row_overhead_clk + rows * m / spec.store_ports)
 
 
 def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: float, block: int,
-             group: int = 8) -> dict:
+             group: int = 8) -> PortCycles:
     """Cycles of the blocked path: per row and block of <= `block` batch columns, each group of
     `group` stored entries (8 in condensed, 4 in nm) scales that many row slices of x^T into a
     stack accumulator loaded/stored once (a tree of products); the accumulator round trip (adds +
@@ -335,18 +342,16 @@ def _blocked(spec: CpuSpec, *, rows: int, per_row: int, m: int, vb: int, alu: fl
         # [m, n], ~8-9 clk each: 1.3-1.85x slower at batch 64-512 on 3072x768)
         out["store"] += rows * ch / spec.store_ports
         out["serial"] += groups * GROUP_OVERHEAD_CLK * group / 8.0 + rows * (spec.row_overhead_clk + ch)
-    return out
+    return PortCycles(**out)
 
 
 def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: int, per_row: int,
-                   ib: float, alu: float, extra_meta: float, group: int) -> LoopProfile:
+                   ib: float, alu: float, extra_meta: float, group: int, metadata_bytes: float) -> LoopProfile:
     """condensed / nm: gather-dot at batch 1, once per column up to COLUMNS_MAX_BATCH, blocked above."""
     vb = s.value_bytes
     cols_max, block = numba_batch_constants(kernel)
-    meta_rows = math.ceil(rows / slice_rows()) * slice_rows() if kernel == "condensed" else rows
     if s.m <= cols_max and kernel == "condensed":
-        S = slice_rows()
-        stored_rows = math.ceil(rows / S) * S
+        stored_rows = condensed_stored_rows(rows)
         streams = _sparse_streams(m=1, n=s.n, k=s.k, rows=stored_rows, per_row=per_row, vb=vb, ib=ib,
                                   extra_meta=extra_meta, threads=threads)
         # the slices are read as contiguous vectors (prefetch-friendly, unlike a gather-dot per
@@ -355,14 +360,15 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
                                st.working_set_bytes * (s.m if st.name in ("x", "y") else 1), st.first_touch)
                         for st in streams)
         cycles = _sliced_gather_dot(spec, rows=rows, per_row=per_row, m=s.m, vb=vb, ib=ib)
-        phases = (Phase("sliced_gather_dot", cycles, streams, parallel=True, units=math.ceil(rows / S),
+        phases = (Phase("sliced_gather_dot", cycles, streams, parallel=True,
+                        units=math.ceil(rows / CONDENSED_SLICE_ROWS),
                         batched=s.m > 1),)
         calls = 1
     elif s.m <= cols_max:
         streams = _sparse_streams(m=1, n=s.n, k=s.k, rows=rows, per_row=per_row, vb=vb, ib=ib,
                                   extra_meta=extra_meta, threads=threads)
         cyc = _gather_dot(spec, rows=rows, per_row=per_row, vb=vb, ib=ib, alu_per_elem=alu)
-        cycles = {key: v * s.m for key, v in cyc.items()}
+        cycles = cyc.scaled(s.m)
         streams = tuple(Stream(st.name, st.bytes * s.m, st.working_set_bytes * (s.m if st.name == "x" else 1),
                                st.first_touch, gather_loop=st.gather_loop) for st in streams)
         phases = (Phase("gather_dot" if s.m == 1 else "gather_dot_columns", cycles, streams, parallel=True,
@@ -378,21 +384,23 @@ def _numba_profile(spec: CpuSpec, s: Shape, threads: int, *, kernel: str, rows: 
                   Phase("blocked", cycles, streams, parallel=True, units=rows, batched=True))
         calls = 2
     return LoopProfile(kernel=kernel, phases=phases, calls=calls, threaded=True,
-                       macs_issued=s.m * rows * per_row, metadata_bytes=meta_rows * per_row * ib + extra_meta)
+                       macs_issued=s.m * rows * per_row, metadata_bytes=metadata_bytes)
 
 
 def condensed_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
-    ib = 2.0 if s.k <= 2 ** 16 else 4.0
+    size = condensed_size(rows_active=s.rows_active, fan_in=s.fan_in, cols=s.k, value_bytes=s.value_bytes)
     return _numba_profile(spec, s, threads, kernel="condensed", rows=s.rows_active, per_row=s.fan_in,
-                          ib=ib, alu=0.0, extra_meta=4.0 * s.rows_active, group=8)
+                          ib=condensed_index_bytes(s.k), alu=0.0,
+                          extra_meta=CONDENSED_ROW_ID_BYTES * s.rows_active, group=8,
+                          metadata_bytes=size.metadata_bytes)
 
 
 def nm_profile(spec: CpuSpec, s: Shape, threads: int) -> LoopProfile:
     n_keep, group_m = s.nm if s.nm is not None else (s.k, s.k)
-    slots = math.ceil(s.k / max(1, group_m)) * n_keep
+    size = nm_size(rows=s.n, cols=s.k, n_keep=n_keep, group_m=group_m, value_bytes=s.value_bytes)
     alu = 2.0 if n_keep & (n_keep - 1) == 0 else 8.0        # shift+madd, or an integer division
-    return _numba_profile(spec, s, threads, kernel="nm", rows=s.n, per_row=slots, ib=1.0, alu=alu,
-                          extra_meta=0.0, group=4)
+    return _numba_profile(spec, s, threads, kernel="nm", rows=s.n, per_row=nm_slots_per_row(s.k, n_keep, group_m),
+                          ib=NM_OFFSET_BYTES, alu=alu, extra_meta=0.0, group=4, metadata_bytes=size.metadata_bytes)
 
 
 PROFILES = {"dense": dense_profile, "csr": csr_profile, "condensed": condensed_profile,

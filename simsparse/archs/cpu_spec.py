@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 from simsparse.errors import SpecError
+from simsparse.masks.formats import FORMATS
 from simsparse.specs import Field, ListOf, MapOf, Optional, validate
 
 KIND = "cpu_simd"
-KERNEL_NAMES = ("dense", "csr", "condensed", "nm", "shrunk")
 CACHE_STATES = ("warm", "cold")
 
 # Per-kernel defaults (before calibration). Overheads are eager-PyTorch / numba call costs on a
@@ -97,7 +97,7 @@ SCHEMA = {
         "threads": Field(int, min=1, max=4096),
         "parallel_eff": Field(float, required=False, default=0.9, min=0.05, max=1.0),
         "dispatch_s": Field(float, required=False, default=3e-6, min=0, max=1e-2),
-        "kernels": Optional(MapOf(_KPARAMS, keys=KERNEL_NAMES), default={}),
+        "kernels": Optional(MapOf(_KPARAMS, keys=FORMATS), default={}),
         "calibration": Field(str, required=False, default=""),
     },
 }
@@ -188,7 +188,7 @@ def kernel_params(raw: Mapping[str, Mapping[str, float]] | None) -> dict[str, Ke
     """Every kernel's parameters: the given ones over the documented defaults."""
     raw = raw or {}
     out = {}
-    for name in KERNEL_NAMES:
+    for name in FORMATS:
         values = dict(KERNEL_DEFAULTS[name])
         values.update({k: float(v) for k, v in (raw.get(name) or {}).items() if v is not None})
         out[name] = KernelParams(**values)

@@ -1,4 +1,5 @@
-"""Spec of a GPU with sparse tensor cores (`kind: gpu_sparse_tensor_core`): schema and frozen records.
+"""Spec of a GPU with (or, without `compute.sparse`, without) sparse tensor cores
+(`kind: gpu_sparse_tensor_core`): schema and frozen records.
 
 The YAML is validated here (file, field, value and allowed range in every error) and turned
 into `GpuSpec`; raw dicts never travel further in. Kernel libraries (the dense one, cuBLAS,
@@ -49,7 +50,7 @@ GPU_SCHEMA = {
     "compute": {
         "sms": Field(int, min=1, max=4096),
         "dense_fma_per_clk_per_sm": MapOf(Field(int, min=1, max=1 << 16), keys=GPU_DTYPES),
-        "sparse": {"pattern": Field(str, choices=("2:4",)), "speedup": Field(float, min=1.0, max=4.0)},
+        "sparse": Optional({"pattern": Field(str, choices=("2:4",)), "speedup": Field(float, min=1.0, max=4.0)}),
         "max_ctas_per_sm": Field(int, min=1, max=32),
         "registers_bytes_per_sm": Field(int, required=False, default=262144, min=16384, max=1 << 22,
                                         doc="register file per SM (64K x 32-bit on A100/H100); a CTA's fp32 "
@@ -65,11 +66,11 @@ GPU_SCHEMA = {
         "latency_s": Field(float, min=0.0, max=1e-4),
     },
     "software": {
-        "backend": Field(str),
+        "backend": Field(str, required=False, default=""),
         "launch_gap_s": Field(float, min=0.0, max=1e-3),
         "include_host_overhead": Field(bool),
         "dense": LIBRARY_SCHEMA,
-        "backends": MapOf(LIBRARY_SCHEMA, keys=("cusparselt", "cutlass")),
+        "backends": MapOf(LIBRARY_SCHEMA, keys=("cusparselt", "cutlass"), required=False, default={}),
     },
     "fitted": Optional(MapOf(Field((str, float, int)))),
 }
@@ -104,8 +105,8 @@ class GpuSpec:
     name: str
     clock_hz: float
     sms: int
-    dense_fma_per_clk_per_sm: Mapping[str, int]
-    sparse_pattern: str
+    dense_fma_per_clk_per_sm: Mapping[str, int]   # tensor-core dtypes this GPU runs (fp16 at least)
+    sparse_pattern: str | None                     # None: no sparse tensor cores (a dense-only GPU)
     sparse_speedup: float
     max_ctas_per_sm: int
     hbm_bytes_per_s: float
@@ -124,8 +125,20 @@ class GpuSpec:
     registers_bytes_per_sm: int = 262144
 
     @property
+    def has_sparse_tensor_cores(self) -> bool:
+        return self.sparse_pattern is not None
+
+    @property
     def sparse_library(self) -> KernelLibrary:
+        if not self.has_sparse_tensor_cores:
+            raise SpecError(f"{self.name} has no sparse tensor cores (no compute.sparse block); "
+                            "it runs masks dense or shrunk")
         return self.backends[self.backend]
+
+    @property
+    def tensor_dtypes(self) -> tuple[str, ...]:
+        """The GPU dtypes its tensor cores run, in GPU_DTYPES order."""
+        return tuple(d for d in GPU_DTYPES if d in self.dense_fma_per_clk_per_sm)
 
     @property
     def hbm_bytes_per_clk(self) -> float:
@@ -144,19 +157,23 @@ def _library(d: dict) -> KernelLibrary:
 
 
 def _check_cross_fields(d: dict, source: str) -> None:
-    backends = d["software"]["backends"]
-    if d["software"]["backend"] not in backends:
+    backends = d["software"]["backends"] or {}
+    if d["compute"]["sparse"] is None:
+        if d["software"]["backend"] or backends:
+            raise SpecError(f"{source}: field software.backend(s) is set but compute.sparse is absent; "
+                            "a dense-only GPU has no sparse back end: remove them or add compute.sparse")
+    elif d["software"]["backend"] not in backends:
         raise SpecError(f"{source}: field software.backend = {d['software']['backend']!r} is invalid; "
-                        f"allowed: {', '.join(sorted(backends))}")
+                        f"allowed: {', '.join(sorted(backends)) or '(no software.backends given)'}")
     for lib_path, lib in [("software.dense", d["software"]["dense"])] + [
             (f"software.backends.{k}", v) for k, v in backends.items()]:
         for i, t in enumerate(lib["tiles"]):
             if len(t) != 3 or t[2] < 1 or t[2] > 8:
                 raise SpecError(f"{source}: field {lib_path}.tiles.{i} = {t!r} is invalid; "
                                 "allowed: [rows, cols, stages] with 1 <= stages <= 8")
-    for dtype in GPU_DTYPES:
-        if dtype not in d["compute"]["dense_fma_per_clk_per_sm"]:
-            raise SpecError(f"{source}: missing field compute.dense_fma_per_clk_per_sm.{dtype}; add it to the spec")
+    if "fp16" not in d["compute"]["dense_fma_per_clk_per_sm"]:
+        raise SpecError(f"{source}: missing field compute.dense_fma_per_clk_per_sm.fp16; add it to the spec "
+                        "(dtypes the tensor cores lack, e.g. bf16 and tf32 before Ampere, may be left out)")
 
 
 def parse_gpu_spec(data: dict, *, source: str) -> GpuSpec:
@@ -164,14 +181,15 @@ def parse_gpu_spec(data: dict, *, source: str) -> GpuSpec:
     d = validate(data, GPU_SCHEMA, source=source)
     _check_cross_fields(d, source)
     c, m, s = d["compute"], d["memory"], d["software"]
+    sparse = c["sparse"] or {"pattern": None, "speedup": 1.0}
     return GpuSpec(
         name=d["name"], clock_hz=d["clock_hz"], sms=c["sms"],
         dense_fma_per_clk_per_sm=dict(c["dense_fma_per_clk_per_sm"]),
-        sparse_pattern=c["sparse"]["pattern"], sparse_speedup=c["sparse"]["speedup"],
+        sparse_pattern=sparse["pattern"], sparse_speedup=sparse["speedup"],
         max_ctas_per_sm=c["max_ctas_per_sm"], hbm_bytes_per_s=m["hbm_bytes_per_s"],
         hbm_efficiency=m["hbm_efficiency"], l2_bytes=m["l2_bytes"], l2_bytes_per_clk=m["l2_bytes_per_clk"],
         smem_bytes_per_sm=m["smem_bytes_per_sm"], sm_load_bytes_per_clk=m["sm_load_bytes_per_clk"],
         latency_s=m["latency_s"], backend=s["backend"], launch_gap_s=s["launch_gap_s"],
         include_host_overhead=s["include_host_overhead"], dense=_library(s["dense"]),
-        backends={k: _library(v) for k, v in s["backends"].items()}, description=d.get("description") or "",
+        backends={k: _library(v) for k, v in (s["backends"] or {}).items()}, description=d.get("description") or "",
         registers_bytes_per_sm=c.get("registers_bytes_per_sm") or 262144)

@@ -35,7 +35,7 @@ Fold order and reuse (double-buffered SRAMs: the tile in use owns half of each S
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,9 +53,6 @@ class Pass:
     k_c: int
     metadata_bits_per_value: float  # 0 for dense
     stationary_resident: bool = False  # stationary operand already in SRAM (a later temporal piece)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

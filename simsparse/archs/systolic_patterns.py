@@ -46,23 +46,17 @@ def compressed_k(k: int, n: int, m: int) -> int:
     return -(-k * n // m)
 
 
-def row_group_max(mask: np.ndarray, m: int) -> np.ndarray:
-    """Per row of an [n, k] mask, the most nonzeros in any group of m consecutive k entries."""
-    rows, k = mask.shape
-    pad = (-k) % m
-    counts = mask.view(np.uint8) if mask.dtype == np.bool_ else (mask != 0).view(np.uint8)
-    if pad:
-        counts = np.concatenate([counts, np.zeros((rows, pad), np.uint8)], axis=1)
-    if counts.size == 0:
-        return np.zeros(rows, dtype=np.int64)
-    return counts.reshape(rows, -1, m).sum(axis=2, dtype=np.int64).max(axis=1)
-
-
 def envelope(work: LayerWork, m: int) -> int:
-    """Smallest N such that every group of m along k holds <= N nonzeros (from the Pattern if it has m)."""
-    if work.pattern is not None and m in work.pattern.nm_envelope:
-        return int(work.pattern.nm_envelope[m])
-    return int(row_group_max(work.mask, m).max(initial=0))
+    """Smallest N such that every group of m along k holds <= N nonzeros (the measured Pattern's)."""
+    return int(_measured(work.pattern.nm_envelope, m, work))
+
+
+def _measured(table, m: int, work: LayerWork):
+    if m not in table:
+        raise GeometryError(f"layer {work.name}: its Pattern has no N:M statistics for groups of {m}; "
+                            f"masks.patterns measures M in {', '.join(map(str, sorted(table)))}: "
+                            "use one of those in the spec")
+    return table[m]
 
 
 def dense_choice(work: LayerWork, notes: tuple[str, ...] = ()) -> Choice:
@@ -86,14 +80,17 @@ def _uniform_choices(work: LayerWork, spec: SystolicSpec) -> tuple[list[Choice],
 def row_wise_choice(work: LayerWork, rw: RowWise) -> Choice:
     """Rows grouped by their own N (smallest choice covering the row's group maximum)."""
     g = work.gemm
-    row_max = row_group_max(work.mask, rw.m)
+    row_max = _measured(work.pattern.row_group_max_histogram, rw.m, work)   # {row's group max: rows}
     choices = np.asarray(rw.n_choices + (rw.m,))
-    idx = np.searchsorted(choices, row_max, side="left")
-    row_n = np.where(row_max == 0, 0, choices[np.minimum(idx, choices.size - 1)])
+    rows_by_n: dict[int, int] = {}
+    for value, rows in row_max.items():
+        idx = int(np.searchsorted(choices, value, side="left"))
+        n_val = 0 if value == 0 else int(choices[min(idx, choices.size - 1)])
+        rows_by_n[n_val] = rows_by_n.get(n_val, 0) + rows
     passes = []
-    groups = work.mask.shape[0] // max(1, g.n)    # grouped convs stack their groups' rows
-    for n_val, rows in zip(*np.unique(row_n, return_counts=True)):
-        n_val, rows = int(n_val), -(-int(rows) // groups)
+    groups = work.pattern.rows // max(1, g.n)    # grouped convs stack their groups' rows
+    for n_val in sorted(rows_by_n):
+        rows = -(-rows_by_n[n_val] // groups)
         if n_val == 0:
             continue
         if n_val == rw.m:
@@ -103,7 +100,7 @@ def row_wise_choice(work: LayerWork, rw: RowWise) -> Choice:
             passes.append(Pass(f"{n_val}:{rw.m}", g.m, rows, g.k, k_c,
                                rw.metadata_bits_per_value + rw.row_code_bits / k_c))
     tiers = ", ".join(f"{p.label} x{p.n} rows" for p in passes) or "all rows empty"
-    skipped = int(np.count_nonzero(row_n == 0))
+    skipped = rows_by_n.get(0, 0)
     note = f"row-wise N:{rw.m} tiers: {tiers}" + (f"; {skipped} empty rows skipped" if skipped else "")
     return Choice(label=f"row-wise:{rw.m}", passes=tuple(passes), notes=(note,))
 
@@ -122,8 +119,9 @@ def choose(work: LayerWork, spec: SystolicSpec, *, nnz: float,
     compute cycles, weight slots and metadata bits break ties.
     """
     g = work.gemm
-    if tuple(work.mask.shape) not in ((g.n, g.k), (g.n * g.count, g.k)):
-        raise GeometryError(f"layer {work.name}: mask shape {tuple(work.mask.shape)} does not match the GEMM "
+    shape = (work.pattern.rows, work.pattern.cols)
+    if shape not in ((g.n, g.k), (g.n * g.count, g.k)):
+        raise GeometryError(f"layer {work.name}: mask shape {shape} does not match the GEMM "
                             f"[n, k] = [{g.n}, {g.k}] (x{g.count} groups); give the mask in GEMM orientation "
                             "(out, Cin*kh*kw)")
     uniform, envs = _uniform_choices(work, spec)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 
@@ -38,6 +38,7 @@ class MethodConfig:
     t_end_fraction: float = 0.75       # mask updates stop at t_end_fraction * total_steps
     nm: tuple[int, int] | None = None  # (N, M) target for N:M methods
     extra: dict[str, Any] = field(default_factory=dict)
+    dense_layers: Mapping[str, str] = field(default_factory=dict)  # fqn -> why it stays dense (never masked)
 
 
 class Method(ABC):
@@ -83,6 +84,20 @@ class Method(ABC):
     def needs_dense_grad(self, step: int) -> bool:
         """True when this step's backward must compute dense weight gradients (regrowth)."""
         return False
+
+    def schedule(self) -> list[dict[str, Any]]:
+        """The run's planned events, computed from the configuration alone (for `train --explain`): one
+        plain dict per event or segment with `step` (first step), `event`, optional `until` (last step)
+        and the event's numbers. Default: nothing is ever updated."""
+        return []
+
+    def lr_restarts(self) -> tuple[int, ...]:
+        """Steps at which the lr schedule starts over (default none)."""
+        return ()
+
+    def notes(self) -> dict[str, Any]:
+        """Plain data for the checkpoint meta: which path ran where a method has several (default none)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain data to resume identically (tensors allowed)."""

@@ -74,7 +74,7 @@ def synthetic(*, seed: int, n_train: int = 4000, n_test: int = 1000, num_classes
 @DATASETS.register("digits")
 def digits(*, seed: int) -> DataSplit:
     """scikit-learn's 8×8 digits, scaled to [0, 1], seeded 75/25 split."""
-    try:
+    try:  # optional dependency (the [digits] extra), imported only when this dataset is asked for
         from sklearn.datasets import load_digits
     except ImportError:
         raise SimSparseError("data 'digits' needs scikit-learn; install it with pip install 'simsparse[digits]'") from None
@@ -89,7 +89,7 @@ def digits(*, seed: int) -> DataSplit:
 
 def image_folder(path: str, *, seed: int, size: int = 32) -> DataSplit:
     """An ImageFolder tree loaded into memory (torchvision required)."""
-    try:
+    try:  # optional dependency, imported only when an image folder is asked for
         from torchvision import datasets, transforms
     except ImportError:
         raise SimSparseError(f"data 'folder:{path}' needs torchvision; install it with pip install torchvision") from None

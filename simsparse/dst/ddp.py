@@ -20,6 +20,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
+from simsparse.dst.job import TrainJob, TrainResult
+from simsparse.dst.loop import execute
 from simsparse.errors import SimSparseError
 
 
@@ -61,11 +63,9 @@ def dump_masks(report_dir: str, trainer, rank: int) -> None:
                Path(report_dir) / f"rank{rank}.pt")
 
 
-def _worker(rank: int, world_size: int, job, init_file: str, result_file: str, report_dir: str | None) -> None:
-    from simsparse.dst.loop import execute
-    from simsparse.dst.train import load_methods
+def _worker(rank: int, world_size: int, job: TrainJob, init_file: str, result_file: str,
+            report_dir: str | None) -> None:
     torch.set_num_threads(1)
-    load_methods()
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     try:
         hook = functools.partial(dump_masks, report_dir) if report_dir else None
@@ -77,7 +77,7 @@ def _worker(rank: int, world_size: int, job, init_file: str, result_file: str, r
         dist.destroy_process_group()
 
 
-def run_distributed(job, *, world_size: int, report_dir: str | Path | None = None):
+def run_distributed(job: TrainJob, *, world_size: int, report_dir: str | Path | None = None) -> TrainResult:
     """Train `job` in `world_size` CPU processes (gloo); returns rank 0's TrainResult."""
     if world_size < 1:
         raise SimSparseError(f"--world-size {world_size} must be at least 1")

@@ -11,31 +11,38 @@ Method options (`MethodConfig.extra`, validated against each class's `OPTIONS`):
     mask_update_steps      steps between mask refreshes from the dense weights (default 1, i.e. every
                            step as in the authors' code; piecewise decay: D/16)
     schedule, decay_coef, decay_fraction   nm-mask-decay only (see nm_schedule.py)
+    after_decay, gradient  nm-mask-decay only: recompute | freeze the mask once α = 0; scaled | straight_through
     nm                     the recipe's default N:M target as a string, e.g. "2:4" (--nm wins)
+    nm_hardware            whose layer rule and group layout (masks/eligibility.py): flat (the SR-STE and
+                           PGF reference masks), sparse_tensor_core (ASP), nm_accelerator (pads k)
     lambda_w               srste only: the decay on pruned weights, 2e-4 (Zhou et al. 2021)
+    finetune_lr            nm-oneshot only: restart (ASP: the fine-tune repeats the lr schedule) | continue
 
 Gradient flow: nm-mask-decay differentiates through W ⊙ (mask + (1−mask)·α), so pruned weights get
-α·g. srste and nm-structure-decay use the straight-through estimator (forward W⊙mask, dense
-gradient g to every weight), as in the authors' code ("gradient flow"); srste adds λ_W·(1−mask)⊙W.
-Dense weights are kept during the span (hard_masked_weights = False); once a mask is hard (α = 0,
-the fine-tune, or the last step) the weights outside it are set to 0, so the final checkpoint holds
-N:M-compliant weights.
+α·g (AQT; a documented choice, `gradient: straight_through` is PGF's). srste and nm-structure-decay
+use the straight-through estimator (forward W⊙mask, dense gradient g to every weight), as in the
+authors' code ("gradient flow"); srste adds λ_W·(1−mask)⊙W. Dense weights are kept during the span
+(hard_masked_weights = False); once a mask is hard (the fine-tune, the last step, or α = 0 with
+`after_decay: freeze`) the weights outside it are set to 0, so the final checkpoint holds
+N:M-compliant weights. Layers in `MethodConfig.dense_layers` keep all-ones masks.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Mapping
 
 import torch
 
 from simsparse.dst.base import METHODS, Method
-from simsparse.dst.nm_mask import check_nm, nm_mask
+from simsparse.dst.nm_mask import nm_mask
+from simsparse.masks.eligibility import check_nm
 from simsparse.dst.nm_schedule import (
     DECAY_SCHEDULES, decay_alpha, decay_steps, default_decay_coef, default_refresh_steps, is_refresh_step,
     sparse_span, structure_decay_nm,
 )
 from simsparse.errors import PatternError, SpecError
+from simsparse.masks.eligibility import NM_SUPPORT, NMSupport, check_pattern_supported, nm_eligibility
 from simsparse.specs import Field, validate
 
 _FRACTION = dict(type=float, required=False, min=0.0, max=1.0)
@@ -44,6 +51,7 @@ _COMMON_OPTIONS = {
     "finetune_fraction": Field(**_FRACTION, default=0.0),
     "mask_update_steps": Field(int, required=False, min=1, default=None),
     "nm": Field(str, required=False, default=None),   # the recipe's default target "N:M"; --nm wins
+    "nm_hardware": Field(str, required=False, default=None, choices=tuple(NM_SUPPORT.names())),
 }
 
 
@@ -52,6 +60,7 @@ class NMMethod(Method):
 
     OPTIONS: ClassVar[dict[str, Field]] = _COMMON_OPTIONS
     ste: ClassVar[bool] = False  # straight-through forward W + (W⊙mask − W).detach()
+    default_hardware: ClassVar[str] = "flat"  # the reference code's software mask (masks/eligibility.py)
 
     # ------------------------------------------------------------------ configuration
 
@@ -77,6 +86,28 @@ class NMMethod(Method):
             raise SpecError(f"method {self.name}: nm = {nm!r} is invalid; give N:M with 1 <= N <= M, "
                             f"e.g. --nm 2:4") from None
         return n, m
+
+    @cached_property
+    def support(self) -> NMSupport:
+        """The N:M hardware whose layer rule and group layout the masks follow (`extra.nm_hardware`)."""
+        return NM_SUPPORT.get(self.options.get("nm_hardware") or self.default_hardware)
+
+    def ineligible_layers(self, geometry: Mapping[str, tuple[tuple[int, ...], int]]) -> dict[str, str]:
+        """{fqn: reason} of the layers `support` cannot run at the target N:M (they stay dense)."""
+        n, m = self.target_nm
+        check_pattern_supported((n, m), self.support)
+        out = {}
+        for fqn, (shape, groups) in geometry.items():
+            verdict = nm_eligibility(weight_shape=shape, pattern=(n, m), support=self.support, groups=groups)
+            if not verdict.eligible:
+                out[fqn] = f"N:M {n}:{m} not runnable: {verdict.reason}"
+        return out
+
+    def masks_at(self, params: dict[str, torch.nn.Parameter], step: int) -> dict[str, torch.Tensor]:
+        """N:M masks of `nm_at(step)` from the dense weights; layers kept dense get all-ones masks."""
+        n, m = self.nm_at(step)
+        return {fqn: torch.ones_like(p, dtype=torch.bool) if fqn in self.config.dense_layers
+                else nm_mask(p.detach(), n, m, layout=self.support.layout) for fqn, p in params.items()}
 
     @cached_property
     def span(self) -> tuple[int, int]:
@@ -115,25 +146,26 @@ class NMMethod(Method):
 
     def init_masks(self, params: dict[str, torch.nn.Parameter], densities: dict[str, float],
                    generator: torch.Generator) -> dict[str, torch.Tensor]:
-        n, m = self.nm_at(0)
-        masks = {fqn: nm_mask(p.detach(), n, m) for fqn, p in params.items()}
+        masks = self.masks_at(params, 0)
         self._record(0)
         return masks
+
+    def straight_through(self, step: int) -> bool:
+        """The gradient reaches every weight unscaled (forward W + (W_eff − W).detach())."""
+        return self.ste and not self.hard_at(step)
 
     def forward_weight(self, fqn: str, weight: torch.Tensor, mask: torch.Tensor, step: int) -> torch.Tensor:
         alpha = self.alpha_at(step)
         if alpha >= 1.0:
             return weight
-        if self.ste and not self.hard_at(step):
-            return weight + (torch.where(mask, weight, torch.zeros_like(weight)) - weight).detach()
-        return torch.where(mask, weight, weight * alpha)
+        eff = torch.where(mask, weight, weight * alpha)
+        return weight + (eff - weight).detach() if self.straight_through(step) else eff
 
     def after_optimizer_step(self, params: dict[str, torch.nn.Parameter], masks: dict[str, torch.Tensor],
                              step: int) -> dict[str, torch.Tensor]:
         upcoming = step + 1
         if upcoming < self.config.total_steps and self.refresh_due(upcoming):
-            n, m = self.nm_at(upcoming)
-            masks = {fqn: nm_mask(p.detach(), n, m) for fqn, p in params.items()}
+            masks = self.masks_at(params, upcoming)
         if self.hard_at(upcoming) and not self.hard_masked_weights:
             with torch.no_grad():
                 for fqn, p in params.items():
@@ -148,7 +180,31 @@ class NMMethod(Method):
 
     def needs_dense_grad(self, step: int) -> bool:
         t0, t1 = self.span
-        return self.ste and t0 <= step < t1
+        return self.straight_through(step) and t0 <= step < t1
+
+    def mask_refresh(self, step: int) -> str:
+        """How the mask changes during the segment starting at `step` (for the schedule)."""
+        t0, t1 = self.span
+        if step < t0:
+            return "dense"
+        if self.hard_at(step):
+            return "pruned once, then frozen" if t0 == t1 else "frozen"
+        return f"recomputed every {self.refresh_steps} steps" if self.refresh_steps > 1 else "recomputed every step"
+
+    def schedule(self) -> list[dict[str, Any]]:
+        """Segments of constant phase and N:M (and α step, for piecewise decay) with α at both ends."""
+        rows: list[dict[str, Any]] = []
+        total = self.config.total_steps
+        for t in range(total):
+            if rows and self._signature(t) == self._signature(rows[-1]["step"]):
+                rows[-1].update(until=t, alpha_end=round(self.alpha_at(t), 6))
+                continue
+            n, m = self.nm_at(t)
+            rows.append({"step": t, "until": t, "event": self.phase_at(t), "nm": f"{n}:{m}",
+                         "alpha_start": round(self.alpha_at(t), 6), "alpha_end": round(self.alpha_at(t), 6),
+                         "mask": self.mask_refresh(t)})
+        rows += [{"step": t, "event": "lr schedule restarts"} for t in self.lr_restarts()]
+        return sorted(rows, key=lambda r: r["step"])
 
     # ------------------------------------------------------------------ history / resume
 
@@ -169,14 +225,22 @@ class NMMethod(Method):
 
 @METHODS.register("nm-mask-decay")
 class MaskDecay(NMMethod):
-    """MDGF: W_eff = W ⊙ (mask + (1−mask)·α_t); α from 1 to 0, then the mask is hard."""
+    """MDGF: W_eff = W ⊙ (mask + (1−mask)·α_t); α from 1 to 0.
+
+    After α reaches 0 the mask is still recomputed from the dense weights at every refresh until the
+    fine-tune (AQT at every mask update, PGF at every forward); `after_decay: freeze` holds it instead.
+    `gradient: scaled` (α·g to pruned weights, autodiff through the product, as AQT) or
+    `straight_through` (g to every weight, as PGF's backward).
+    """
 
     name = "nm-mask-decay"
     hard_masked_weights = False
     OPTIONS = {**_COMMON_OPTIONS,
                "schedule": Field(str, required=False, choices=DECAY_SCHEDULES, default="linear"),
                "decay_coef": Field(float, required=False, min=0.0, default=None),
-               "decay_fraction": Field(float, required=False, min=1e-6, max=1.0, default=0.2)}
+               "decay_fraction": Field(float, required=False, min=1e-6, max=1.0, default=0.2),
+               "after_decay": Field(str, required=False, choices=("recompute", "freeze"), default="recompute"),
+               "gradient": Field(str, required=False, choices=("scaled", "straight_through"), default="scaled")}
 
     @cached_property
     def n_decay_steps(self) -> int:
@@ -200,12 +264,22 @@ class MaskDecay(NMMethod):
         return decay_alpha(step, schedule=self.options["schedule"], start_step=t0, end_step=t1,
                            coef=self.decay_coef, refresh_steps=self.refresh_steps)
 
+    @property
+    def frozen_after_decay(self) -> bool:
+        return self.options["after_decay"] == "freeze"
+
+    def straight_through(self, step: int) -> bool:
+        return self.options["gradient"] == "straight_through" and not self.hard_at(step)
+
     def refresh_due(self, step: int) -> bool:
-        # once α has reached 0 the mask is hard: no more refreshes
-        return super().refresh_due(step) and (step == self.span[0] or self.alpha_at(step - 1) > 0.0)
+        if self.frozen_after_decay:  # the option: no more refreshes once α has reached 0
+            return super().refresh_due(step) and (step == self.span[0] or self.alpha_at(step - 1) > 0.0)
+        return super().refresh_due(step)
 
     def hard_at(self, step: int) -> bool:
-        return step >= self.span[0] and self.alpha_at(step) == 0.0
+        if self.frozen_after_decay:
+            return step >= self.span[0] and self.alpha_at(step) == 0.0
+        return super().hard_at(step)
 
     def phase_at(self, step: int) -> str:
         t0, t1 = self.span
@@ -268,7 +342,10 @@ class OneShot(NMMethod):
 
     name = "nm-oneshot"
     hard_masked_weights = True
-    OPTIONS = {"dense_warmup_fraction": Field(**_FRACTION, default=0.5), "nm": _COMMON_OPTIONS["nm"]}
+    default_hardware = "sparse_tensor_core"  # ASP: masks for NVIDIA sparse tensor cores
+    OPTIONS = {"dense_warmup_fraction": Field(**_FRACTION, default=0.5), "nm": _COMMON_OPTIONS["nm"],
+               "nm_hardware": _COMMON_OPTIONS["nm_hardware"],
+               "finetune_lr": Field(str, required=False, choices=("restart", "continue"), default="restart")}
 
     @cached_property
     def span(self) -> tuple[int, int]:
@@ -284,3 +361,8 @@ class OneShot(NMMethod):
 
     def phase_at(self, step: int) -> str:
         return "dense" if step < self.span[0] else "finetune"
+
+    def lr_restarts(self) -> tuple[int, ...]:
+        """ASP fine-tunes with the dense run's whole schedule again: the lr schedule restarts at the prune
+        (`finetune_lr: restart`); `continue` keeps one schedule over the whole run."""
+        return (self.span[0],) if self.options["finetune_lr"] == "restart" else ()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 
-from simsparse.dst.nm_mask import check_nm
+from simsparse.masks.eligibility import check_nm
 from simsparse.errors import SpecError
 
 DECAY_SCHEDULES = ("piecewise", "linear", "exponential")

@@ -3,7 +3,9 @@
 A recipe holds a method's defaults from its paper (sources in the YAML comments) and how they
 scale to short runs: `update_interval` is the paper's ΔT; `min_updates` shrinks it on short runs
 so that at least that many mask updates happen before T_end (schedule.effective_interval).
-`extra` is passed to the method as MethodConfig.extra (method-specific options).
+`extra` is passed to the method as MethodConfig.extra (method-specific options). `first_layer` and
+`last_layer` (sparse | dense) say whether the stem and the classifier are masked at all; each
+shipped recipe sets them as its reference code does.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ RECIPE_SCHEMA = {
     "alpha": Field(float, required=False, default=0.3, min=0.0, max=1.0),
     "t_end_fraction": Field(float, required=False, default=0.75, min=0.0, max=1.0),
     "batch_size": Field(int, required=False, default=128, min=1),
+    "first_layer": Field(str, required=False, default="sparse", choices=("sparse", "dense")),
+    "last_layer": Field(str, required=False, default="sparse", choices=("sparse", "dense")),
     "optimizer": {
         "name": Field(str, choices=("sgd", "adam", "adamw")),
         "lr": Field(float, min=0.0),
@@ -61,6 +65,8 @@ class Recipe:
     weight_decay: float
     lr_schedule: str
     warmup_fraction: float
+    first_layer: str = "sparse"     # dense: the first sparsifiable layer (the stem) is never masked
+    last_layer: str = "sparse"      # dense: the last one (the classifier) is never masked
     extra: Mapping[str, Any] = field(default_factory=dict)
     path: str = ""
 
@@ -89,4 +95,5 @@ def load_recipe(*, method: str, path: str | Path | None = None, overrides: tuple
                   t_end_fraction=v["t_end_fraction"], batch_size=v["batch_size"], optimizer=opt["name"],
                   lr=opt["lr"], momentum=opt["momentum"], nesterov=opt["nesterov"],
                   weight_decay=opt["weight_decay"], lr_schedule=sched["kind"],
-                  warmup_fraction=sched["warmup_fraction"], extra=dict(v["extra"] or {}), path=str(p))
+                  warmup_fraction=sched["warmup_fraction"], first_layer=v["first_layer"],
+                  last_layer=v["last_layer"], extra=dict(v["extra"] or {}), path=str(p))

@@ -2,7 +2,9 @@
 
 Every ΔT steps before T_end: f(t) = α/2·(1 + cos(π t/T_end)); per layer drop the f·nnz smallest
 |w| among active weights, regrow as many positions (among those not kept) with the largest
-|dense gradient|; grown weights start at exactly 0 (their momentum too, via the trainer).
+|dense gradient|; newly grown weights start at exactly 0 (their momentum too, via the trainer); a
+weight dropped and regrown in the same update keeps its value and momentum (google-research/rigl,
+reinit_when_same False). Google's RigL keeps the first conv dense (recipe first_layer: dense).
 The helpers here (random masks, top-k selection) are shared by srigl.py and chase.py.
 """
 
@@ -80,6 +82,17 @@ class ScheduledDST(Method):
     def needs_dense_grad(self, step: int) -> bool:
         return self.is_update(step)
 
+    def is_dense(self, fqn: str, numel: int) -> bool:
+        """Layers kept dense (recipe roles) or made dense by the distribution are never updated."""
+        return fqn in self.config.dense_layers or self.targets.get(fqn, 0) >= numel
+
+    def update_steps(self) -> list[int]:
+        return [t for t in range(self.config.total_steps) if self.is_update(t)]
+
+    def schedule(self) -> list[dict[str, Any]]:
+        return [{"step": t, "event": "mask update", "drop_fraction": self.drop_fraction(t)}
+                for t in self.update_steps()]
+
     def before_optimizer_step(self, params, masks, step) -> None:
         if self.needs_dense_grad(step):
             self._grads = {f: (p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p))
@@ -108,8 +121,11 @@ class RigL(ScheduledDST):
         frac = self.drop_fraction(step)
         new: dict[str, torch.Tensor] = {}
         for f, p in params.items():
+            if self.is_dense(f, p.numel()):
+                new[f] = masks[f]
+                continue
             new[f], grown = rigl_layer_update(weight=p, grad=self._grads[f], mask=masks[f], drop_fraction=frac)
-            p.masked_fill_(grown, 0.0)
+            p.masked_fill_(grown & ~masks[f], 0.0)   # dropped and regrown in one update: weight kept
         self._grads = {}
         self.history.append({"step": step, "drop_fraction": frac, "density": mask_densities(new)})
         return new

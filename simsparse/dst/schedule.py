@@ -35,8 +35,29 @@ def cubic_channel_sparsity(step: int, *, final: float, stop_step: int) -> float:
     return final * (1.0 - (1.0 - frac) ** 3)
 
 
-def soft_memory_bound(step: int, *, density: float, extra: float, stop_step: int) -> float:
-    """Chase's ρ(t): cosine from density+extra down to density at stop_step, density after."""
-    if step >= stop_step:
-        return density
-    return density + extra * 0.5 * (1.0 + math.cos(math.pi * step / max(1, stop_step)))
+def cosine_anneal(step: int, *, start: float, end: float, period: int) -> float:
+    """start → end along a half cosine over `period` steps, `end` afterwards (torch's CosineAnnealingLR)."""
+    frac = min(1.0, max(0.0, step / max(1, period)))
+    return end + (start - end) * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def lr_factor(step: int, *, kind: str, warmup_fraction: float, total_steps: int,
+              restarts: tuple[int, ...] = ()) -> float:
+    """Multiplier of the base lr: linear warm-up, then cosine to 0, constant, or step (×0.1 at 50 %, 75 %).
+
+    The schedule starts over at every step in `restarts`: each cycle [start, next start) runs the whole
+    schedule (warm-up included) over its own length, as ASP's fine-tune repeats the dense schedule.
+    """
+    bounds = [0, *sorted(r for r in set(restarts) if 0 < r < total_steps), max(1, total_steps)]
+    start = max(b for b in bounds[:-1] if b <= step) if step >= 0 else 0
+    length = bounds[bounds.index(start) + 1] - start
+    local = step - start
+    warm = int(warmup_fraction * length)
+    if local < warm:
+        return (local + 1) / warm
+    frac = (local - warm) / max(1, length - warm)
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac)))
+    if kind == "step":
+        return 0.1 ** (int(frac >= 0.5) + int(frac >= 0.75))
+    return 1.0

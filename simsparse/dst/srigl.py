@@ -1,22 +1,28 @@
 """`srigl` (Lasby et al., ICLR 2024): constant fan-in DST with neuron ablation.
 
-Rows are output neurons / conv filters (weight.reshape(Cout, -1)); every active row holds exactly
-k' nonzeros. Update (every ΔT before T_end, RigL's cosine drop fraction f), per layer, as in
-METHODS.md steps 1–5:
-  1. n_prune = int(nnz·f), n_keep = nnz − n_prune.
-  2. Ablation: salient = top-n_keep active |w| ∪ top-n_prune |dense grad| over the whole layer (a
-     plain union: a position in both counts once, as in METHODS.md and the authors' code); a row is
-     ablated when its salient count < max(1, int(γ_sal·k)), k = target_nnz // rows; at least
-     ceil(target_nnz / fan_in) rows stay active (most salient first); recomputed each update.
+Follows the authors' code (calgaryml/condensed-sparsity: rigl_constant_fan.py, rigl_scheduler.py,
+utils/sparse_init.py). Rows are output neurons / conv filters (weight.reshape(Cout, -1)); every
+active row holds exactly k' nonzeros. Init: k = target_nnz // rows random positions per row, then the
+active weights are re-drawn on the sparse support (`sparse_init`, grad_flow_init by default).
+Update, every ΔT before T_end with RigL's cosine drop fraction f, per layer:
+  1. n_prune = int(nnz·f), n_keep = nnz − n_prune (n_keep capped at the nonzero weights).
+  2. Ablation: salient = top-n_keep |w| ∪ top-n_prune |dense grad| over the whole layer (a plain
+     union). A row is ablated when its salient count < max(1, int(γ_sal·k)), k = target_nnz // rows.
+     The rows are sorted by salient count; the threshold drops to the count of row int(n // F)
+     (n = target_nnz, F = dense fan-in), so at least int(n // F) + 1 rows and every row tied with
+     the last of them stay active. Recomputed each update: an ablated row can come back.
   3. k' = target_nnz // active_rows.
-  4. Keep the top-n_keep |w| layer-wide (active rows only), then cut rows above k' to their k' largest.
-  5. Regrow each active row to exactly k' by largest |dense grad|; ablated rows get none.
-The last sparsified layer (the classifier) is never ablated. `extra`: gamma_sal (0.3), ablation (True).
+  4. Ablated rows score below every weight, then the top-n_keep |w| are kept layer-wide, so an
+     ablated row's share of kept weights goes to surviving rows by |w|. Rows above k' are cut to
+     their k' largest |w| (a choice: the reference keeps an arbitrary k' of them).
+  5. Regrow each active row to exactly k' by largest |dense grad|; ablated rows get none. A weight
+     dropped and regrown in the same update keeps its value (and momentum); new positions start at 0.
+The last sparsified layer (the classifier) is never ablated. `extra`: gamma_sal (0.3), ablation
+(True), sparse_init (grad_flow | kaiming | none).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -24,8 +30,10 @@ import torch
 from simsparse.dst.base import METHODS
 from simsparse.dst.density import layer_nnz
 from simsparse.dst.rigl import ScheduledDST, mask_densities, topk_mask
+from simsparse.errors import SpecError
 
 _NEG = float("-inf")
+SPARSE_INITS = ("grad_flow", "kaiming", "none")
 
 
 def row_ranks(score: torch.Tensor) -> torch.Tensor:
@@ -44,18 +52,17 @@ def constant_fanin_mask(rows: int, fan_in: int, *, k: int, generator: torch.Gene
 
 def active_rows(*, kept: torch.Tensor, grad: torch.Tensor, n_prune: int, target_nnz: int,
                 gamma_sal: float) -> torch.Tensor:
-    """Step 2: rows whose salient-weight count reaches max(1, int(γ_sal·k)), with the minimum row count."""
+    """Step 2: rows whose salient count reaches the threshold; the top int(n // F) + 1 rows and every
+    row tied with the last of them always stay (the threshold drops to that row's count)."""
     rows, fan_in = kept.shape
     salient = kept | topk_mask(grad.abs(), n_prune)  # layer-wide, may overlap `kept`
     counts = salient.sum(dim=1)
     k = max(1, target_nnz // rows)
-    active = counts >= max(1, int(gamma_sal * k))
-    min_rows = min(rows, math.ceil(target_nnz / fan_in))
-    if int(active.sum()) < min_rows:
-        order = torch.sort(counts, descending=True, stable=True).indices[:min_rows]
-        active = torch.zeros(rows, dtype=torch.bool)
-        active[order] = True
-    return active
+    threshold = max(1, int(gamma_sal * k))
+    min_rows = target_nnz // fan_in
+    if min_rows < rows:
+        threshold = min(threshold, int(torch.sort(counts, descending=True).values[min_rows]))
+    return counts >= threshold
 
 
 def srigl_layer_update(*, weight: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, drop_fraction: float,
@@ -67,18 +74,38 @@ def srigl_layer_update(*, weight: torch.Tensor, grad: torch.Tensor, mask: torch.
     m = mask.reshape(rows, -1)
     nnz = int(m.sum())
     n_prune = int(nnz * drop_fraction)
-    kept = topk_mask(torch.where(m, w, _NEG), nnz - n_prune)
+    n_keep = min(nnz - n_prune, int(((w > 0) & m).sum()))   # never keep a zero weight (as the reference)
+    n_prune = nnz - n_keep
     if ablate:
-        active = active_rows(kept=kept, grad=g, n_prune=n_prune, target_nnz=target_nnz, gamma_sal=gamma_sal)
+        top = topk_mask(torch.where(m, w, _NEG), n_keep)
+        active = active_rows(kept=top, grad=g, n_prune=n_prune, target_nnz=target_nnz, gamma_sal=gamma_sal)
     else:
         active = torch.ones(rows, dtype=torch.bool)
     k_new = min(w.shape[1], target_nnz // max(1, int(active.sum())))
-    kept &= active[:, None]
+    alive = m & active[:, None] & (w > 0)                    # ablated rows score below every weight
+    kept = topk_mask(torch.where(alive, w, _NEG), min(n_keep, int(alive.sum())))
     kept &= row_ranks(torch.where(kept, w, _NEG)) < k_new
     need = (k_new - kept.sum(dim=1)).clamp(min=0) * active
     grown = (row_ranks(torch.where(kept, _NEG, g.abs())) < need[:, None]) & ~kept
     new = kept | grown
     return new.view(mask.shape), grown.view(mask.shape), active, k_new
+
+
+def grad_flow_init(weight: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator, kind: str) -> None:
+    """Re-draw the active weights of every row from N(0, σ(fan-in of the row)); inactive ones are 0.
+
+    kind `grad_flow`: σ = 2 / fan_in, as condensed-sparsity's utils/sparse_init.grad_flow_init codes it
+    (its config default, init_method_str grad_flow_init); `kaiming`: σ = sqrt(2 / fan_in), the formula
+    of Evci et al.'s "Gradient flow in sparse neural networks"; `none` keeps the dense initialisation.
+    """
+    if kind == "none":
+        return
+    rows = weight.shape[0]
+    fan = mask.reshape(rows, -1).sum(dim=1).clamp(min=1).float()
+    std = 2.0 / fan if kind == "grad_flow" else (2.0 / fan).sqrt()
+    draw = torch.randn(weight.reshape(rows, -1).shape, generator=generator) * std[:, None]
+    with torch.no_grad():
+        weight.copy_((draw * mask.reshape(rows, -1)).view_as(weight))
 
 
 @METHODS.register("srigl")
@@ -98,6 +125,16 @@ class SRigL(ScheduledDST):
     def ablation(self) -> bool:
         return bool(self.config.extra.get("ablation", True))
 
+    @property
+    def sparse_init(self) -> str:
+        kind = str(self.config.extra.get("sparse_init", "grad_flow"))
+        if kind not in SPARSE_INITS:
+            raise SpecError(f"method srigl: sparse_init = {kind!r} is unknown; use one of {', '.join(SPARSE_INITS)}")
+        return kind
+
+    def schedule(self) -> list[dict[str, Any]]:
+        return [{**row, "ablation": self.ablation, "gamma_sal": self.gamma_sal} for row in super().schedule()]
+
     def init_masks(self, params, densities, generator):
         masks = {}
         for f, p in params.items():
@@ -106,6 +143,8 @@ class SRigL(ScheduledDST):
             self.fan_in[f] = min(fan_in, max(1, self.targets[f] // rows))
             self.ablated[f] = []
             masks[f] = constant_fanin_mask(rows, fan_in, k=self.fan_in[f], generator=generator).view(p.shape)
+            if not self.is_dense(f, p.numel()):
+                grad_flow_init(p, masks[f], generator=generator, kind=self.sparse_init)
         return masks
 
     @torch.no_grad()
@@ -116,11 +155,14 @@ class SRigL(ScheduledDST):
         last = list(params)[-1]
         new = {}
         for f, p in params.items():
+            if self.is_dense(f, p.numel()):
+                new[f] = masks[f]
+                continue
             new[f], grown, active, self.fan_in[f] = srigl_layer_update(
                 weight=p, grad=self._grads[f], mask=masks[f], drop_fraction=frac, target_nnz=self.targets[f],
                 gamma_sal=self.gamma_sal, ablate=self.ablation and f != last)
             self.ablated[f] = torch.nonzero(~active).flatten().tolist()
-            p.masked_fill_(grown, 0.0)
+            p.masked_fill_(grown & ~masks[f], 0.0)   # dropped and regrown in one update: weight kept
         self._grads = {}
         self.history.append({"step": step, "drop_fraction": frac, "density": mask_densities(new),
                              "fan_in": dict(self.fan_in),

@@ -16,10 +16,12 @@ import math
 
 import simpy
 
+from simsparse.archs.cpu_cost import (CpuPlan, PlacedPhase, call_overhead_s, cross_core_s, effective_bytes_by_level,
+                                      kernel_params_for, latency_breakdown, parallel_eff_of, phase_params)
+from simsparse.archs.cpu_simd import KIND, CpuSimdModel
 from simsparse.archs.cpu_spec import CpuSpec, KernelParams
 from simsparse.engines import register
-from simsparse.engines.cpu_analytic import (SERIAL_PORTS, call_overhead_s, cross_core_s, kernel_params_for, parallel_eff_of,
-                                            latency_breakdown, to_estimate)
+from simsparse.engines.common import estimate_from_plan
 from simsparse.records import Estimate, ExecutionPlan
 
 STEPS_PER_THREAD = 16
@@ -66,31 +68,23 @@ def _memory(m: _Machine, by_level: dict, share: float, bw_eff: float, bw_scale: 
             yield from m.transfer(level, b * share, bw_eff, bw_scale)
 
 
-def _effective_bytes(spec: CpuSpec, phase: dict) -> dict:
-    """Bytes per level weighted by their access pattern (as the analytic engine)."""
-    from simsparse.engines.cpu_analytic import effective_bytes_by_level
-
-    return effective_bytes_by_level(spec, phase)
-
-
-def _worker(m: _Machine, phase: dict, params: KernelParams, share: float, slow: float, bw_scale: float):
+def _worker(m: _Machine, phase: PlacedPhase, params: KernelParams, share: float, slow: float, bw_scale: float):
     """One core running `share` of the phase in steps; compute and memory overlap per step."""
     env, spec = m.env, m.spec
-    cycles = phase["cycles"]
-    ports = max((c for p, c in cycles.items() if p not in SERIAL_PORTS), default=0.0)
-    serial = sum(cycles.get(p, 0.0) for p in SERIAL_PORTS)
-    compute_s = (ports + serial) * share * slow / (spec.clock_hz * params.compute_eff)
+    cycles = phase.cycles.busiest_port + phase.cycles.serial
+    compute_s = cycles * share * slow / (spec.clock_hz * params.compute_eff)
+    by_level = effective_bytes_by_level(spec, phase)
     step = 1.0 / STEPS_PER_THREAD
     for _ in range(STEPS_PER_THREAD):
         compute = env.timeout(compute_s * step)
-        memory = env.process(_memory(m, _effective_bytes(spec, phase), share * step, params.bw_eff, bw_scale))
+        memory = env.process(_memory(m, by_level, share * step, params.bw_eff, bw_scale))
         yield simpy.AllOf(env, [compute, memory])
 
 
-def _phase(m: _Machine, phase: dict, params: KernelParams, threads: int, threaded: bool):
+def _phase(m: _Machine, phase: PlacedPhase, params: KernelParams, threads: int, threaded: bool):
     env, spec = m.env, m.spec
-    parallel = phase["parallel"] and threaded and threads > 1
-    units = max(1, int(phase["units"]))
+    parallel = phase.parallel and threaded and threads > 1
+    units = max(1, int(phase.units))
     blocks = _blocks(units, threads) if parallel else [units]
     slow = 1.0 / parallel_eff_of(spec, params) if parallel else 1.0
     # private levels: each core has its own bandwidth, so a block moves its share at per-core speed;
@@ -99,30 +93,28 @@ def _phase(m: _Machine, phase: dict, params: KernelParams, threads: int, threade
     yield simpy.AllOf(env, procs)
 
 
-def simulate_s(plan: ExecutionPlan, spec: CpuSpec) -> float:
+def simulate_s(plan: CpuPlan, spec: CpuSpec) -> float:
     """Simulated seconds of one call (times `count`)."""
-    d = plan.details
-    params = kernel_params_for(spec, d["kernel"])
-    threads = int(d["threads"])
+    params = kernel_params_for(spec, plan.kernel)
     env = simpy.Environment()
-    machine = _Machine(env, spec, threads)
+    machine = _Machine(env, spec, plan.threads)
 
     def call():
-        yield env.timeout(call_overhead_s(spec, params, calls=int(d["calls"]), threads=threads,
-                                          threaded=d["threaded"]))
-        for ph in d["phases"]:
-            pp = kernel_params_for(spec, ph.get("params") or d["kernel"]).for_phase(ph.get("batched", False))
-            yield env.process(_phase(machine, ph, pp, threads, d["threaded"]))
-            if ph.get("cross_core_bytes", 0.0) > 0:          # lines pulled from another core's cache
+        yield env.timeout(call_overhead_s(spec, params, calls=plan.calls, threads=plan.threads,
+                                          threaded=plan.threaded))
+        for ph in plan.phases:
+            yield env.process(_phase(machine, ph, phase_params(spec, plan, ph), plan.threads, plan.threaded))
+            if ph.cross_core_bytes > 0:          # lines pulled from another core's cache
                 yield env.timeout(cross_core_s(spec, ph))
 
     env.process(call())
     env.run()
-    return float(env.now) * int(d.get("count", 1))
+    return float(env.now) * plan.count
 
 
-@register("cpu_simd", "cycle")
-def cpu_cycle(plan: ExecutionPlan, model) -> Estimate:
-    latency = simulate_s(plan, model.spec)
-    bound = latency_breakdown(plan, model.spec).bound
-    return to_estimate(plan, model.spec, engine="cycle", latency_s=latency, bound=bound)
+@register(KIND, "cycle")
+def cpu_cycle(plan: ExecutionPlan[CpuPlan], model: CpuSimdModel) -> Estimate:
+    latency = simulate_s(plan.payload, model.spec)
+    bound = latency_breakdown(plan.payload, model.spec).bound
+    return estimate_from_plan(plan, engine="cycle", latency_s=latency, cycles=latency * model.spec.clock_hz,
+                              bound=bound)

@@ -1,34 +1,48 @@
 """Analytic (closed-form) engine for `gpu_sparse_tensor_core` plans.
 
-The plan already holds the library call (padding, chosen tile, waves, traffic) computed in
-closed form by `simsparse.archs.gpu_kernel`; this engine sums it into seconds: waves of the
-main kernel + split-K reduction + pad copies + launch gaps, against the host overhead.
+The plan holds the library call as launched (padding, chosen tile and split-K, copy kernels);
+`archs.gpu_kernel` times its main kernel in closed form (waves, K-loop, traffic) and
+`archs.gpu_call` adds the split-K reduction, copies and launch gaps against the host overhead.
 """
 
 from __future__ import annotations
 
+from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
+from simsparse.archs.gpu_call import (call_device_s, call_latency_s, config_timing, host_s, library_of,
+                                      stream_kernel_s)
+from simsparse.archs.gpu_kernel import KernelTiming
 from simsparse.engines import register
 from simsparse.engines.common import bound_of, estimate_from_plan
 from simsparse.records import Estimate, ExecutionPlan
 
 
-def memory_estimate(plan: ExecutionPlan, model, *, engine: str, kernel_s: float) -> Estimate:
-    d = plan.details
-    device = kernel_s + d["launch_s"]
-    latency = max(device, d["host_s"])
-    bound = "overhead" if d["host_s"] > device else "memory"
-    return estimate_from_plan(plan, engine=engine, latency_s=latency, clock_hz=model.spec.clock_hz, bound=bound)
-
-
-@register("gpu_sparse_tensor_core", "analytic")
-def gpu_analytic(plan: ExecutionPlan, model) -> Estimate:
+def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str) -> Estimate:
+    """A memory-bound kernel: bytes over HBM bandwidth + latency + a launch gap, against the host time."""
     spec = model.spec
-    if plan.format == "memory":
-        return memory_estimate(plan, model, engine="analytic", kernel_s=plan.details["memory_kernel_s"])
-    cost = plan.details["cost"]
-    t = cost.kernel
-    kernel_s = t.kernel_clk / spec.clock_hz
-    device = cost.device_s(kernel_s)
-    bound = bound_of(compute_s=t.compute_clk, memory_s=t.memory_clk, device_s=device, host_s=cost.host_s)
-    return estimate_from_plan(plan, engine="analytic", latency_s=cost.latency_s(kernel_s),
-                              clock_hz=spec.clock_hz, bound=bound)
+    device = stream_kernel_s(spec, plan.payload.stream_bytes) + spec.launch_gap_s
+    host = host_s(spec, spec.dense)
+    latency = max(device, host)
+    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
+                              bound="overhead" if host > device else "memory")
+
+
+def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str, t: KernelTiming,
+                  kernel_clk: float, compute: float, memory: float) -> Estimate:
+    """A library call whose main kernel (closed-form model `t`) took `kernel_clk` clocks, of which
+    `compute` vs `memory` (any unit) says what bound it: + reduction, copies, launches vs host."""
+    spec, lc = model.spec, plan.payload.call
+    kernel_s = kernel_clk / spec.clock_hz
+    device = call_device_s(spec, lc, t, kernel_s=kernel_s)
+    bound = bound_of(compute_s=compute, memory_s=memory, device_s=device,
+                     host_s=host_s(spec, library_of(spec, lc.call)))
+    latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
+    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound)
+
+
+@register(KIND, "analytic")
+def gpu_analytic(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
+    if plan.payload.call is None:
+        return stream_estimate(plan, model, engine="analytic")
+    t = config_timing(model.spec, plan.payload.call)
+    return call_estimate(plan, model, engine="analytic", t=t, kernel_clk=t.kernel_clk, compute=t.compute_clk,
+                         memory=t.memory_clk)

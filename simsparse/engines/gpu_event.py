@@ -19,11 +19,12 @@ from functools import lru_cache
 
 import simpy
 
+from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
+from simsparse.archs.gpu_call import config_timing
 from simsparse.archs.gpu_kernel import KernelTiming, WaveWork
 from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.engines import register
-from simsparse.engines.common import bound_of, estimate_from_plan
-from simsparse.engines.gpu_analytic import memory_estimate
+from simsparse.engines.gpu_analytic import call_estimate, stream_estimate
 from simsparse.records import Estimate, ExecutionPlan
 
 REP_SMS = 4          # SMs simulated per wave (the rest are identical)
@@ -127,17 +128,10 @@ def simulate_kernel_clk(spec: GpuSpec, t: KernelTiming) -> tuple[float, float]:
     return total, busy_clk / max(total, 1e-12)
 
 
-@register("gpu_sparse_tensor_core", "cycle")
-def gpu_cycle(plan: ExecutionPlan, model) -> Estimate:
-    spec = model.spec
-    if plan.format == "memory":
-        return memory_estimate(plan, model, engine="cycle", kernel_s=plan.details["memory_kernel_s"])
-    cost = plan.details["cost"]
-    clk, busy = simulate_kernel_clk(spec, cost.kernel)
-    kernel_s = clk / spec.clock_hz
-    device = cost.device_s(kernel_s)
-    bound = bound_of(compute_s=busy, memory_s=1.0 - busy, device_s=device, host_s=cost.host_s)
-    return estimate_from_plan(plan, engine="cycle", latency_s=cost.latency_s(kernel_s),
-                              clock_hz=spec.clock_hz, bound=bound)
-
-
+@register(KIND, "cycle")
+def gpu_cycle(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore) -> Estimate:
+    if plan.payload.call is None:
+        return stream_estimate(plan, model, engine="cycle")
+    t = config_timing(model.spec, plan.payload.call)
+    clk, busy = simulate_kernel_clk(model.spec, t)
+    return call_estimate(plan, model, engine="cycle", t=t, kernel_clk=clk, compute=busy, memory=1.0 - busy)

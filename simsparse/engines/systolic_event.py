@@ -13,18 +13,14 @@ stall. One `simpy.Environment` per simulation; layers repeated `count` times are
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import simpy
 
+from simsparse.archs.nm_systolic import KIND, NmSystolic, SystolicPlan
+from simsparse.archs.systolic_pipeline import FoldStream, Timing, finish_timing
 from simsparse.engines import register
-from simsparse.engines.systolic_analytic import (KIND, FoldStream, Timing, build_estimate, finish_timing,
-                                                 fold_stream, memory_estimate)
+from simsparse.engines.systolic_analytic import fold_estimate, plan_stream, vector_estimate
 from simsparse.records import Estimate, ExecutionPlan
-
-if TYPE_CHECKING:  # pragma: no cover
-    from simsparse.archs.nm_systolic import NmSystolic
 
 
 class DramChannel:
@@ -92,14 +88,14 @@ def simulate(stream: FoldStream, *, slots: int) -> Timing:
                          dram=float(stream.fill.sum() + stream.writeback.sum()))
 
 
-def cycle_timing(plan: ExecutionPlan, model: "NmSystolic") -> Timing:
+def cycle_timing(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> Timing:
     """Simulated timing of one repeat of a GEMM plan (stall cycles included)."""
     slots = 2 if model.spec.memory.double_buffered else 1
-    return simulate(fold_stream(plan, model), slots=slots)
+    return simulate(plan_stream(plan, model), slots=slots)
 
 
 @register(KIND, "cycle")
-def systolic_cycle(plan: ExecutionPlan, model: "NmSystolic") -> Estimate:
+def systolic_cycle(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> Estimate:
     if plan.format == "memory":
-        return memory_estimate(plan, model, engine="cycle")
-    return build_estimate(plan, model, engine="cycle", timing=cycle_timing(plan, model))
+        return vector_estimate(plan, model, engine="cycle")
+    return fold_estimate(plan, model, engine="cycle", timing=cycle_timing(plan, model))

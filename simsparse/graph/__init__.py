@@ -1,31 +1,32 @@
 """Layer geometry: the workload catalog, tracing an nn.Module, GEMM lowering, mask binding and
-the channel-coupling graph. One job per module:
+the channel-coupling graph. One job per module (import the one you need):
 
 - `catalog`   built-in workloads (workloads/models/*.yaml): load_workload, list_workloads, --regenerate
-- `trace`     trace(model, example_inputs, *, name) -> Workload (torch function mode + forward hooks)
-- `lower`     lower(workload, *, batch) -> [(Op, Gemm | None)]; layer_works(...) -> [LayerWork]
-- `bind`      bind(maskset, workload) -> BindResult (masks matched to ops by name)
+- `tracing`   trace(model, example_inputs, *, name) -> Workload (torch function mode + forward hooks;
+              meta-device models work too); `from simsparse.graph import trace` gives this function
+- `hf`        hf_workload(config, *, name, seq | decode+context) -> Workload from a config.json alone
+- `resolve`   workload_from_spec("torchvision:NAME" | "hf:DIR" | "module:pkg.mod:factory");
+              geometry_for_checkpoint (the order `evaluate --mask` looks for geometry in)
+- `catalog`   also write_workload(workload, path): a traced Workload as a workload YAML
+- `lower`     lower(workload, *, batch) -> [(Op, Gemm | None)]; gemm_work(...), masked_work(...),
+              plain_work(...) and layer_works(...) -> LayerWork with its measured Pattern;
+              shrunk_gemm (the one shrunk-GEMM formula)
+- `bind`      bind(maskset, workload) -> BindResult (masks matched to ops by name; run once per evaluate)
 - `coupling`  build(workload) -> networkx.DiGraph of channel coupling; shrink(masks, workload) -> Workload
-- `synthetic` synthetic_masks(workload, pattern, *, seed) -> {op name: weight-shaped bool mask}
+- `synthetic` synthetic_masks(workload, pattern, *, seed) -> {op name: mask}; synthetic_works(...) and
+              synthetic_gemm_work(...) -> LayerWork with a closed-form Pattern (no mask drawn);
+              materialise(work) draws the mask where the values are needed
 
-Submodules are imported on first use so that loading a catalog entry does not import torch.
+This package imports nothing at import time, so that loading a catalog entry does not import
+torch; its one export, `trace` (the function of `tracing`), is imported on first use (PEP 562).
 """
 
 from __future__ import annotations
 
 import importlib
 
-_EXPORTS = {
-    "load_workload": "catalog", "list_workloads": "catalog",
-    "trace": "trace", "trace_model": "trace",
-    "lower": "lower", "layer_works": "lower",
-    "bind": "bind", "BindResult": "bind",
-    "build": "coupling", "shrink": "coupling", "channel_groups": "coupling",
-    "synthetic_masks": "synthetic",
-}
-
 
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"simsparse.graph.{_EXPORTS[name]}"), name)
+    if name == "trace":   # graph.tracing imports torch: only callers of trace pay it
+        return importlib.import_module("simsparse.graph.tracing").trace
     raise AttributeError(f"module 'simsparse.graph' has no attribute {name!r}")

@@ -12,6 +12,11 @@ File format (version 1):
     ops:                                                      # records.Op fields; defaults left out
     - {name: conv1.weight, kind: conv, input_shape: [3, 224, 224], ...}
 
+Language-model entries (`<model>_prefill_<seq>`, `<model>_decode_<context>`) are generated from
+the Hugging Face configs in LLM_CONFIGS by `graph/hf.py` and carry `phase`, `tokens` and
+`context` (the report then gives tokens/s and time per output token); `hf_config` records the
+config they came from. `write_workload` writes any Workload (a trace) in this format.
+
 Per-sample geometry, dtype-independent. BERT comes as two entries, bert_base_128 and
 bert_base_384 (one file per sequence length: a workload is a fixed geometry).
 transformer_wmt is the Transformer-big of WMT En-De (6+6 layers, d 1024, FFN 4096, 16 heads,
@@ -31,8 +36,10 @@ import yaml
 
 from simsparse import specs
 from simsparse.errors import SpecError, UnknownNameError
-from simsparse.geometry_io import OP_KINDS, OP_SCHEMA, op_from_dict  # noqa: F401  (the one op schema)
+from simsparse.fileio import write_atomic
+from simsparse.geometry_io import OP_KINDS, OP_SCHEMA, PHASE_SCHEMA, op_from_dict  # noqa: F401  (one op schema)
 from simsparse.geometry_io import check_op as _check_op
+from simsparse.graph import hf
 from simsparse.records import Op, Workload
 from simsparse.resources import data_dir, shipped_names, shipped_yaml
 from simsparse.specs import Field, ListOf, MapOf, Optional
@@ -53,12 +60,32 @@ ENTRIES: dict[str, tuple[str, int, tuple[int, ...], dict[str, Any], str]] = {
     "cnn": ("cnn", 10, (3, 32, 32), {}, "small VGG-like CNN (6 convs), CIFAR 32x32"),
 }
 
+# Language-model entries, generated from the configs below by graph/hf.py (no weights involved).
+# Shapes as published in each model's config.json.
+LLM_CONFIGS: dict[str, tuple[dict[str, Any], str]] = {
+    "llama3_8b": ({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+                   "num_key_value_heads": 8, "intermediate_size": 14336, "vocab_size": 128256,
+                   "tie_word_embeddings": False}, "Llama-3-8B"),
+    "llama3_2_1b": ({"model_type": "llama", "hidden_size": 2048, "num_hidden_layers": 16, "num_attention_heads": 32,
+                     "num_key_value_heads": 8, "head_dim": 64, "intermediate_size": 8192, "vocab_size": 128256,
+                     "tie_word_embeddings": True}, "Llama-3.2-1B"),
+    "qwen2_5_7b": ({"model_type": "qwen2", "hidden_size": 3584, "num_hidden_layers": 28, "num_attention_heads": 28,
+                    "num_key_value_heads": 4, "intermediate_size": 18944, "vocab_size": 152064,
+                    "tie_word_embeddings": False}, "Qwen2.5-7B"),
+}
+# name -> (config, phase, prefill tokens or decode context)
+LLM_ENTRIES: dict[str, tuple[str, str, int]] = {
+    f"{model}_{phase}_{n}": (model, phase, n)
+    for model in LLM_CONFIGS for phase, n in (("prefill", 512), ("prefill", 2048), ("decode", 2048))
+}
+
 WORKLOAD_SCHEMA = {
     "version": Field(int), "name": Field(str), "description": Field(str, required=False, default=""),
     "model": Optional({"name": Field(str), "num_classes": Field(int, min=1),
                        "options": MapOf(Field((int, float, str, bool)), required=False, default={})}),
+    "hf_config": Optional(MapOf(Field((int, float, str, bool)))),
     "input_shape": ListOf(Field(int, min=1), min_len=1), "params": Field(int, required=False, min=0),
-    "ops": ListOf(OP_SCHEMA, min_len=1),
+    **PHASE_SCHEMA, "ops": ListOf(OP_SCHEMA, min_len=1),
 }
 
 
@@ -127,7 +154,8 @@ def load_workload(name_or_path: str | Path) -> Workload:
 
 def _workload_from_spec(data: dict, *, source: str) -> Workload:
     ops = tuple(op_from_dict({k: v for k, v in op.items() if v is not None}, source=source) for op in data["ops"])
-    return Workload(name=data["name"], input_shape=tuple(data["input_shape"]), ops=ops, source=source)
+    return Workload(name=data["name"], input_shape=tuple(data["input_shape"]), ops=ops, source=source,
+                    phase=data.get("phase") or "", tokens=data.get("tokens") or 0, context=data.get("context") or 0)
 
 
 def dense_macs_per_sample(workload: Workload) -> int:
@@ -162,9 +190,40 @@ def _op_plain(op: Op) -> dict[str, Any]:
     return out
 
 
+def workload_yaml(workload: Workload, *, description: str = "", header: str = "",
+                  extra: dict[str, Any] | None = None) -> str:
+    """The YAML text of a workload (the catalog file format above); `extra` adds top-level fields
+    (model, hf_config, params) before the ops."""
+    head: dict[str, Any] = {"version": 1, "name": workload.name, "description": description or workload.source}
+    extra = dict(extra or {})
+    params = extra.pop("params", None)
+    head.update(extra)
+    head["input_shape"] = list(workload.input_shape)
+    if params is not None:
+        head["params"] = int(params)
+    if workload.phase:
+        head.update(phase=workload.phase, tokens=workload.tokens, context=workload.context)
+    lines = ([f"# {header}"] if header else []) + [
+        yaml.safe_dump(head, sort_keys=False, default_flow_style=None, width=200).rstrip(), "ops:"]
+    for op in workload.ops:
+        lines.append("- " + yaml.safe_dump(_op_plain(op), sort_keys=False, default_flow_style=True, width=100000).strip())
+    return "\n".join(lines) + "\n"
+
+
+def write_workload(workload: Workload, path: str | Path, *, description: str = "") -> Path:
+    """Write `workload` as a workload YAML that `--workload PATH` (and `load_workload`) reads back
+    unchanged; written atomically (fileio.write_atomic)."""
+    return write_atomic(path, workload_yaml(workload, description=description))
+
+
+GENERATED = "generated by `python -m simsparse.graph.catalog --regenerate` from simsparse.models; do not edit"
+
+
 def generate(name: str) -> tuple[Workload, str]:
     """Trace the catalog entry `name` from the model definitions; return it and its YAML text."""
-    from simsparse.graph.trace import trace_model
+    if name in LLM_ENTRIES:
+        return _generate_llm(name)
+    from simsparse.graph.tracing import trace_model
     from simsparse.models import build_model
 
     import torch
@@ -175,30 +234,38 @@ def generate(name: str) -> tuple[Workload, str]:
         params = sum(p.numel() for p in build_model(model_name, num_classes=num_classes, input_shape=shape,
                                                     **options).parameters())
     wl = Workload(name=name, input_shape=traced.input_shape, ops=traced.ops, source=f"catalog:{name}")
-    head = {"version": 1, "name": name, "description": description,
-            "model": {"name": model_name, "num_classes": num_classes, "options": dict(options)},
-            "input_shape": list(shape), "params": int(params)}
-    lines = [f"# generated by `python -m simsparse.graph.catalog --regenerate` from simsparse.models; do not edit",
-             yaml.safe_dump(head, sort_keys=False, default_flow_style=None, width=200).rstrip(), "ops:"]
-    for op in wl.ops:
-        lines.append("- " + yaml.safe_dump(_op_plain(op), sort_keys=False, default_flow_style=True, width=100000).strip())
-    return wl, "\n".join(lines) + "\n"
+    extra = {"model": {"name": model_name, "num_classes": num_classes, "options": dict(options)},
+             "params": int(params)}
+    return wl, workload_yaml(wl, description=description, header=GENERATED, extra=extra)
+
+
+def _generate_llm(name: str) -> tuple[Workload, str]:
+    config_name, phase, length = LLM_ENTRIES[name]
+    cfg, label = LLM_CONFIGS[config_name]
+    wl = hf.hf_workload(cfg, name=name, seq=length if phase == "prefill" else None, decode=phase == "decode",
+                        context=length if phase == "decode" else None)
+    wl = Workload(name=name, input_shape=wl.input_shape, ops=wl.ops, source=f"catalog:{name}", phase=wl.phase,
+                  tokens=wl.tokens, context=wl.context)
+    what = f"{length}-token prefill" if phase == "prefill" else f"one decode step, KV cache of {length} tokens"
+    header = GENERATED.replace("simsparse.models", "simsparse.graph.catalog.LLM_CONFIGS via graph/hf.py")
+    return wl, workload_yaml(wl, description=f"{label}-shaped decoder, {what} (batch: --batch)", header=header,
+                             extra={"hf_config": dict(cfg), "params": hf.params(cfg)})
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m simsparse.graph.catalog", description=__doc__.splitlines()[0])
     ap.add_argument("--regenerate", action="store_true", help="rewrite workloads/models/*.yaml from the models")
     ap.add_argument("--check", action="store_true", help="exit 1 if a shipped file differs from the models")
-    ap.add_argument("names", nargs="*", help=f"entries (default all: {', '.join(ENTRIES)})")
+    ap.add_argument("names", nargs="*", help=f"entries (default all: {', '.join(list(ENTRIES) + list(LLM_ENTRIES))})")
     args = ap.parse_args(argv)
     folder = data_dir("workloads") / "models"
     stale = []
-    for name in args.names or list(ENTRIES):
+    for name in args.names or list(ENTRIES) + list(LLM_ENTRIES):
         _, text = generate(name)
         path = folder / f"{name}.yaml"
         if args.regenerate:
             folder.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            write_atomic(path, text, what="catalog entry")
             print(f"wrote {path}")
         elif not path.is_file() or path.read_text(encoding="utf-8") != text:
             stale.append(name)

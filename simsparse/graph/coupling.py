@@ -146,6 +146,30 @@ def channel_groups(workload: Workload) -> tuple[ChannelGroup, ...]:
                  for r, m in members.items())
 
 
+def pair_groups(workload: Workload) -> tuple[ChannelGroup, ...]:
+    """Groups one producer and one consumer can shrink alone: closed, no residual, one consumer of the
+    producer's kind (conv -> conv, linear -> linear) reading one input column per channel, neither
+    grouped, at most one norm in between, and every channel-wise op in between reading only the
+    producer's channels (an add with the network input or an untraced tensor is a residual too).
+    The first two convs of a bottleneck, every VGG conv but the last, the hidden neurons of an MLP;
+    not the stem feeding a residual add, nor the classifier."""
+    ops = {o.name: o for o in workload.ops}
+    out = []
+    for grp in channel_groups(workload):
+        if grp.open or len(grp.producers) != 1 or len(grp.consumers) != 1:
+            continue
+        members = set(grp.producers) | set(grp.followers)
+        if any(i not in members for f in grp.followers for i in ops[f].inputs):
+            continue
+        prod, cons = ops[grp.producers[0]], ops[grp.consumers[0]]
+        norms = [f for f in grp.followers if ops[f].kind == "norm"]
+        if (prod.kind != cons.kind or prod.groups != 1 or cons.groups != 1 or len(norms) > 1
+                or _channels_in(cons) != grp.channels):
+            continue
+        out.append(grp)
+    return tuple(out)
+
+
 def build(workload: Workload) -> nx.DiGraph:
     """Channel-coupling graph over conv/linear/norm ops (see the module doc)."""
     groups = channel_groups(workload)

@@ -11,9 +11,12 @@
 
 For a masked layer `LayerWork.mask` is the `[rows, k]` GEMM-oriented bool matrix
 (`masks.patterns.as_matrix`: Cin innermost; for grouped convs the groups' rows are stacked, so
-rows = groups·n), `pattern` its `Pattern`, and `shrunk` the dense GEMM left after removing
-all-zero output rows and all-zero input channels (each input channel is kh·kw columns). An
-unmasked layer is dense: mask and pattern None, shrunk = the GEMM itself.
+rows = groups·n) and `pattern` its `Pattern`, measured once here (`gemm_work`, `masked_work`). An
+unmasked layer is dense: mask and pattern None (`plain_work`); a synthetic layer may carry only a
+closed-form pattern (`graph.synthetic`). `shrunk_gemm` is the one formula for the dense GEMM left after
+removing all-zero output rows and all-zero input channels (each input channel is kh·kw columns).
+
+Masks reach `layer_works` already bound to op names (`graph.bind.bind`, run once by the caller).
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from typing import Mapping
 import numpy as np
 
 from simsparse.errors import GeometryError
-from simsparse.records import Gemm, LayerWork, Op, Workload
+from simsparse.masks.patterns import analyze, as_matrix, from_gemm_rows, to_bool_array
+from simsparse.records import Gemm, LayerWork, Op, Pattern, Workload
 from simsparse.units import dtype_bytes
 
 GEMM_KINDS = ("conv", "linear", "matmul")
@@ -73,57 +77,72 @@ def lower(workload: Workload, *, batch: int, dtype: str = "fp16") -> list[tuple[
 
 def _weight_mask(op: Op, mask: np.ndarray) -> np.ndarray:
     """The weight-shaped bool mask of `op` (a `[rows, k]` GEMM-oriented matrix is accepted too)."""
-    from simsparse.masks.patterns import from_matrix, to_bool_array
-
     w = tuple(op.weight_shape or ())
     arr = to_bool_array(mask, name=f"mask of {op.name}")
     if arr.shape == w:
         return arr
     if len(w) > 2 and arr.shape == (w[0], math.prod(w[1:])):
-        return from_matrix(arr, w)
+        return from_gemm_rows(arr, w)
     raise GeometryError(f"mask for layer {op.name} has shape {arr.shape} but the layer's weight is {w}; "
                         "use the mask of this layer (weight-shaped)")
 
 
-def shrunk_gemm(gemm: Gemm, pattern, *, groups: int = 1) -> Gemm:
-    """Dense GEMM left after dropping all-zero output rows and all-zero input channels."""
-    rows_left = gemm.n * groups - pattern.rows_removed
+def shrunk_gemm(gemm: Gemm, pattern: Pattern) -> Gemm:
+    """Dense GEMM left after dropping all-zero output rows and all-zero input channels.
+
+    A grouped conv's mask stacks its groups' rows (pattern.rows = groups·n): rows and columns
+    removed per group are not tracked, so its shrunk GEMM keeps k and spreads the kept rows evenly.
+    """
+    groups = max(1, pattern.rows // max(1, gemm.n))
+    rows_left = pattern.rows - pattern.rows_removed
     cols_left = gemm.k - pattern.cols_removed * max(1, pattern.reduction_per_channel)
-    if groups > 1:  # grouped: rows/cols removed per group are not tracked; keep the shape per group
+    if groups > 1:
         return Gemm(m=gemm.m, n=max(0, rows_left) // groups, k=gemm.k, dtype=gemm.dtype, count=gemm.count)
     return Gemm(m=gemm.m, n=max(0, rows_left), k=max(0, cols_left), dtype=gemm.dtype, count=gemm.count)
+
+
+def gemm_work(*, name: str, gemm: Gemm, mask: np.ndarray | None = None, op_kind: str = "linear") -> LayerWork:
+    """One GEMM layer; `mask` ([rows, k] GEMM-oriented bool, None = dense) is measured into its Pattern
+    here, once (an all-ones mask stays a mask: the archs must cost it exactly as the dense layer)."""
+    if mask is None:
+        return LayerWork(name=name, kind="gemm", op_kind=op_kind, gemm=gemm, dtype=gemm.dtype)
+    mat = to_bool_array(mask, name=f"mask of {name}")
+    pattern = analyze(mat, name=name)
+    return LayerWork(name=name, kind="gemm", op_kind=op_kind, gemm=gemm, mask=mat, pattern=pattern,
+                     dtype=gemm.dtype)
+
+
+def plain_work(op: Op, gemm: Gemm | None, *, batch: int, dtype: str) -> LayerWork:
+    """The LayerWork of an op without a mask: memory work for non-GEMM ops, else the dense GEMM."""
+    if gemm is None:
+        elems = (op.elements_in + op.elements_out) * batch
+        return LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * dtype_bytes(dtype),
+                         elements=op.elements_out * batch, dtype=dtype)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, dtype=dtype)
+
+
+def masked_work(op: Op, gemm: Gemm, mask: np.ndarray, *, dtype: str) -> LayerWork:
+    """The LayerWork of a GEMM op with its mask (weight-shaped or `[rows, k]`), measured once."""
+    wmask = _weight_mask(op, mask)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
+                     pattern=analyze(wmask, name=op.name), dtype=dtype)
 
 
 def layer_works(workload: Workload, *, batch: int, dtype: str,
                 masks: Mapping[str, np.ndarray]) -> list[LayerWork]:
     """One LayerWork per op: GEMM ops with their mask (absent = dense), other ops as memory work.
 
-    `masks` are weight-shaped and keyed by weight name; they are bound to the ops with
-    `graph.bind.bind` (wrapper prefixes tolerated, shapes checked, GeometryError if none match).
+    `masks` are weight-shaped (a `[rows, k]` GEMM-oriented matrix is accepted too) and keyed by op
+    name, as `graph.bind.bind` returns them or `graph.synthetic.synthetic_masks` makes them.
     """
-    from simsparse.graph.bind import bind
-    from simsparse.masks.patterns import analyze, as_matrix
-
-    masks = bind(masks, workload).masks if masks else {}
-
-    nbytes = dtype_bytes(dtype)
+    known = {op.name for op in workload.ops}
+    stray = sorted(set(masks) - known)
+    if stray:
+        raise GeometryError(f"masks {', '.join(stray[:4])} name no op of workload {workload.name}; "
+                            "bind checkpoint masks to the workload first (graph.bind.bind)")
     out: list[LayerWork] = []
     for op, gemm in lower(workload, batch=batch, dtype=dtype):
-        if gemm is None:
-            elems = (op.elements_in + op.elements_out) * batch
-            out.append(LayerWork(name=op.name, kind="memory", op_kind=op.kind, bytes_moved=elems * nbytes,
-                                 elements=op.elements_out * batch, dtype=dtype))
-            continue
-        mask = masks.get(op.name) if op.kind != "matmul" else None
-        if mask is None:
-            out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, shrunk=gemm, dtype=dtype))
-            continue
-        wmask = _weight_mask(op, mask)
-        pattern = analyze(wmask, name=op.name)
-        out.append(LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
-                             pattern=pattern,
-                             shrunk=shrunk_gemm(gemm, pattern, groups=max(1, op.groups)), dtype=dtype))
+        mask = masks.get(op.name) if gemm is not None and op.kind != "matmul" else None
+        out.append(plain_work(op, gemm, batch=batch, dtype=dtype) if mask is None
+                   else masked_work(op, gemm, mask, dtype=dtype))
     return out
-
-
-from simsparse.graph.synthetic import synthetic_masks  # noqa: E402,F401  (api imports it from here)

@@ -1,24 +1,82 @@
-"""Synthetic masks of a pattern for every sparsifiable layer of a workload (explore before training).
+"""Synthetic masks of a named pattern for every sparsifiable layer of a workload.
 
 Convention (RigL/SRigL ERK practice): every conv and linear weight with `sparsifiable: true` is
 masked — stem and classifier included; attention matmuls, norms and embeddings have no mask.
 Each layer gets its own seed (`seed` + its index among the masked layers), so masks are
-reproducible and not identical across equal-shaped layers.
+reproducible and not identical across equal-shaped layers. `synthetic_gemm_work` is the same for
+a single GEMM (`evaluate --gemm M,N,K --pattern P`).
+
+`synthetic_works` and `synthetic_gemm_work` never draw a mask where the pattern has a closed form
+(dense, N:M, fan-in, channels: `masks.synthetic.synthetic_pattern`): each layer carries its Pattern
+and the recipe to draw the mask (every arch kind plans from the Pattern alone); `materialise` draws
+it, one layer at a time, for whatever needs the mask values themselves (kernels, DST).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from simsparse.records import Workload
+from simsparse.graph.lower import gemm_work, lower, masked_work, plain_work
+from simsparse.masks.patterns import analyze, as_matrix
+from simsparse.masks.synthetic import make_mask, make_matrix, parse_pattern, synthetic_pattern
+from simsparse.records import Gemm, LayerWork, MaskRecipe, Workload
 
 
 def synthetic_masks(workload: Workload, pattern_text: str, *, seed: int) -> dict[str, np.ndarray]:
     """{op name: weight-shaped bool mask of `pattern_text`} for every sparsifiable conv/linear op."""
-    from simsparse.masks.synthetic import make_mask, parse_pattern
-
     spec = parse_pattern(pattern_text)  # PatternError on a bad string, before any work
     out: dict[str, np.ndarray] = {}
     for i, op in enumerate(o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable):
         out[op.name] = make_mask(tuple(op.weight_shape), spec, seed=seed + i)
     return out
+
+
+def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: int, dtype: str) -> list[LayerWork]:
+    """One LayerWork per op, sparsifiable conv/linear layers with `pattern_text` (same seeds as
+    `synthetic_masks`): the closed-form Pattern and its recipe, or the drawn mask where no closed form exists."""
+    spec = parse_pattern(pattern_text)
+    masked = [o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable]
+    seeds = {o.name: seed + i for i, o in enumerate(masked)}
+    out: list[LayerWork] = []
+    for op, gemm in lower(workload, batch=batch, dtype=dtype):
+        if gemm is None or op.name not in seeds:
+            out.append(plain_work(op, gemm, batch=batch, dtype=dtype))
+            continue
+        out.append(pattern_work(name=op.name, op_kind=op.kind, gemm=gemm, weight_shape=tuple(op.weight_shape),
+                                recipe=MaskRecipe(pattern=spec.text, seed=seeds[op.name]))
+                   or masked_work(op, gemm, make_mask(tuple(op.weight_shape), spec, seed=seeds[op.name]), dtype=dtype))
+    return out
+
+
+def pattern_work(*, name: str, op_kind: str, gemm: Gemm, weight_shape: tuple[int, ...],
+                 recipe: MaskRecipe) -> LayerWork | None:
+    """A GEMM LayerWork carrying the closed-form Pattern of `recipe` and no mask (None: no closed form)."""
+    pattern = synthetic_pattern(weight_shape, recipe.pattern, seed=recipe.seed)
+    if pattern is None:
+        return None
+    return LayerWork(name=name, kind="gemm", op_kind=op_kind, gemm=gemm, pattern=pattern, recipe=recipe,
+                     dtype=gemm.dtype)
+
+
+def synthetic_gemm_work(*, m: int, n: int, k: int, pattern: str, dtype: str, seed: int = 0,
+                        name: str = "gemm") -> LayerWork:
+    """One synthetic GEMM layer: a weight [n, k] with a seeded mask of `pattern`, m activation rows,
+    as its closed-form Pattern (no [n, k] mask in memory) or, where none exists, the drawn mask.
+    A pattern that keeps every weight (dense, density=1, ...) gives a dense layer (no mask, no pattern)."""
+    gemm = Gemm(m=m, n=n, k=k, dtype=dtype)
+    recipe = MaskRecipe(pattern=parse_pattern(pattern).text, seed=seed)
+    work = pattern_work(name=name, op_kind="linear", gemm=gemm, weight_shape=(n, k), recipe=recipe)
+    if work is None:
+        mat = make_matrix(n, k, pattern, seed=seed)
+        return gemm_work(name=name, gemm=gemm, mask=None if mat.all() else mat)
+    return gemm_work(name=name, gemm=gemm) if work.pattern.density == 1.0 else work
+
+
+def materialise(work: LayerWork) -> LayerWork:
+    """`work` with its synthetic mask drawn and measured (unchanged when it has a mask or no recipe)."""
+    if work.mask is not None or work.recipe is None or work.pattern is None:
+        return work
+    wmask = make_mask(tuple(work.pattern.shape), work.recipe.pattern, seed=work.recipe.seed)
+    return replace(work, mask=as_matrix(wmask), pattern=analyze(wmask, name=work.name))

@@ -32,6 +32,8 @@ Three paths, all splitting the work over threads (`prange`):
   nonzero scales one contiguous row of x^T into a stack accumulator of 64 batch columns,
   vectorised over the batch, written to a row of y^T; y is returned as a transposed view of
   y^T (as torch's CSR spmm path returns it) (`_gemm_blocked`).
+
+Layout constants (slice rows, batch thresholds, index width) live in simsparse.masks.formats.
 """
 
 from __future__ import annotations
@@ -45,13 +47,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from simsparse.errors import PatternError
-from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x
+from simsparse.kernels.base import KERNELS, Kernel, check_inputs, check_x
+from simsparse.masks.formats import (BLOCK_BATCH, CONDENSED_COLUMNS_MAX_BATCH, CONDENSED_SLICE_ROWS,
+                                     condensed_index_bytes)
 
-
-SLICE_ROWS = 64             # rows per slice (and register accumulators per gather-dot step)
-BLOCK_BATCH = 64            # batch columns per stack accumulator block (batched path)
-COLUMNS_MAX_BATCH = 8       # batch 2..8: gather-dots reusing each index per column; above: blocked path
-_COLUMNS_ACC = SLICE_ROWS * COLUMNS_MAX_BATCH
+_COLUMNS_ACC = CONDENSED_SLICE_ROWS * CONDENSED_COLUMNS_MAX_BATCH
 PAD_BATCH = 16             # batched path: x^T columns padded to a multiple of this (one AVX-512 vector)
 
 
@@ -82,14 +82,14 @@ def _gemv(values, indices, row_ids, x, y):
     slices, fan_in, _ = values.shape
     rows = row_ids.size
     for s in prange(slices):
-        acc = _stack_f32(SLICE_ROWS)
-        for r in range(SLICE_ROWS):
+        acc = _stack_f32(CONDENSED_SLICE_ROWS)
+        for r in range(CONDENSED_SLICE_ROWS):
             acc[r] = 0.0
         for j in range(fan_in):
-            for r in range(SLICE_ROWS):
+            for r in range(CONDENSED_SLICE_ROWS):
                 acc[r] += values[s, j, r] * x[np.intp(indices[s, j, r])]
-        for r in range(min(SLICE_ROWS, rows - s * SLICE_ROWS)):
-            y[row_ids[s * SLICE_ROWS + r]] = acc[r]
+        for r in range(min(CONDENSED_SLICE_ROWS, rows - s * CONDENSED_SLICE_ROWS)):
+            y[row_ids[s * CONDENSED_SLICE_ROWS + r]] = acc[r]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -101,17 +101,17 @@ def _gemm_columns(values, indices, row_ids, x, y):
     batch = x.shape[0]
     for s in prange(slices):
         acc = _stack_f32(_COLUMNS_ACC)
-        for r in range(batch * SLICE_ROWS):
+        for r in range(batch * CONDENSED_SLICE_ROWS):
             acc[r] = 0.0
         for j in range(fan_in):
             for c in range(batch):
                 xc = x[c]
-                for r in range(SLICE_ROWS):
-                    acc[c * SLICE_ROWS + r] += values[s, j, r] * xc[np.intp(indices[s, j, r])]
-        live = min(SLICE_ROWS, rows - s * SLICE_ROWS)
+                for r in range(CONDENSED_SLICE_ROWS):
+                    acc[c * CONDENSED_SLICE_ROWS + r] += values[s, j, r] * xc[np.intp(indices[s, j, r])]
+        live = min(CONDENSED_SLICE_ROWS, rows - s * CONDENSED_SLICE_ROWS)
         for c in range(batch):
             for r in range(live):
-                y[c, row_ids[s * SLICE_ROWS + r]] = acc[c * SLICE_ROWS + r]
+                y[c, row_ids[s * CONDENSED_SLICE_ROWS + r]] = acc[c * CONDENSED_SLICE_ROWS + r]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -125,7 +125,7 @@ def _gemm_blocked(values, indices, row_ids, x_t, y_t):
     f8 = fan_in - fan_in % 8
     for i in prange(rows):
         a = _stack_f32(BLOCK_BATCH)
-        s, q = i // SLICE_ROWS, i % SLICE_ROWS
+        s, q = i // CONDENSED_SLICE_ROWS, i % CONDENSED_SLICE_ROWS
         r = row_ids[i]
         for c0 in range(0, batch, BLOCK_BATCH):
             w = min(BLOCK_BATCH, batch - c0)
@@ -172,10 +172,10 @@ def _run_blocked(p, x: np.ndarray) -> np.ndarray:
 def to_slices(rows_major: np.ndarray) -> np.ndarray:
     """[rows, fan_in] -> [ceil(rows / 64), fan_in, 64], zero-padded rows at the end."""
     rows, fan_in = rows_major.shape
-    slices = -(-rows // SLICE_ROWS)
-    padded = np.zeros((slices * SLICE_ROWS, fan_in), dtype=rows_major.dtype)
+    slices = -(-rows // CONDENSED_SLICE_ROWS)
+    padded = np.zeros((slices * CONDENSED_SLICE_ROWS, fan_in), dtype=rows_major.dtype)
     padded[:rows] = rows_major
-    return np.ascontiguousarray(padded.reshape(slices, SLICE_ROWS, fan_in).transpose(0, 2, 1))
+    return np.ascontiguousarray(padded.reshape(slices, CONDENSED_SLICE_ROWS, fan_in).transpose(0, 2, 1))
 
 
 def from_slices(sliced: np.ndarray, rows: int) -> np.ndarray:
@@ -184,8 +184,8 @@ def from_slices(sliced: np.ndarray, rows: int) -> np.ndarray:
 
 
 def narrow_index_dtype(k: int) -> np.dtype:
-    """uint16 while every column index fits (k <= 65536), else uint32."""
-    return np.dtype(np.uint16) if k <= 2**16 else np.dtype(np.uint32)
+    """The unsigned index type of masks.formats.condensed_index_bytes (uint16 while k <= 65536)."""
+    return np.dtype(f"uint{8 * condensed_index_bytes(k)}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -229,11 +229,13 @@ def constant_fan_in(mask: np.ndarray) -> tuple[np.ndarray, int]:
 @KERNELS.register("condensed")
 class CondensedKernel(Kernel):
     name = "condensed"
+    format = "condensed"
     index_dtype = "uint16"   # uint32 when k > 65536
     layout = ("values [rows_active, fan_in] fp32 + indices [rows_active, fan_in] uint16 + row ids int32, "
               "stored in slices of 64 rows (SELL-64); batch 1..8: 64 gather-dots side by side per slice; "
               "> 8: rows of x^T [k, batch] scaled per nonzero into 64-column blocks")
-    batch_paths = {"gemv": (1, 1), "columns": (2, COLUMNS_MAX_BATCH), "blocked": (COLUMNS_MAX_BATCH + 1, None)}
+    batch_paths = {"gemv": (1, 1), "columns": (2, CONDENSED_COLUMNS_MAX_BATCH),
+                   "blocked": (CONDENSED_COLUMNS_MAX_BATCH + 1, None)}
     backend = "numba"
 
     @classmethod
@@ -253,7 +255,7 @@ class CondensedKernel(Kernel):
         x = check_x(x, p.k)
         batch = x.shape[0]
         work = bool(p.rows_active and batch and p.fan_in)
-        if work and batch > COLUMNS_MAX_BATCH:
+        if work and batch > CONDENSED_COLUMNS_MAX_BATCH:
             return torch.from_numpy(_run_blocked(p, x.numpy()))
         y = (np.empty if work and not p.rows_removed else np.zeros)((batch, p.n), dtype=np.float32)
         if work and batch == 1:
@@ -273,5 +275,5 @@ class CondensedKernel(Kernel):
         mask = np.zeros((3, 5), dtype=bool)
         mask[:, :2] = True
         p = cls.prepare(torch.ones(3, 5), mask)
-        for batch in (1, COLUMNS_MAX_BATCH, COLUMNS_MAX_BATCH + 1):
+        for batch in (1, CONDENSED_COLUMNS_MAX_BATCH, CONDENSED_COLUMNS_MAX_BATCH + 1):
             cls.run(p, torch.ones(batch, 5))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x
+from simsparse.kernels.base import KERNELS, Kernel, check_inputs, check_x
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,6 +32,7 @@ class CsrPrepared:
 @KERNELS.register("csr")
 class CsrKernel(Kernel):
     name = "csr"
+    format = "csr"
     index_dtype = "int32"
     layout = "CSR: values [nnz] fp32 + col indices [nnz] int32 + row pointers [n+1] int32; MKL mv / spmm"
     backend = "torch"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x, masked_weight
+from simsparse.kernels.base import KERNELS, Kernel, check_inputs, check_x, masked_weight
 
 
 @dataclass(frozen=True, eq=False)
@@ -20,6 +20,7 @@ class DensePrepared:
 @KERNELS.register("dense")
 class DenseKernel(Kernel):
     name = "dense"
+    format = "dense"
     layout = "values [n, k] fp32 (zeros stored); y = F.linear(x, W) -> MKL/oneDNN sgemm"
     backend = "torch"
     torch_dtype = torch.float32

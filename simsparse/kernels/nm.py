@@ -7,8 +7,9 @@ layout of 2:4 sparse tensor cores, run here on the CPU: the column of slot j is
 (j // N) * M + offset[j], computed on the fly (a shift when N is a power of two). The batch
 paths are those of `condensed` (gemv / per-column gather-dot / blocked over x^T).
 
-M is chosen by `prepare(..., group_m=None)` among 4, 8, 16, 32 as the group with the fewest
-slots per column (smallest N/M, then smallest M); pass group_m to force one.
+M is chosen by `prepare(..., group_m=None)` among masks.formats.NM_GROUP_CHOICES (4, 8, 16, 32)
+by masks.patterns.best_nm: the fewest slots per column (smallest N/M, then smallest M); pass
+group_m to force one.
 """
 
 from __future__ import annotations
@@ -20,12 +21,10 @@ import torch
 from numba import njit, prange
 
 from simsparse.errors import PatternError
-from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x
-from simsparse.kernels.condensed import BLOCK_BATCH, _stack_f32
-
-COLUMNS_MAX_BATCH = 4       # batch 2..4: the gather-dot once per column; above: blocked path
-
-GROUP_SIZES = (4, 8, 16, 32)
+from simsparse.kernels.base import KERNELS, Kernel, check_inputs, check_x
+from simsparse.kernels.condensed import _stack_f32
+from simsparse.masks.formats import BLOCK_BATCH, NM_COLUMNS_MAX_BATCH, NM_GROUP_CHOICES, NM_OFFSET_BYTES
+from simsparse.masks.patterns import best_nm, nm_envelope
 
 
 @njit(cache=True, inline="always")
@@ -112,21 +111,10 @@ def _grouped(mask: np.ndarray, group_m: int) -> np.ndarray:
     return padded.reshape(n, groups, group_m)
 
 
-def nm_envelope(mask: np.ndarray, group_m: int) -> int:
-    """Smallest N such that every group of `group_m` along k holds at most N nonzeros."""
-    if mask.size == 0:
-        return 0
-    return int(_grouped(mask, group_m).sum(axis=2).max())
-
-
 def choose_group(mask: np.ndarray, group_m: int | None) -> tuple[int, int]:
-    """(N, M) for this mask; PatternError when no M in GROUP_SIZES gives N < M."""
-    candidates = (group_m,) if group_m is not None else GROUP_SIZES
-    best: tuple[int, int] | None = None
-    for m_ in candidates:
-        n_ = max(1, nm_envelope(mask, m_))
-        if n_ < m_ and (best is None or n_ * best[1] < best[0] * m_):
-            best = (n_, m_)
+    """(N, M) for this mask (masks.patterns.best_nm); PatternError when no M gives N < M."""
+    candidates = (group_m,) if group_m is not None else NM_GROUP_CHOICES
+    best = best_nm({m_: nm_envelope(mask, m_) for m_ in candidates}, candidates)
     if best is None:
         where = f"M={group_m}" if group_m is not None else "M in 4, 8, 16, 32"
         raise PatternError(f"nm needs an N:M mask (N < M) along k, none found for {where}; "
@@ -137,10 +125,11 @@ def choose_group(mask: np.ndarray, group_m: int | None) -> tuple[int, int]:
 @KERNELS.register("nm")
 class NmKernel(Kernel):
     name = "nm"
+    format = "nm"
     index_dtype = "uint8"
     layout = "values [n, k/M*N] fp32 + in-group offsets [n, k/M*N] uint8; column = group*M + offset"
     backend = "numba"
-    batch_paths = {"gemv": (1, 1), "columns": (2, COLUMNS_MAX_BATCH), "blocked": (COLUMNS_MAX_BATCH + 1, None)}
+    batch_paths = {"gemv": (1, 1), "columns": (2, NM_COLUMNS_MAX_BATCH), "blocked": (NM_COLUMNS_MAX_BATCH + 1, None)}
 
     @classmethod
     def prepare(cls, weight, mask, *, group_m: int | None = None) -> NmPrepared:
@@ -152,7 +141,7 @@ class NmKernel(Kernel):
         valid = np.take_along_axis(grouped, order, axis=2)
         wg = _grouped(w.numpy(), group_m)
         values = np.where(valid, np.take_along_axis(wg, order, axis=2), 0.0).astype(np.float32)
-        offsets = np.where(valid, order, 0).astype(np.uint8)
+        offsets = np.where(valid, order, 0).astype(f"uint{8 * NM_OFFSET_BYTES}")
         return NmPrepared(values=np.ascontiguousarray(values.reshape(n, -1)),
                           offsets=np.ascontiguousarray(offsets.reshape(n, -1)),
                           n_keep=n_keep, group_m=group_m, n=n, k=k)
@@ -168,7 +157,7 @@ class NmKernel(Kernel):
         args = (p.values, p.offsets, p.n_keep, p.n_shift, p.group_m)
         if batch == 1:
             _gemv(*args, x.numpy()[0], y.numpy()[0])
-        elif batch <= COLUMNS_MAX_BATCH:
+        elif batch <= NM_COLUMNS_MAX_BATCH:
             _gemm_columns(*args, x.numpy(), y.numpy())
         else:
             y_t = np.empty((p.n, batch), dtype=np.float32)
@@ -183,5 +172,5 @@ class NmKernel(Kernel):
     @classmethod
     def warm_up(cls) -> None:
         p = cls.prepare(torch.ones(2, 8), np.tile([True, False, True, False], (2, 2)))
-        for batch in (1, COLUMNS_MAX_BATCH, COLUMNS_MAX_BATCH + 1):
+        for batch in (1, NM_COLUMNS_MAX_BATCH, NM_COLUMNS_MAX_BATCH + 1):
             cls.run(p, torch.ones(batch, 8))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simsparse.kernels import KERNELS, Kernel, check_inputs, check_x, masked_weight
+from simsparse.kernels.base import KERNELS, Kernel, check_inputs, check_x, masked_weight
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,6 +27,7 @@ class ShrunkPrepared:
 @KERNELS.register("shrunk")
 class ShrunkKernel(Kernel):
     name = "shrunk"
+    format = "shrunk"
     index_dtype = "int64"
     layout = "values [rows_kept, cols_kept] fp32 + kept row/col ids (int64); gather x cols, sgemm, scatter y rows"
     backend = "torch"

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from simsparse.errors import CheckpointError
-from simsparse.masks import loaders_foreign, loaders_torch, native  # noqa: F401  (register loaders)
+from simsparse.masks import coverage, loaders_foreign, loaders_hf, loaders_torch, native  # noqa: F401  (register loaders)
 from simsparse.masks.bounds import check_object_graph, check_safetensors, check_zip
 from simsparse.masks.loaders_common import LOADERS, ORDER, RawCheckpoint
 from simsparse.masks.safe_pickle import UnsafePickleError, load_torch_zip
@@ -141,13 +141,18 @@ def read_torch_file(path: str | os.PathLike, *, what: str) -> object:
 
 
 def load(path: str | os.PathLike, *, keep_weights: bool = True) -> MaskSet:
-    """Per-layer masks (+ geometry, provenance, optional weights) of the checkpoint at `path`."""
-    raw = read_raw(path, keep_weights=keep_weights)
+    """Per-layer masks (+ geometry, provenance, optional weights) of the checkpoint at `path`
+    (a file, or a Hugging Face directory / sharded index: `loaders_hf.read_hf`)."""
+    p = Path(path)
+    if p.exists() and loaders_hf.is_hf_checkpoint(p):
+        raw = loaders_hf.read_hf(p, keep_weights=keep_weights, read_file=lambda f: read_raw(f, keep_weights=keep_weights))
+    else:
+        raw = read_raw(path, keep_weights=keep_weights)
     for name in ORDER:
         loader = LOADERS.get(name)
         try:
             if loader.sniff(raw):
-                return loader.load(raw)
+                return coverage.annotate(loader.load(raw), raw)
         except CheckpointError:
             raise
         except Exception as exc:  # malformed content the loader did not anticipate

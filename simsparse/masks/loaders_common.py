@@ -48,7 +48,8 @@ class Loader:
 
 LOADERS: Registry[Loader] = Registry("checkpoint loader")
 # Tried in this order: specific formats before the generic state_dict.
-ORDER = ("native", "safetensors", "srigl", "chase", "prune", "parametrize", "asp", "state_dict")
+ORDER = ("native", "compressed_tensors", "hf_directory", "torch_ao_sparsifier", "safetensors", "srigl", "chase",
+         "prune", "parametrize", "asp", "state_dict")
 
 
 def register(loader: Loader) -> Loader:

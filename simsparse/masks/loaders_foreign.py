@@ -127,7 +127,10 @@ def _load_chase(raw: RawCheckpoint) -> MaskSet:
         raise CheckpointError(f"{raw.path}: 'state_dict' holds no tensors; pass the trained checkpoint")
     flat = parse_flat(sd, source=raw.path, keep_weights=raw.keep_weights)
     removed = removed_channels(flat.masks)
-    return build_maskset(raw=raw, fmt="chase", masks=flat.masks, weights=flat.weights,
+    # a trainer checkpoint {epoch, arch, state_dict, optimizer} is Chase's only with Chase's own key or
+    # removed channels; otherwise it is read the same way but called what it is
+    fmt = "chase" if "best_prec1" in raw.obj or removed else "trainer-checkpoint"
+    return build_maskset(raw=raw, fmt=fmt, masks=flat.masks, weights=flat.weights,
                          mask_source=flat.mask_source, notes=flat.notes,
                          meta=scalar_meta(raw.obj, ("epoch", "arch", "best_prec1")),
                          extra={"removed_channels": removed})

@@ -132,6 +132,11 @@ def parse_flat(sd: Mapping[str, torch.Tensor], *, source: str, keep_weights: boo
         labels[e.fqn] = e.label
         if keep_weights:
             weights[e.fqn] = weight_to_numpy(effective)
+    bare = [e.fqn for e in entries if e.label == "weight != 0" and f"{e.fqn.rpartition('.')[0]}.parametrizations."
+            f"{e.fqn.rpartition('.')[2]}.original" in sd]
+    if bare:   # torch.ao's FakeSparsity keeps its mask out of state_dict(): the weights here are unmasked
+        notes.append(f"{len(bare)} parametrized weights ({bare[0]}, ...) carry no mask, so density is read from "
+                     "weight != 0: call squash_mask() before saving, or save sparsifier.state_dict() too")
     ranked = sorted(masks, key=lambda f: position.get(f, order.get(f, len(order))))  # state-dict order
     return FlatMasks(masks={f: masks[f] for f in ranked},
                      weights={f: weights[f] for f in ranked} if keep_weights else None,

@@ -8,7 +8,8 @@ uint8 counts (each level halves the previous one), so a ResNet-50-sized model ta
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -40,26 +41,45 @@ def reduction_per_channel(weight_shape: tuple[int, ...]) -> int:
     return int(np.prod(weight_shape[2:])) if len(weight_shape) > 2 else 1
 
 
+# ----------------------------------------------------------------------------- orientation
+
+
+def gemm_rows(weight):
+    """The `[n, k]` GEMM view of a weight-shaped numpy array or torch tensor (any dtype): rows are
+    output features/channels, k the reduction with Cin innermost for convs
+    (`[Cout, Cin, *kernel] -> [Cout, *kernel, Cin] -> [Cout, k]`). A 1-D array is one row.
+    The one orientation helper: pattern analysis, lowering and the N:M trainer all use it."""
+    if weight.ndim == 0:
+        raise PatternError("a weight with no dimensions has no [n, k] GEMM view")
+    if weight.ndim == 1:
+        return weight.reshape(1, -1)
+    if weight.ndim == 2:
+        return weight
+    moved = weight.movedim(1, -1) if hasattr(weight, "movedim") else np.moveaxis(weight, 1, -1)
+    return moved.reshape(weight.shape[0], -1)
+
+
+def from_gemm_rows(rows, weight_shape: tuple[int, ...]):
+    """Inverse of `gemm_rows`: back to the weight's own (contiguous) shape."""
+    shape = tuple(int(s) for s in weight_shape)
+    if len(shape) <= 2:
+        back = rows.reshape(shape)
+    else:
+        moved = rows.reshape((shape[0], *shape[2:], shape[1]))
+        back = moved.movedim(-1, 1) if hasattr(moved, "movedim") else np.moveaxis(moved, -1, 1)
+    return back.contiguous() if hasattr(back, "contiguous") else np.ascontiguousarray(back)
+
+
 def as_matrix(mask) -> np.ndarray:
-    """The `[n, k]` GEMM view of a weight-shaped mask (Cin innermost for convs)."""
+    """The `[n, k]` GEMM view of a weight-shaped bool mask (numpy; 2-D to 5-D weights)."""
     arr = to_bool_array(mask)
-    if arr.ndim == 2:
-        return arr
-    if arr.ndim in (3, 4, 5):
-        order = (0,) + tuple(range(2, arr.ndim)) + (1,)
-        return np.ascontiguousarray(arr.transpose(order)).reshape(arr.shape[0], -1)
-    raise PatternError(f"mask of shape {tuple(arr.shape)} is not a Linear [out, in] or Conv "
-                       "[out, in, kh, kw] weight; only 2-D to 5-D weights can be analysed")
+    if arr.ndim not in (2, 3, 4, 5):
+        raise PatternError(f"mask of shape {tuple(arr.shape)} is not a Linear [out, in] or Conv "
+                           "[out, in, kh, kw] weight; only 2-D to 5-D weights can be analysed")
+    return np.ascontiguousarray(gemm_rows(arr))
 
 
-def from_matrix(mat: np.ndarray, weight_shape: tuple[int, ...]) -> np.ndarray:
-    """Inverse of `as_matrix`: back to the weight's own shape."""
-    if len(weight_shape) == 2:
-        return mat.reshape(weight_shape)
-    cout, cin, *spatial = weight_shape
-    arr = mat.reshape((cout, *spatial, cin))
-    order = (0, arr.ndim - 1) + tuple(range(1, arr.ndim - 1))
-    return np.ascontiguousarray(arr.transpose(order))
+# ----------------------------------------------------------------------------- group counts
 
 
 def _pad_cols(counts: np.ndarray, multiple: int) -> np.ndarray:
@@ -75,18 +95,69 @@ def group_counts(mat: np.ndarray, m: int) -> np.ndarray:
     return counts.reshape(counts.shape[0], -1, m).sum(axis=2, dtype=np.uint8)
 
 
-def _envelopes(mat: np.ndarray) -> dict[int, int]:
-    """{M: max nonzeros in any group of M along axis 1}, computed level by level."""
-    out: dict[int, int] = {}
+def nm_envelope(mat: np.ndarray, m: int) -> int:
+    """Smallest N such that every group of `m` along axis 1 of a bool `[n, k]` matrix holds <= N
+    nonzeros, for any m (`Pattern.nm_envelope` has the powers of two up to 32)."""
+    counts = group_counts(mat, m)
+    return int(counts.max()) if counts.size else 0
+
+
+@dataclass(frozen=True, eq=False)
+class _GroupStats:
+    envelope: dict[int, int]
+    groups: dict[int, dict[int, int]]      # M -> {count: groups}
+    row_max: dict[int, dict[int, int]]     # M -> {row's largest group count: rows}
+
+
+def _histogram(values: np.ndarray, top: int) -> dict[int, int]:
+    """{v: occurrences} of small non-negative integers <= top (one comparison pass per value:
+    several times faster than np.bincount, which widens uint8 to intp first)."""
+    out = {v: int(np.count_nonzero(values == v)) for v in range(top + 1)}
+    return {v: c for v, c in out.items() if c}
+
+
+def _group_stats(mat: np.ndarray) -> _GroupStats:
+    """Envelope {M: max nonzeros in any group of M along axis 1}, the group-count and the
+    per-row-maximum histograms, computed level by level on uint8 counts."""
+    env: dict[int, int] = {}
+    groups: dict[int, dict[int, int]] = {}
+    row_max: dict[int, dict[int, int]] = {}
     counts = mat.view(np.uint8)
-    size = 1
     for m in NM_GROUP_SIZES:
         counts = _pad_cols(counts, 2)
         counts = counts[:, 0::2] + counts[:, 1::2]
-        size *= 2
-        assert size == m
+        env[m] = int(counts.max()) if counts.size else 0
+        groups[m] = _histogram(counts, env[m])
+        row_max[m] = _histogram(counts.max(axis=1) if counts.size else counts, env[m])
+    return _GroupStats(envelope=env, groups=groups, row_max=row_max)
+
+
+def _envelopes_out(mat: np.ndarray) -> dict[int, int]:
+    """{M: max nonzeros in any group of M consecutive rows of a column}: the envelope along axis 0,
+    pairing whole rows level by level (no transposed copy of the mask)."""
+    out: dict[int, int] = {}
+    counts = mat.view(np.uint8)
+    for m in NM_GROUP_SIZES:
+        if counts.shape[0] % 2:
+            counts = np.concatenate([counts, np.zeros((1, counts.shape[1]), counts.dtype)], axis=0)
+        counts = counts[0::2] + counts[1::2]
         out[m] = int(counts.max()) if counts.size else 0
     return out
+
+
+def best_nm(envelope: Mapping[int, int], group_sizes: Sequence[int]) -> tuple[int, int] | None:
+    """The (N, M), M among `group_sizes`, that covers a mask of this envelope with the fewest slots
+    per column (smallest N/M, then the smaller M); None when no M gives N < M. N is at least 1.
+    The one "best N:M" rule: the nm kernel picks its layout with it and the CPU model plans it."""
+    best: tuple[int, int] | None = None
+    for m in group_sizes:
+        env = envelope.get(m)
+        if env is None:
+            continue
+        n = max(1, int(env))
+        if n < m and (best is None or n * best[1] < best[0] * m):
+            best = (n, m)
+    return best
 
 
 def _blocks(mat: np.ndarray, nnz: int) -> dict[int, float]:
@@ -120,25 +191,23 @@ def analyze(mask, *, name: str = "mask") -> Pattern:
     in_axis_alive = arr.any(axis=tuple(i for i in range(arr.ndim) if i != 1)) if arr.ndim > 1 else arr
     removed_cols = np.flatnonzero(~in_axis_alive)
     values, counts = np.unique(row_nnz, return_counts=True)
+    along_k = _group_stats(mat)
     return Pattern(
         shape=shape, rows=n, cols=k, nnz=nnz, density=nnz / max(1, n * k),
-        nm_envelope=_envelopes(mat), nm_envelope_out=_envelopes(np.ascontiguousarray(mat.T)),
+        nm_envelope=along_k.envelope,
+        nm_envelope_out=_envelopes_out(mat),
         fan_in=fan_in, rows_removed=int(removed_rows.size), cols_removed=int(removed_cols.size),
         removed_rows=tuple(int(i) for i in removed_rows), removed_cols=tuple(int(i) for i in removed_cols),
         row_nnz_histogram={int(v): int(c) for v, c in zip(values, counts)},
         block=_blocks(mat, nnz), reduction_per_channel=reduction_per_channel(shape),
+        zero_cols=int(k - np.count_nonzero(mat.any(axis=0))),
+        nm_group_histogram=along_k.groups, row_group_max_histogram=along_k.row_max,
     )
 
 
 def analyze_set(masks: MaskSet) -> dict[str, Pattern]:
     """Patterns of every layer of a MaskSet, keyed by fully-qualified name."""
     return {fqn: analyze(layer.mask, name=fqn) for fqn, layer in masks.layers.items()}
-
-
-def violating_group_share(mat: np.ndarray, n: int, m: int) -> float:
-    """Fraction of the groups of `m` along k that hold more than `n` nonzeros."""
-    counts = group_counts(mat, m)
-    return float(np.count_nonzero(counts > n)) / max(1, counts.size)
 
 
 def summarize(patterns: Mapping[str, Pattern]) -> dict:

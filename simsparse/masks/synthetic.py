@@ -7,6 +7,10 @@ Pattern strings (the same everywhere: `inspect`, `evaluate --pattern`, `measure 
                  fanin=D with 0 < D < 1 keeps round(D · reduction) per row (one spec for a whole network)
   density=D      unstructured, exactly round(D · size) random positions (0 < D <= 1)
   channels=D     channel-removed (Chase-like): a fraction D of output channels kept, dense; the rest all zero
+
+`synthetic_pattern` gives the Pattern of such a mask in closed form (no mask drawn) for dense, N:M,
+fan-in and channels; `make_matrix` draws the mask when one must exist, vectorised (argpartition of
+random scores on an `[..., M]` view) and in chunks of rows, up to MAX_SYNTHETIC_WEIGHTS weights.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import math
 import numpy as np
 
 from simsparse.errors import PatternError
-from simsparse.masks.patterns import from_matrix
+from simsparse.masks import closed_form
+from simsparse.masks.patterns import from_gemm_rows
 from simsparse.parse import PATTERN_HELP, PatternSpec, parse_pattern  # noqa: F401  (the one parser, re-exported)
+from simsparse.records import Pattern
 
 
 def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -26,51 +32,119 @@ def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     return int(shape[0]), int(np.prod(shape[1:]))
 
 
+CHUNK_ELEMENTS = 1 << 22   # random scores drawn per chunk of rows (bounds the float64 temporaries)
+# weights of one mask that is actually drawn (density=D has no closed form; kernels and `materialise`
+# need the values): density=D peaks near 9 bytes per weight (an int64 permutation and the mask), so
+# ~1.2 GB here. Closed-form patterns never reach it (masks/closed_form.py).
+MAX_SYNTHETIC_WEIGHTS = 2**27
+
+
+def _row_chunks(rows: int, per_row: int):
+    step = max(1, CHUNK_ELEMENTS // max(1, per_row))
+    return ((r, min(rows, r + step)) for r in range(0, rows, step))
+
+
 def _nm_matrix(rows: int, cols: int, n: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """N random positions per group of M: argpartition of random scores on an [rows, groups, M] view,
+    drawn in chunks of rows (the same draws as one call: the generator fills consecutively)."""
     groups = math.ceil(cols / m)
-    scores = rng.random((rows, groups, m))
-    keep = np.argsort(scores, axis=2)[:, :, :n]
     mat = np.zeros((rows, groups, m), bool)
-    np.put_along_axis(mat, keep, True, axis=2)
+    for r0, r1 in _row_chunks(rows, groups * m):
+        if n == m:
+            mat[r0:r1] = True
+            rng.random((r1 - r0, groups, m))   # keep the stream of draws the same for later chunks
+            continue
+        keep = np.argpartition(rng.random((r1 - r0, groups, m)), n - 1, axis=2)[:, :, :n]
+        np.put_along_axis(mat[r0:r1], keep, True, axis=2)
     return mat.reshape(rows, groups * m)[:, :cols]
 
 
 def _fanin_matrix(rows: int, cols: int, k: int, rng: np.random.Generator) -> np.ndarray:
     if k > cols:
         raise PatternError(f"pattern fanin={k} exceeds the layer's reduction length {cols}")
-    scores = rng.random((rows, cols))
-    keep = np.argpartition(scores, k - 1, axis=1)[:, :k] if 0 < k < cols else None
     mat = np.zeros((rows, cols), bool)
     if k == cols:
         mat[:] = True
-    elif keep is not None:
-        np.put_along_axis(mat, keep, True, axis=1)
+        return mat
+    for r0, r1 in _row_chunks(rows, cols):
+        scores = rng.random((r1 - r0, cols))
+        if k > 0:
+            np.put_along_axis(mat[r0:r1], np.argpartition(scores, k - 1, axis=1)[:, :k], True, axis=1)
     return mat
 
 
+def _fan_in_of(spec: PatternSpec, cols: int) -> int:
+    return max(1, round(spec.fan_in_fraction * cols)) if spec.fan_in_fraction else spec.fan_in
+
+
+def _kept_rows(rows: int, density: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices (sorted) of the output channels a channels=D mask keeps."""
+    keep_rows = max(1, round(density * rows)) if rows else 0
+    return np.sort(rng.permutation(rows)[:keep_rows])
+
+
+def check_drawable(rows: int, cols: int, spec: PatternSpec) -> None:
+    """Refuse to draw a mask larger than MAX_SYNTHETIC_WEIGHTS (one line, before any allocation)."""
+    if rows * cols > MAX_SYNTHETIC_WEIGHTS:
+        raise PatternError(f"pattern {spec.text} on a {rows} x {cols} weight: its mask must be drawn, and "
+                           f"{rows * cols} weights is more than the {MAX_SYNTHETIC_WEIGHTS} drawn in memory; "
+                           "dense, N:M, fanin and channels patterns need no mask, or use a smaller layer")
+
+
 def make_matrix(rows: int, cols: int, pattern: str | PatternSpec, *, seed: int = 0) -> np.ndarray:
-    """An `[n, k]` bool mask of the pattern (GEMM orientation)."""
+    """An `[n, k]` bool mask of the pattern (GEMM orientation); at most MAX_SYNTHETIC_WEIGHTS."""
     spec = pattern if isinstance(pattern, PatternSpec) else parse_pattern(pattern)
+    check_drawable(rows, cols, spec)
     rng = np.random.default_rng(seed)
     if spec.kind == "dense":
         return np.ones((rows, cols), bool)
     if spec.kind == "nm":
         return _nm_matrix(rows, cols, spec.n, spec.m, rng)
     if spec.kind == "fanin":
-        k = max(1, round(spec.fan_in_fraction * cols)) if spec.fan_in_fraction else spec.fan_in
-        return _fanin_matrix(rows, cols, k, rng)
+        return _fanin_matrix(rows, cols, _fan_in_of(spec, cols), rng)
     if spec.kind == "density":
         flat = np.zeros(rows * cols, bool)
         flat[rng.permutation(rows * cols)[: round(spec.density * rows * cols)]] = True
         return flat.reshape(rows, cols)
-    keep_rows = max(1, round(spec.density * rows)) if rows else 0
     mat = np.zeros((rows, cols), bool)
-    mat[np.sort(rng.permutation(rows)[:keep_rows])] = True
+    mat[_kept_rows(rows, spec.density, rng)] = True
     return mat
+
+
+def synthetic_pattern(shape: tuple[int, ...], pattern: str | PatternSpec, *, seed: int = 0) -> Pattern | None:
+    """The closed-form `Pattern` of `make_mask(shape, pattern, seed=seed)`, without drawing the mask
+    (`masks.closed_form` says which fields are exact and which expected); None where the pattern
+    has no closed form (density=D, ...): draw the mask and `analyze` it then."""
+    spec = pattern if isinstance(pattern, PatternSpec) else parse_pattern(pattern)
+    shape = tuple(int(s) for s in shape)
+    rows, cols = _matrix_shape(shape)
+    if spec.kind == "dense":
+        return closed_form.dense_pattern(shape, rows, cols)
+    if spec.kind == "nm":
+        return closed_form.nm_pattern(shape, rows, cols, spec.n, spec.m)
+    if spec.kind == "fanin":
+        k = _fan_in_of(spec, cols)
+        if k > cols:
+            raise PatternError(f"pattern fanin={k} exceeds the layer's reduction length {cols}")
+        return closed_form.fanin_pattern(shape, rows, cols, k)
+    if spec.kind == "channels":
+        return closed_form.channels_pattern(shape, rows, cols, _kept_rows(rows, spec.density,
+                                                                          np.random.default_rng(seed)))
+    return None
 
 
 def make_mask(shape: tuple[int, ...], pattern: str | PatternSpec, *, seed: int = 0) -> np.ndarray:
     """A weight-shaped bool mask of the pattern (N:M and fan-in along the reduction, Cin innermost)."""
     shape = tuple(int(s) for s in shape)
     rows, cols = _matrix_shape(shape)
-    return from_matrix(make_matrix(rows, cols, pattern, seed=seed), shape)
+    return from_gemm_rows(make_matrix(rows, cols, pattern, seed=seed), shape)
+
+
+def two_four_checkerboard(n: int, k: int) -> np.ndarray:
+    """The reference 2:4 (and 1:2) `[n, k]` mask: every other weight kept, the phase alternating by
+    row, so that no input column is all zero (no shrunk GEMM applies). The GPU validation rows
+    and the tests (simsparse.testing) run on it."""
+    mask = np.zeros((n, k), dtype=bool)
+    mask[0::2, 0::2] = True
+    mask[1::2, 1::2] = True
+    return mask

@@ -24,15 +24,12 @@ returns a matching input tuple (zeros) for tracing or smoke tests.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from simsparse.errors import GeometryError
-from simsparse.registry import Registry
-
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+from simsparse.models import attention, convnets  # noqa: F401  (each registers its builders)
+from simsparse.models.base import MODELS
 
 TOKEN_MODELS = ("transformer", "bert_base")
 
@@ -67,6 +64,3 @@ def example_inputs(name: str, input_shape: tuple[int, ...], *, batch: int = 1,
         return (torch.zeros((batch, shape[0]), dtype=torch.long, device=device),)
     return (torch.zeros((batch, *shape), device=device),)
 
-
-from simsparse.models import convnets as _convnets  # noqa: E402,F401  (registers mlp, cnn, wrn22_2, resnet50)
-from simsparse.models import attention as _attention  # noqa: E402,F401  (registers vit_*, transformer, bert_base)

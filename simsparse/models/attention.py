@@ -9,11 +9,7 @@ import torch
 from torch import nn
 
 from simsparse.errors import GeometryError
-
-
-def _register(name):
-    from simsparse.models import MODELS
-    return MODELS.register(name)
+from simsparse.models.base import MODELS
 
 
 # ----------------------------------------------------------------------------- ViT (torchvision names)
@@ -81,14 +77,14 @@ def _vit(input_shape, num_classes, patch, depth, heads, width, mlp_dim, model):
     return VisionTransformer(c, (h, w), patch, depth, heads, width, mlp_dim or 4 * width, num_classes)
 
 
-@_register("vit_b16")
+@MODELS.register("vit_b16")
 def vit_b16(*, num_classes: int, input_shape: tuple[int, ...], patch_size: int = 16, depth: int = 12,
             heads: int = 12, width: int = 768, mlp_dim: int = 3072) -> nn.Module:
     """torchvision vit_b_16 (names identical); image size from input_shape."""
     return _vit(input_shape, num_classes, patch_size, depth, heads, width, mlp_dim, "vit_b16")
 
 
-@_register("vit_tiny")
+@MODELS.register("vit_tiny")
 def vit_tiny(*, num_classes: int, input_shape: tuple[int, ...], patch_size: int | None = None, depth: int = 12,
              heads: int = 3, width: int = 192, mlp_dim: int | None = None) -> nn.Module:
     """DeiT-Tiny shape (12 layers, 3 heads, d 192, mlp 4d) with torchvision names. Default patch
@@ -133,7 +129,7 @@ def _sinusoid(length: int, d: int) -> torch.Tensor:
     return table
 
 
-@_register("transformer")
+@MODELS.register("transformer")
 def transformer(*, num_classes: int, input_shape: tuple[int, ...], width: int = 256, depth: int = 3,
                 heads: int = 4, ffn_dim: int | None = None, vocab: int | None = None) -> nn.Module:
     """Encoder-decoder Transformer with `depth` encoder and `depth` decoder layers, d_model `width`,
@@ -272,7 +268,7 @@ class BertForSequenceClassification(nn.Module):
         return self.classifier(self.dropout(self.bert(ids)))
 
 
-@_register("bert_base")
+@MODELS.register("bert_base")
 def bert_base(*, num_classes: int, input_shape: tuple[int, ...], width: int = 768, depth: int = 12,
               heads: int = 12, ffn_dim: int | None = None, vocab: int = 30522, max_positions: int = 512) -> nn.Module:
     """BERT-base for sequence classification (HF parameter names); input_shape (seq,) token ids."""

@@ -8,11 +8,7 @@ import torch
 from torch import nn
 
 from simsparse.errors import GeometryError
-
-
-def _register(name):
-    from simsparse.models import MODELS
-    return MODELS.register(name)
+from simsparse.models.base import MODELS
 
 
 def _chw(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
@@ -42,7 +38,7 @@ class MLP(nn.Module):
         return getattr(self, f"fc{self.depth + 1}")(x)
 
 
-@_register("mlp")
+@MODELS.register("mlp")
 def mlp(*, num_classes: int, input_shape: tuple[int, ...], width: int = 256, depth: int = 2) -> nn.Module:
     """MLP on the flattened input: `depth` hidden layers of `width` units."""
     return MLP(math.prod(input_shape), num_classes, width, depth)
@@ -64,7 +60,7 @@ class VGGLike(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-@_register("cnn")
+@MODELS.register("cnn")
 def cnn(*, num_classes: int, input_shape: tuple[int, ...], width: int = 64, depth: int = 3,
         convs_per_stage: int = 2) -> nn.Module:
     """Small VGG: `depth` stages of `convs_per_stage` 3x3 conv-BN-ReLU, widths width·2^stage;
@@ -139,7 +135,7 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.relu(self.bn1(x))), 1))
 
 
-@_register("wrn22_2")
+@MODELS.register("wrn22_2")
 def wrn22_2(*, num_classes: int, input_shape: tuple[int, ...], depth: int = 22, widen: int = 2,
             width: int = 16) -> nn.Module:
     """CIFAR WideResNet-`depth`-`widen` (stage widths width, width·widen, 2·width·widen, 4·width·widen)."""
@@ -201,7 +197,7 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-@_register("resnet50")
+@MODELS.register("resnet50")
 def resnet50(*, num_classes: int, input_shape: tuple[int, ...], width: int = 64,
              blocks: tuple[int, ...] = (3, 4, 6, 3)) -> nn.Module:
     """torchvision ResNet-50 (parameter names identical); `width` scales the stem/bottleneck widths."""
