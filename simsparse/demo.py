@@ -59,8 +59,8 @@ def run(*, out: Path, steps: int = 150, batch: int = 64, progress: bool | None =
     _say(f"\n[3/4] trained masks on {', '.join(ARCHS)} (batch {batch}; speedup vs dense on the same arch)")
     reports = api.compare(masks=[str(p) for p in paths], archs=ARCHS, batch=batch)
     _say(report.compare_table(reports))
-    write_atomic(out / "compare.json", report.render_reports(reports, "json"))
-    write_atomic(out / "compare.csv", report.render_reports(reports, "csv"))
+    write_atomic(out / "compare.json", report.render_reports(reports, "json"), what="demo report")
+    write_atomic(out / "compare.csv", report.render_reports(reports, "csv"), what="demo report")
     plots.speedup_plot(reports, out / "speedup.png")
     _say(f"\n[4/4] what-if: ResNet-50, batch {batch}, synthetic masks of each family's pattern (90 % / 2:4 / 40 % channels)")
     rows = []
