@@ -333,14 +333,20 @@ VALIDATE_DEVICES = ("published", "cpu", "cuda")
 
 def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | None = None,
              corpora: Sequence[str] | None = None, gpu_archs: Mapping[str, str] | None = None,
-             calibration: str = "fresh", progress: bool = False) -> ValidationReport:
+             calibration: str = "fresh", progress: bool = False, allow_noisy: bool = False,
+             max_noise: float | None = None, max_wait_s: float | None = None) -> ValidationReport:
     """`simsparse validate`: the model beside measurements. published: every shipped corpus (or
-    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored);
-    cuda: kernels timed on this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
+    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored),
+    load-aware as `measure` (`allow_noisy`, `max_noise`, `max_wait_s`); cuda: kernels timed on
+    this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
     if device not in VALIDATE_DEVICES:
         raise SimSparseError(f"unknown device {device!r}; use one of {', '.join(VALIDATE_DEVICES)}")
     if device != "published" and (csv_path is not None or corpora):
         raise SimSparseError("--csv and --corpus apply to --device published only")
+    noise = _noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)
+    if device != "cpu" and (allow_noisy or max_noise is not None or max_wait_s is not None):
+        raise SimSparseError("--allow-noisy, --max-noise and --max-wait apply to --device cpu only "
+                             "(the timings taken on this machine's CPUs)")
     if device == "published":
         from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
 
@@ -355,7 +361,7 @@ def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | No
                              "--engine cycle and --gpu-arch apply to the GPU devices")
     from simsparse.validate import cpu  # torch and numba kernels, scipy
 
-    return cpu.run(progress=progress, calibration=calibration)
+    return cpu.run(progress=progress, calibration=calibration, allow_noisy=allow_noisy, **noise)
 
 
 def calibrate(*, device: str = "cpu", progress: bool = False, save: bool = True) -> CalibrationResult:

@@ -146,6 +146,7 @@ def _add_measurement(sub) -> None:
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
+    _noise_flags(p)
     _fmt(p)
 
     p = sub.add_parser("calibrate", help="fit the CPU model's effective parameters on this machine")
@@ -205,8 +206,8 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                      input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context,
                      allow_partial=a.allow_partial)
     if a.out:
-        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
-        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
+        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"), what="--out report")
+        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"), what="--out report")
     _emit(report.render_reports([r], a.format))
 
 
@@ -269,7 +270,8 @@ def cmd_validate(a: argparse.Namespace) -> None:
     from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
 
     res = api.validate(device=a.device, engine=a.engine, csv_path=a.csv, corpora=a.corpus,
-                       gpu_archs=dict(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty())
+                       gpu_archs=dict(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty(),
+                       allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait)
     _emit(render.render(res, a.format))
 
 

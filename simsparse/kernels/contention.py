@@ -14,6 +14,7 @@ The clock sources are injectable (`Probe`) so the policy is testable without a b
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -124,3 +125,15 @@ def problem(*, noise: float, contention: Contention, max_noise: float) -> str:
     if noise > max_noise:
         why.append(f"its samples spread {noise:.0%} (IQR/median) > {max_noise:.0%} allowed")
     return ", ".join(why)
+
+
+def wait_note(threads: int, cpus: int, *, max_wait_s: float, probe: Probe, say: bool) -> tuple[str, ...]:
+    """Wait (at most `max_wait_s`) for `threads` idle CPUs when the load says the machine is busy;
+    the note to report (empty when it was quiet). `say`: also tell the terminal now."""
+    if max_wait_s <= 0 or probe.load() < cpus - 0.5:
+        return ()
+    if say:  # beside the progress bar (a terminal); otherwise the note is in the result
+        sys.stderr.write(f"simsparse: the machine is busy (load {probe.load():.1f} on {cpus} CPUs); waiting up to "
+                         f"{max_wait_s:.0f} s for {threads} idle CPU(s)\n")
+    waited, quiet = wait_for_cpus(threads, cpus, max_wait_s=max_wait_s, probe=probe)
+    return (f"waited {waited:.0f} s for the machine to calm down" + ("" if quiet else " (it did not)"),)

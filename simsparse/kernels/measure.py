@@ -23,7 +23,7 @@ import torch
 from simsparse.errors import MeasurementError, PatternError, SimSparseError
 from simsparse.kernels import KERNELS
 from simsparse.kernels.contention import (DEFAULT_MAX_NOISE, DEFAULT_MAX_WAIT_S, SYSTEM, Probe, contention_between,
-                                          problem, wait_for_cpus)
+                                          problem, wait_note)
 from simsparse.kernels.harness import (CACHE_MODES, Clock, Machine, Measurement, flush_bytes_for,
                                        library_versions, machine_info, make_flusher, thread_count,
                                        time_interleaved)
@@ -79,8 +79,8 @@ def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, 
     waits: list[str] = []
 
     def wait() -> None:  # once, right before the first timing (after every kernel accepted its pattern)
-        waits.extend(_wait_note(threads or machine.usable_cpus, machine.usable_cpus, max_wait_s=max_wait_s,
-                                probe=probe, say=progress))
+        waits.extend(wait_note(threads or machine.usable_cpus, machine.usable_cpus, max_wait_s=max_wait_s,
+                               probe=probe, say=progress))
 
     results, skipped = measure_cases(cases, threads=threads, cache=cache, min_time_s=min_time_s,
                                      progress=progress, skip_unsuited=kernel is None, max_noise=max_noise,
@@ -97,16 +97,6 @@ def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, 
                   "not median_s alone",)
     return MeasureResult(device="cpu", results=tuple(results), machine=machine, versions=library_versions(),
                          skipped=tuple(skipped), notes=notes)
-
-
-def _wait_note(threads: int, cpus: int, *, max_wait_s: float, probe: Probe, say: bool) -> tuple[str, ...]:
-    if max_wait_s <= 0 or probe.load() < cpus - 0.5:
-        return ()
-    if say:  # beside the progress bar (a terminal); otherwise the note is in the result
-        sys.stderr.write(f"simsparse: the machine is busy (load {probe.load():.1f} on {cpus} CPUs); waiting up to "
-                         f"{max_wait_s:.0f} s for {threads} idle CPU(s)\n")
-    waited, quiet = wait_for_cpus(threads, cpus, max_wait_s=max_wait_s, probe=probe)
-    return (f"waited {waited:.0f} s for the machine to calm down" + ("" if quiet else " (it did not)"),)
 
 
 def _cases(*, gemm, pattern, suite, kernel) -> tuple[Case, ...]:
