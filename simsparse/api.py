@@ -58,9 +58,19 @@ class InspectResult:
     summary: Mapping[str, Any]
 
 
+def _path(value: str | Path | None, *, what: str) -> Path | None:
+    """A path argument: None stays None; an empty one is refused (Path("") would quietly mean ".")."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise SimSparseError(f"{what} is empty; give a path")
+    return Path(value)
+
+
 def load_masks(*, path: str | Path, keep_weights: bool = False) -> MaskSet:
     """A checkpoint of any supported format as a MaskSet (never unpickles code; weights dropped
     unless `keep_weights`)."""
+    path = _path(path, what="checkpoint path")
     from simsparse.masks import io  # torch (~1.7 s): only commands that read checkpoints pay it
 
     return io.load(path, keep_weights=keep_weights)
@@ -240,7 +250,7 @@ def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None 
 def sweep(*, sweep_file: str | Path, out: str | Path, executor: str = "local", resume: bool = False,
           progress: bool = False) -> list[dict]:
     """`simsparse sweep`: every point of the grid through `evaluate`, one CSV row each."""
-    return dse.run(sweep=sweep_file, out=out, executor=executor, resume=resume, progress=progress,
+    return dse.run(sweep=_path(sweep_file, what="sweep file"), out=_path(out, what="--out"), executor=executor, resume=resume, progress=progress,
                    evaluate=evaluate)
 
 
@@ -278,10 +288,10 @@ def train(*, method: str, model: str, data: str, sparsity: float, out: str | Pat
 
     numbers = _training_numbers(sparsity=sparsity, steps=steps, epochs=epochs, seed=seed, batch_size=batch_size,
                                 lr=lr, world_size=world_size, save_every=save_every)
-    return run(method=method, model=model, data=data, nm=_nm_pair(nm), recipe=recipe, out=Path(out),
+    return run(method=method, model=model, data=data, nm=_nm_pair(nm), recipe=recipe, out=_path(out, what="--out"),
                no_ablation=no_ablation, distribution=distribution, progress=progress,
                recipe_overrides=tuple(recipe_overrides), model_options=model_options,
-               resume_from=Path(resume_from) if resume_from else None, **numbers)
+               resume_from=_path(resume_from, what="--resume"), **numbers)
 
 
 def explain_training(*, method: str, model: str, data: str, sparsity: float, nm: str | None = None,
@@ -350,7 +360,7 @@ def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | No
     if device == "published":
         from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
 
-        return published.run(corpora=corpora, csv_path=Path(csv_path) if csv_path else None, engine=engine,
+        return published.run(corpora=corpora, csv_path=_path(csv_path, what="--csv"), engine=engine,
                              gpu_archs=gpu_archs)
     if device == "cuda":
         from simsparse.validate import cuda  # torch (CUDA) kernels

@@ -7,22 +7,28 @@ Guarantees:
   * never through a symlink: the temp file cannot be a planted link (O_EXCL), and the rename
     replaces a link found at the target instead of writing to what it points at;
   * the user's umask: files are created 0666 & ~umask (mkstemp alone would leave them 0600);
-  * one-line errors: a target that is a folder, a parent that is a file, a read-only folder
-    raise `SimSparseError` naming the path and the fix.
+  * one-line errors: a target that is a folder or a device/pipe (the rename would replace the
+    node, e.g. /dev/null), a parent that is a file, a read-only folder raise `SimSparseError`
+    naming the path and the fix.
 
 `open_locked(path)` opens (or creates) a file for appending without following a symlink and
 takes an exclusive, non-blocking `flock` on it: one writer per file (the sweep journal).
+
+Reading small untrusted files (a model's config.json, a shard index): `read_json(path, max_bytes=,
+what=)` reads at most `max_bytes` (a larger file is refused before it is read whole) and turns
+every decoding problem, deep nesting included, into one line.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Iterator
 
 from simsparse.errors import SimSparseError
 
@@ -49,6 +55,8 @@ def prepare_target(path: str | os.PathLike, *, what: str = "output", make_parent
     target = Path(path)
     if target.is_dir() and not target.is_symlink():
         raise SimSparseError(f"{what} {target} is a folder; give a file path (e.g. {target / 'out'})")
+    if target.exists() and not target.is_symlink() and not target.is_file():  # renaming over it would replace it
+        raise SimSparseError(f"{what} {target} is a device, pipe or socket, not a file; give a file path")
     parent = target.parent
     for p in (parent, *parent.parents):
         if p.exists():
@@ -170,3 +178,21 @@ def open_locked(path: str | os.PathLike, *, what: str, busy: str) -> LockedFile:
         os.close(fd)
         raise SimSparseError(busy) from None
     return LockedFile(target, fd)
+
+
+def read_json(path: str | os.PathLike, *, max_bytes: int, what: str,
+              error: type[SimSparseError] = SimSparseError) -> Any:
+    """The JSON value in `path` (at most `max_bytes`; UTF-8), or `error` with one line."""
+    target = Path(path)
+    try:
+        with target.open("rb") as fh:
+            raw = fh.read(max_bytes + 1)
+    except OSError as exc:
+        raise error(f"{what} {target}: cannot read it ({_why(exc)}); check the path") from None
+    if len(raw) > max_bytes:
+        raise error(f"{what} {target} is larger than {max_bytes} bytes; that is not a {what} simsparse reads")
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else type(exc).__name__
+        raise error(f"{what} {target} is not readable JSON ({why}); re-download or re-create it") from None

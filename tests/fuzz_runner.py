@@ -132,6 +132,8 @@ def serve() -> None:
     import simsparse.dse  # noqa: F401
     import simsparse.kernels.measure  # noqa: F401
     import simsparse.dst.train  # noqa: F401
+    import simsparse.graph.tracing  # noqa: F401
+    import simsparse.validate.published  # noqa: F401  (scipy)
 
     for line in sys.stdin:
         sys.stdout.write(json.dumps(_serve_one(json.loads(line))) + "\n")

@@ -6,7 +6,10 @@ benchmark the full sizes of issue 18.
 Checkpoints: a zip entry that inflates far beyond its file, a storage viewed with stride 0, one
 storage aliased behind hundreds of weights, safetensors offsets past the file, shared-list
 "billion laughs" and deep nesting inside pickled metadata. YAML: alias bombs, deep nesting,
-control bytes, Latin-1 text, recursive aliases, a grid of 10^8 points.
+control bytes, Latin-1 text, recursive aliases, a grid of 10^8 points. Bring-your-own-model
+inputs (Hugging Face directories and configs): a deeply nested config.json, a config of a billion
+layers, a shard index nested past any parser, a compressed-tensors layer whose declared dense shape
+is far larger than its bitmask.
 """
 
 from __future__ import annotations
@@ -260,4 +263,51 @@ def make_sweep(folder: Path, *, name: str = "s", grid: str = "  memory.dram_byte
     path = folder / file
     path.write_text(f"version: 1\nname: {name}\narchs: {archs}\ngrid:\n{grid}"
                     f"inputs:\n  - {{workload: mlp, patterns: {patterns}}}\nbatches: {batches}\n")
+    return path
+
+
+# ----------------------------------------------------------------------------- Hugging Face (BYOM)
+
+LLAMA_TINY = {"model_type": "llama", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+              "num_key_value_heads": 2, "intermediate_size": 128, "vocab_size": 256}
+
+
+def make_hf_config(folder: Path, *, name: str = "cfg", **fields) -> Path:
+    """A folder holding a config.json (LLAMA_TINY with `fields` replaced); returns the folder."""
+    path = folder / name
+    path.mkdir(exist_ok=True)
+    (path / "config.json").write_text(json.dumps({**LLAMA_TINY, **fields}))
+    return path
+
+
+def make_hf_deep_config(folder: Path, *, depth: int = 200_000) -> Path:
+    """A folder whose config.json nests `depth` lists (a RecursionError for a naive JSON reader)."""
+    path = folder / "deep_cfg"
+    path.mkdir(exist_ok=True)
+    (path / "config.json").write_text('{"model_type": "llama", "x": ' + "[" * depth + "]" * depth + "}")
+    return path
+
+
+def make_hf_deep_index(folder: Path, *, depth: int = 200_000) -> Path:
+    """An HF checkpoint directory whose shard index nests `depth` lists, beside one real shard."""
+    from safetensors.torch import save_file
+
+    path = folder / "deep_index"
+    path.mkdir(exist_ok=True)
+    save_file(_small_state_dict(), str(path / "model-00001-of-00001.safetensors"))
+    (path / "model.safetensors.index.json").write_text('{"weight_map": ' + "[" * depth + "]" * depth + "}")
+    return path
+
+
+def make_ct_declared_shape(folder: Path, *, cols: int = 1 << 40) -> Path:
+    """A compressed-tensors checkpoint directory: one layer whose `.shape` declares 4 x `cols`
+    weights, with a 4-byte bitmask and 8 values (a reader trusting the shape allocates cols / 2 bytes)."""
+    from safetensors.torch import save_file
+
+    path = folder / "ct_shape"
+    path.mkdir(exist_ok=True)
+    save_file({"model.layers.0.mlp.up_proj.bitmask": torch.full((4, 1), 3, dtype=torch.uint8),
+               "model.layers.0.mlp.up_proj.compressed": torch.ones(8),
+               "model.layers.0.mlp.up_proj.shape": torch.tensor([4, cols])}, str(path / "model.safetensors"))
+    (path / "config.json").write_text(json.dumps({"model_type": "llama"}))
     return path

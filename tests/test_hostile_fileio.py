@@ -81,3 +81,20 @@ def test_evaluate_out_naming_a_file_and_plot_naming_a_file_are_one_line(tmp_path
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "not a folder" in err
     assert existing.read_text() == "keep"
+
+
+def test_a_pipe_or_device_as_target_is_refused_not_replaced(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(SimSparseError, match="device, pipe or socket"):
+        write_atomic(fifo, "x")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_trace_out_naming_a_folder_is_one_line_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.json").write_text('{"model_type": "gpt2", "n_embd": 64, "n_head": 4, '
+                                                  '"n_layer": 1, "vocab_size": 100}')
+    assert main(["trace", f"hf:{tmp_path / 'cfg'}", "--seq", "8", "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg"]

@@ -90,8 +90,12 @@ def _factory(target: str, opts: TraceOptions, spec: str) -> Workload:
     except (ImportError, AttributeError) as exc:
         raise GeometryError(f"{spec}: cannot import {mod_name}:{attr} ({exc}); check the module path") from None
     torch = _torch()
-    with torch.device("meta"):
-        built = factory()
+    try:
+        with torch.device("meta"):
+            built = factory()
+    except Exception as exc:  # noqa: BLE001 - the user's factory failed: their code, said in one line
+        raise GeometryError(f"{spec}: the factory raised {type(exc).__name__}: {str(exc)[:120]}; check that it "
+                            "builds the model with no arguments (on the meta device)") from exc
     model, inputs = built if isinstance(built, tuple) else (built, None)
     if not isinstance(model, torch.nn.Module):
         raise GeometryError(f"{spec}: the factory returned {type(model).__name__}, not an nn.Module")
