@@ -180,17 +180,29 @@ def open_locked(path: str | os.PathLike, *, what: str, busy: str) -> LockedFile:
     return LockedFile(target, fd)
 
 
-def read_json(path: str | os.PathLike, *, max_bytes: int, what: str,
-              error: type[SimSparseError] = SimSparseError) -> Any:
-    """The JSON value in `path` (at most `max_bytes`; UTF-8), or `error` with one line."""
+def read_bounded(path: str | os.PathLike, *, max_bytes: int, what: str,
+                 error: type[SimSparseError] = SimSparseError) -> bytes:
+    """The bytes of a small file, never more than `max_bytes` read (a larger file, a folder or an
+    unreadable path is `error` with one line)."""
     target = Path(path)
+    if target.is_dir():
+        raise error(f"{what} {target} is a folder; pass the file")
     try:
         with target.open("rb") as fh:
             raw = fh.read(max_bytes + 1)
     except OSError as exc:
         raise error(f"{what} {target}: cannot read it ({_why(exc)}); check the path") from None
     if len(raw) > max_bytes:
-        raise error(f"{what} {target} is larger than {max_bytes} bytes; that is not a {what} simsparse reads")
+        raise error(f"{what} {target} is larger than {max_bytes // 2**20 or max_bytes} "
+                    f"{'MiB' if max_bytes >= 2**20 else 'bytes'}; that is not a {what} simsparse reads")
+    return raw
+
+
+def read_json(path: str | os.PathLike, *, max_bytes: int, what: str,
+              error: type[SimSparseError] = SimSparseError) -> Any:
+    """The JSON value in `path` (at most `max_bytes`; UTF-8), or `error` with one line."""
+    target = Path(path)
+    raw = read_bounded(target, max_bytes=max_bytes, what=what, error=error)
     try:
         return json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -25,6 +25,7 @@ from yaml.resolver import BaseResolver
 from yaml.scanner import Scanner
 
 from simsparse.errors import SimSparseError, SpecError
+from simsparse.fileio import read_bounded
 from simsparse.parse import parse_float
 
 SPEC_VERSION = 1
@@ -165,15 +166,7 @@ def decode_text(raw: bytes, *, name: str) -> str:
 def load_yaml(path: str | Path) -> dict:
     """Read one YAML mapping from `path`; SpecError on any problem."""
     p = Path(path)
-    try:
-        if p.is_dir():
-            raise SpecError(f"{p} is a folder; pass a YAML file")
-        with p.open("rb") as fh:
-            raw = fh.read(MAX_YAML_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read spec ({exc.strerror or exc}); check the path") from None
-    if len(raw) > MAX_YAML_BYTES:
-        raise SpecError(f"{p}: larger than {MAX_YAML_BYTES // 2**20} MiB; a spec is a small YAML file")
+    raw = read_bounded(p, max_bytes=MAX_YAML_BYTES, what="spec", error=SpecError)
     return parse_yaml(decode_text(raw, name=str(p)), name=str(p))
 
 
