@@ -261,6 +261,8 @@ def shape_cases() -> list[Case]:
         Case(s, "evaluate --gemm 1,100000,100000 dense", lambda d: _ev("--gemm", "1,100000,100000"), expect="custom",
              check=lambda r, d: (r.code == 0, "answered" if r.code == 0 else
                                  "refused: waits for closed-form masks" if r.code == 2 else "crashed")),
+        Case(s, "--gemm 1,100000,100000 density=0.5 (a 10^10 mask to draw)",
+             lambda d: _ev("--gemm", "1,100000,100000", "--pattern", "density=0.5"), file_case=True),
         Case(s, "--batch 1e12 (cycle engine)", lambda d: ["evaluate", "--workload", "mlp", "--pattern", "2:4", "--arch",
                                                          "systolic_32x32", "--engine", "cycle", "--batch", "1e12"]),
         Case(s, "--batch 1000000000000 (cycle engine)",
@@ -382,8 +384,38 @@ def sweep_arg_cases() -> list[Case]:
     ]
 
 
+def _hf(maker, *tail):
+    return lambda d: ["trace", f"hf:{maker(d)}", "-o", str(d / "w.yaml"), *tail]
+
+
+def byom_cases() -> list[Case]:
+    b = "byom"
+    tiny = lambda d: hc.make_hf_config(d)
+    return [
+        Case(b, "config.json nested 200000 deep", _hf(hc.make_hf_deep_config, "--seq", "8"), file_case=True),
+        Case(b, "config.json: num_hidden_layers 10^9", _hf(lambda d: hc.make_hf_config(d, num_hidden_layers=10**9),
+                                                            "--seq", "8"), file_case=True),
+        Case(b, "HF shard index nested 200000 deep", _inspect(hc.make_hf_deep_index), file_case=True),
+        Case(b, "compressed-tensors shape 4 x 2^40, 4-byte bitmask", _inspect(hc.make_ct_declared_shape),
+             file_case=True),
+        Case(b, "trace module:os:system (a factory that raises)",
+             lambda d: ["trace", "module:os:system", "--seq", "8", "-o", str(d / "w.yaml")]),
+        Case(b, "trace --seq ６４", _hf(tiny, "--seq", "６４")),
+        Case(b, "trace --decode --context -1", _hf(tiny, "--decode", "--context", "-1")),
+        Case(b, "trace --input 3,0,224", lambda d: ["trace", "module:torch.nn:Flatten", "--input", "3,0,224",
+                                                    "-o", str(d / "w.yaml")]),
+        Case(b, "trace -o names a folder", lambda d: ["trace", f"hf:{tiny(d)}", "--seq", "8", "-o", str(d)]),
+        Case(b, "evaluate --model hf: --seq 1_0", lambda d: _ev("--model", f"hf:{tiny(d)}", "--pattern", "2:4",
+                                                                "--seq", "1_0")),
+        Case(b, "train --explain --steps 0", lambda d: TRAIN[:-2] + ["--steps", "0", "--explain"]),
+        Case(b, "validate --gpu-arch naming no GPU of the rows", lambda d: ["validate", "--gpu-arch", "A1OO=h100_2to4"]),
+        Case(b, "validate --csv '' (ran every corpus)", lambda d: ["validate", "--csv", ""]),
+        Case(b, "train --resume '' (trained from scratch)", lambda d: TRAIN + ["--resume", "", "--out", str(d / "x.pt")]),
+    ]
+
+
 GROUPS = {"files": file_cases, "yaml": yaml_cases, "args": arg_cases, "shapes": shape_cases,
-          "writes": write_cases, "sweep args": sweep_arg_cases}
+          "writes": write_cases, "sweep args": sweep_arg_cases, "byom": byom_cases}
 
 
 def run_cases(ctx: Ctx, groups: list[str]) -> list[dict]:

@@ -354,13 +354,14 @@ def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | No
     if device != "published" and (csv_path is not None or corpora):
         raise SimSparseError("--csv and --corpus apply to --device published only")
     noise = _noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)
+    csv_file = _path(csv_path, what="--csv")      # before scipy is imported: bad input answers at once
     if device != "cpu" and (allow_noisy or max_noise is not None or max_wait_s is not None):
         raise SimSparseError("--allow-noisy, --max-noise and --max-wait apply to --device cpu only "
                              "(the timings taken on this machine's CPUs)")
     if device == "published":
         from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
 
-        return published.run(corpora=corpora, csv_path=_path(csv_path, what="--csv"), engine=engine,
+        return published.run(corpora=corpora, csv_path=csv_file, engine=engine,
                              gpu_archs=gpu_archs)
     if device == "cuda":
         from simsparse.validate import cuda  # torch (CUDA) kernels

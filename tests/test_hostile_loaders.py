@@ -86,3 +86,23 @@ def test_save_every_replaces_a_planted_state_symlink_without_writing_its_target(
                  "--steps", "2", "--save-every", "1", "--out", str(tmp_path / "x.pt")])
     assert code == 0 and victim.read_text() == "precious"
     assert not (tmp_path / "x.pt.state.pt").is_symlink()
+
+
+def test_a_language_model_geometry_keeps_its_phase_tokens_and_context_through_a_checkpoint():
+    from simsparse.geometry_io import workload_from_dict, workload_to_dict
+    from simsparse.graph.catalog import load_workload
+
+    wl = load_workload("llama3_2_1b_decode_2048")
+    back = workload_from_dict(workload_to_dict(wl))
+    assert (back.phase, back.tokens, back.context) == ("decode", 1, 2048) and back.ops == wl.ops
+
+
+@pytest.mark.parametrize("field, value", [("phase", "sideways"), ("tokens", -3), ("context", -1), ("phase", 7)])
+def test_checkpoint_geometry_phase_fields_are_validated_like_workload_yaml(field, value):
+    from simsparse.errors import GeometryError
+    from simsparse.geometry_io import workload_from_dict, workload_to_dict
+    from simsparse.graph.catalog import load_workload
+
+    data = {**workload_to_dict(load_workload("mlp")), field: value}
+    with pytest.raises(GeometryError, match=field):
+        workload_from_dict(data)
