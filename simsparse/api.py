@@ -17,6 +17,7 @@ validating against them) import their module inside the function, each with its 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -36,7 +37,8 @@ from simsparse.graph.shrink_works import label, provenance as shrink_provenance,
 from simsparse.graph.resolve import TraceOptions, geometry_for_checkpoint, workload_from_spec
 from simsparse.graph.synthetic import synthetic_gemm_work, synthetic_works
 from simsparse.masks.patterns import analyze_set, summarize
-from simsparse.masks.synthetic import parse_pattern
+from simsparse.parse import (check_pattern_fits, parse_batch, parse_count, parse_float, parse_gemm, parse_nm,
+                             parse_pattern, parse_seed)
 from simsparse.records import Estimate, LayerWork, MaskSet, Pattern, Report, Workload, sum_estimates
 from simsparse.report_records import MeasuredRow, Network, ReportData
 from simsparse.units import DTYPES
@@ -47,6 +49,10 @@ if TYPE_CHECKING:  # annotations only: these modules import torch or scipy
     from simsparse.dst.job import TrainResult
     from simsparse.validate.calibrate import CalibrationResult
 
+# under memory.reuse=scalesim both systolic engines replay SCALE-Sim's window advances event by event:
+# ~0.5 ms per GEMM row (100 000 rows took ~50 s), so GEMM rows beyond this are refused (ideal-tiling has no bound)
+SCALESIM_MAX_ROWS = 2**15
+
 
 @dataclass(frozen=True)
 class InspectResult:
@@ -56,9 +62,19 @@ class InspectResult:
     summary: Mapping[str, Any]
 
 
+def _path(value: str | Path | None, *, what: str) -> Path | None:
+    """A path argument: None stays None; an empty one is refused (Path("") would quietly mean ".")."""
+    if value is None:
+        return None
+    if not str(value).strip():
+        raise SimSparseError(f"{what} is empty; give a path")
+    return Path(value)
+
+
 def load_masks(*, path: str | Path, keep_weights: bool = False) -> MaskSet:
     """A checkpoint of any supported format as a MaskSet (never unpickles code; weights dropped
     unless `keep_weights`)."""
+    path = _path(path, what="checkpoint path")
     from simsparse.masks import io  # torch (~1.7 s): only commands that read checkpoints pay it
 
     return io.load(path, keep_weights=keep_weights)
@@ -90,16 +106,6 @@ def trace(*, model: Any, example_inputs: Any = None, input_shape: tuple[int, ...
 
 
 # ----------------------------------------------------------------------------- evaluate
-
-
-def parse_gemm(text: str) -> tuple[int, int, int]:
-    try:
-        m, n, k = (int(x) for x in str(text).split(","))
-    except ValueError:
-        raise SimSparseError(f"--gemm {text!r}: expected three positive integers M,N,K (e.g. 3072,768,3072)") from None
-    if min(m, n, k) <= 0:
-        raise SimSparseError(f"--gemm {text!r}: M, N and K must be positive")
-    return m, n, k
 
 
 def mask_works(*, mask_path: str | Path, workload: str | Workload | None, batch: int, dtype: str,
@@ -207,11 +213,11 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
                          decode=decode, context=context)
     if engine not in engines.ENGINE_NAMES:
         raise SimSparseError(f"unknown engine {engine!r}; use one of {', '.join(engines.ENGINE_NAMES)}")
-    if batch < 1:
-        raise SimSparseError(f"--batch {batch}: must be a positive integer")
+    batch, seed = parse_batch(batch), parse_seed(seed)
     sources = sum(x is not None for x in (mask, gemm)) + (workload is not None and mask is None)
     if sources != 1:
         raise SimSparseError("evaluate needs exactly one of --mask CKPT, --workload W --pattern P, --gemm M,N,K --pattern P")
+    pattern = "dense" if pattern is None else parse_pattern(pattern).text
     arch_model = load_arch(arch, overrides)
     dtype = _check_dtype(arch_model, dtype)
     arch_model.check_kernel(kernel)
@@ -224,19 +230,33 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
         provenance.update(prov)
     elif gemm is not None:
         m, n, k = parse_gemm(gemm)
-        works = [synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern or "dense", dtype=dtype, seed=seed)]
+        check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
+        works = [synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=dtype, seed=seed)]
         works = [standalone(w) for w in works] if shrink else works
-        provenance.update({"gemm": [m, n, k], "pattern": pattern or "dense",
+        provenance.update({"gemm": [m, n, k], "pattern": pattern,
                            "shrink": {"policy": "lone GEMM" if shrink else "off"}})
     else:
         wl = workload if isinstance(workload, Workload) else load_workload(workload)
-        works = synthetic_works(wl, pattern or "dense", seed=seed, batch=batch, dtype=dtype, policy=residual_policy)
-        provenance.update({"workload": wl.name, "pattern": pattern or "dense", "batch": batch,
-                           **_llm_provenance(wl, batch)})
+        reductions = [math.prod(o.weight_shape[1:]) for o in wl.ops if o.weight_shape and o.sparsifiable]
+        check_pattern_fits(parse_pattern(pattern), reduction=max(reductions, default=1), what="--pattern")
+        works = synthetic_works(wl, pattern, seed=seed, batch=batch, dtype=dtype, policy=residual_policy)
+        provenance.update({"workload": wl.name, "pattern": pattern, "batch": batch, **_llm_provenance(wl, batch)})
         works, provenance["shrink"] = shrunk_works(works, wl, batch=batch, dtype=dtype, shrink=shrink,
                                                    policy=residual_policy, strict=strict)
+    _check_scalesim_rows(arch_model, works, batch=batch)
     return token_rates(run_model(model=arch_model, works=works, engine=engine, dtype=dtype, kernel=kernel,
                                  provenance=provenance, progress=progress))
+
+
+def _check_scalesim_rows(model: ArchModel, works: Sequence[LayerWork], *, batch: int) -> None:
+    """Under `memory.reuse: scalesim` the systolic engines replay SCALE-Sim's window advances event by
+    event, so their time and memory grow with the GEMM rows (ideal-tiling replicates identical runs)."""
+    rows = max((w.gemm.m for w in works if w.gemm is not None), default=0)
+    scalesim = model.kind == "nm_systolic" and model.spec.memory.reuse == "scalesim"
+    if scalesim and rows > SCALESIM_MAX_ROWS:
+        raise SimSparseError(f"memory.reuse=scalesim on {model.name} replays every SRAM window; --batch {batch} gives "
+                             f"GEMMs of {rows} rows, more than the {SCALESIM_MAX_ROWS} it replays; use "
+                             "--set memory.reuse=ideal-tiling or a smaller --batch")
 
 
 def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None = None, batch: int = 1,
@@ -313,13 +333,16 @@ def _software_kwargs(software: str | None) -> dict[str, str]:
 def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: Sequence[int] = (1, 256),
            software: str | None = None, engine: str = "analytic", workload: str | None = None,
            what_if: Sequence[str] = (), measure: bool = True, measure_layers: int = 2, focus: str | None = None,
-           title: str = "simsparse report", out: str | Path | None = None, progress: bool = False) -> ReportData:
+           title: str = "simsparse report", out: str | Path | None = None, progress: bool = False,
+           allow_noisy: bool = False, max_noise: float | None = None, max_wait_s: float | None = None) -> ReportData:
     """`simsparse report`: every checkpoint on every arch at every batch (beside its dense baseline),
     each `what_if` workload with each family's synthetic pattern, kernels timed on this CPU beside
-    the CPU model (`measure`, when cpu_host is among the archs), and how every number was
-    obtained. With `out`, writes report.md, its figures and the JSON/CSV behind it there.
+    the CPU model (`measure`, when cpu_host is among the archs; load-aware as `measure`: noisy
+    timings are refused unless `allow_noisy`, then shown with their noise), and how every number
+    was obtained. With `out`, writes report.md, its figures and the JSON/CSV behind it there.
     Checkpoints are labelled by file name without suffix; bad input fails before any estimate."""
     batches, kw = parse_batches(batches), {"engine": engine, **_software_kwargs(software)}
+    noise = {"allow_noisy": allow_noisy, **_noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)}
     labels = report_data.checkpoint_labels(checkpoints, focus=focus, out=out)
     models = {a: load_arch(a) for a in archs}
     for wl in what_if:
@@ -342,7 +365,7 @@ def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: 
     by_label = {n.label: n for n in networks}
     rows = [report_data.row_of(by_label[label], r, batch=b, kind=models[a].kind) for (label, a, b), r in reports.items()]
     measured = (_measure_beside_model(networks, reports, {k: v.patterns for k, v in inspected.items()},
-                                      batch=min(batches), layers=measure_layers)
+                                      batch=min(batches), layers=measure_layers, noise=noise)
                 if measure and "cpu_host" in archs else ())
     data = ReportData(title=title, batches=batches, networks=tuple(networks), rows=tuple(rows),
                       archs=tuple(report_data.arch_info(models[a], reports, engine=engine) for a in archs),
@@ -360,10 +383,10 @@ MEASURE_THREADS = 1   # one thread on both sides: on a shared machine two-thread
 
 def _measure_beside_model(networks: Sequence[Network], reports: Mapping[tuple, Report],
                           patterns: Mapping[str, Mapping[str, Pattern]], *, batch: int,
-                          layers: int) -> tuple[MeasuredRow, ...]:
+                          layers: int, noise: Mapping[str, Any]) -> tuple[MeasuredRow, ...]:
     """The largest GEMM layers of each sparse trained network, timed here on MEASURE_THREADS with
     synthetic masks of their structure (dense, the family's kernel and the model's pick), beside
-    the CPU model of the same GEMM, kernel and thread count."""
+    the CPU model of the same GEMM, kernel and thread count. `noise`: `measure`'s noise policy."""
     one_thread = (f"software.threads={MEASURE_THREADS}",)
     out, seen = [], set()
     for net in networks:
@@ -381,32 +404,43 @@ def _measure_beside_model(networks: Sequence[Network], reports: Mapping[tuple, R
                     continue
                 seen.add((gemm, pattern, kernel))
                 timed = measure(device="cpu", gemm=gemm, pattern=pattern, kernel=kernel,
-                                threads=MEASURE_THREADS).results[0]
+                                threads=MEASURE_THREADS, **noise).results[0]
                 model = evaluate(arch="cpu_host", gemm=gemm, pattern=pattern, kernel=kernel, overrides=one_thread)
                 out.append(MeasuredRow(network=net.label, layer=e.layer, kernel=kernel, m=e.m, n=e.n, k=e.k,
                                        pattern=pattern, measured_s=timed.median_s, iqr_s=timed.iqr_s,
                                        modelled_s=model.total.latency_s, threads=timed.threads,
-                                       load_avg_1min=timed.load_avg_1min))
+                                       load_avg_1min=timed.load_avg_1min, noise=timed.noise, noisy=timed.noisy))
     return tuple(out)
 
 
 def sweep(*, sweep_file: str | Path, out: str | Path, executor: str = "local", resume: bool = False,
           progress: bool = False) -> list[dict]:
     """`simsparse sweep`: every point of the grid through `evaluate`, one CSV row each."""
-    return dse.run(sweep=sweep_file, out=out, executor=executor, resume=resume, progress=progress,
+    return dse.run(sweep=_path(sweep_file, what="sweep file"), out=_path(out, what="--out"), executor=executor, resume=resume, progress=progress,
                    evaluate=evaluate)
 
 
 # ----------------------------------------------------------------------------- training
 
 
-def _nm_pair(nm: str | None) -> tuple[int, int] | None:
+def _nm_pair(nm: str | tuple[int, int] | None) -> tuple[int, int] | None:
     if nm is None:
         return None
-    spec = parse_pattern(nm)
-    if spec.kind != "nm":
-        raise SimSparseError(f"--nm {nm!r}: expected N:M such as 1:8")
-    return spec.n, spec.m
+    return parse_nm(f"{nm[0]}:{nm[1]}" if isinstance(nm, tuple) and len(nm) == 2 else nm)
+
+
+def _training_numbers(*, sparsity: float, steps: int | None, epochs: int | None, seed: int,
+                      batch_size: int | None, lr: float | None = None, world_size: int = 1,
+                      save_every: int | None = None) -> dict[str, Any]:
+    """The numeric training arguments, checked by the one strict parser (the CLI's flags use the same)."""
+    def count(value: Any, what: str) -> int | None:
+        return None if value is None else parse_count(value, what=what)
+
+    return {"sparsity": parse_float(sparsity, what="--sparsity", min=0.0, max=1.0),
+            "steps": count(steps, "--steps"), "epochs": count(epochs, "--epochs"), "seed": parse_seed(seed),
+            "batch_size": count(batch_size, "--batch-size"),
+            "lr": None if lr is None else parse_float(lr, what="--lr", min=0.0, min_exclusive=True, max=1e6),
+            "world_size": parse_count(world_size, what="--world-size"), "save_every": count(save_every, "--save-every")}
 
 
 def train(*, method: str, model: str, data: str, sparsity: float, out: str | Path, nm: str | None = None,
@@ -418,11 +452,12 @@ def train(*, method: str, model: str, data: str, sparsity: float, out: str | Pat
     """`simsparse train`: a DST run written as a native checkpoint (`nm` as "N:M", e.g. "1:8")."""
     from simsparse.dst.train import run  # the trainer imports torch
 
-    return run(method=method, model=model, data=data, sparsity=sparsity, nm=_nm_pair(nm), steps=steps, epochs=epochs,
-               recipe=recipe, seed=seed, out=Path(out), batch_size=batch_size, lr=lr, no_ablation=no_ablation,
-               distribution=distribution, progress=progress, world_size=world_size,
-               recipe_overrides=tuple(recipe_overrides), save_every=save_every, model_options=model_options,
-               resume_from=Path(resume_from) if resume_from else None)
+    numbers = _training_numbers(sparsity=sparsity, steps=steps, epochs=epochs, seed=seed, batch_size=batch_size,
+                                lr=lr, world_size=world_size, save_every=save_every)
+    return run(method=method, model=model, data=data, nm=_nm_pair(nm), recipe=recipe, out=_path(out, what="--out"),
+               no_ablation=no_ablation, distribution=distribution, progress=progress,
+               recipe_overrides=tuple(recipe_overrides), model_options=model_options,
+               resume_from=_path(resume_from, what="--resume"), **numbers)
 
 
 def explain_training(*, method: str, model: str, data: str, sparsity: float, nm: str | None = None,
@@ -434,24 +469,39 @@ def explain_training(*, method: str, model: str, data: str, sparsity: float, nm:
     without training (dst.explain)."""
     from simsparse.dst.explain import explain  # the trainer imports torch
 
-    return explain(method=method, model=model, data=data, sparsity=sparsity, nm=_nm_pair(nm), steps=steps,
-                   epochs=epochs, recipe=recipe, recipe_overrides=tuple(recipe_overrides), seed=seed,
-                   batch_size=batch_size, no_ablation=no_ablation, distribution=distribution,
-                   model_options=model_options)
+    numbers = _training_numbers(sparsity=sparsity, steps=steps, epochs=epochs, seed=seed, batch_size=batch_size)
+    for unused in ("lr", "world_size", "save_every"):
+        numbers.pop(unused)
+    return explain(method=method, model=model, data=data, nm=_nm_pair(nm), recipe=recipe,
+                   recipe_overrides=tuple(recipe_overrides), no_ablation=no_ablation, distribution=distribution,
+                   model_options=model_options, **numbers)
 
 
 # ----------------------------------------------------------------------------- measure, validate, calibrate
 
 
-def measure(*, device: str, gemm: str | None = None, pattern: str | None = None, suite: str | None = None,
-            kernel: str | None = None, threads: int | None = None, cache: str = "warm", progress: bool = False):
-    """`simsparse measure`: time real kernels on one GEMM or a named suite (returns a MeasureResult)."""
-    from simsparse.kernels import measure as kernel_measure  # torch and numba kernels: only when timing
-
+def measure(*, device: str, gemm: str | tuple[int, int, int] | None = None, pattern: str | None = None,
+            suite: str | None = None, kernel: str | None = None, threads: int | None = None, cache: str = "warm",
+            progress: bool = False, allow_noisy: bool = False, max_noise: float | None = None,
+            max_wait_s: float | None = None):
+    """`simsparse measure`: time real kernels on one GEMM or a named suite (returns a MeasureResult).
+    On a busy machine it waits up to `max_wait_s`, then refuses timings noisier than `max_noise`
+    (IQR/median) unless `allow_noisy` (None: the harness's defaults, kernels/contention.py)."""
     if (gemm is None) == (suite is None):
         raise SimSparseError("measure needs exactly one of --gemm M,N,K (with --pattern) or --suite NAME")
-    return kernel_measure.run(device=device, gemm=parse_gemm(gemm) if gemm else None, pattern=pattern, suite=suite,
-                              kernel=kernel, threads=threads, cache=cache, progress=progress)
+    gemm_mnk = parse_gemm(gemm) if gemm is not None else None   # bad input refused before torch is imported
+    threads = None if threads is None else parse_count(threads, what="--threads")
+    noise = _noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)
+    from simsparse.kernels import measure as kernel_measure  # torch and numba kernels: only when timing
+
+    return kernel_measure.run(device=device, gemm=gemm_mnk, pattern=pattern, suite=suite, kernel=kernel,
+                              threads=threads, cache=cache, progress=progress, allow_noisy=allow_noisy, **noise)
+
+
+def _noise_limits(*, max_noise: float | None, max_wait_s: float | None) -> dict[str, float | None]:
+    return {"max_noise": None if max_noise is None else parse_float(max_noise, what="--max-noise", min=0.0,
+                                                                   min_exclusive=True),
+            "max_wait_s": None if max_wait_s is None else parse_float(max_wait_s, what="--max-wait", min=0.0)}
 
 
 VALIDATE_DEVICES = ("published", "cpu", "cuda")
@@ -459,18 +509,25 @@ VALIDATE_DEVICES = ("published", "cpu", "cuda")
 
 def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | None = None,
              corpora: Sequence[str] | None = None, gpu_archs: Mapping[str, str] | None = None,
-             calibration: str = "fresh", progress: bool = False) -> ValidationReport:
+             calibration: str = "fresh", progress: bool = False, allow_noisy: bool = False,
+             max_noise: float | None = None, max_wait_s: float | None = None) -> ValidationReport:
     """`simsparse validate`: the model beside measurements. published: every shipped corpus (or
-    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored);
-    cuda: kernels timed on this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
+    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored),
+    load-aware as `measure` (`allow_noisy`, `max_noise`, `max_wait_s`); cuda: kernels timed on
+    this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
     if device not in VALIDATE_DEVICES:
         raise SimSparseError(f"unknown device {device!r}; use one of {', '.join(VALIDATE_DEVICES)}")
     if device != "published" and (csv_path is not None or corpora):
         raise SimSparseError("--csv and --corpus apply to --device published only")
+    noise = _noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)
+    csv_file = _path(csv_path, what="--csv")      # before scipy is imported: bad input answers at once
+    if device != "cpu" and (allow_noisy or max_noise is not None or max_wait_s is not None):
+        raise SimSparseError("--allow-noisy, --max-noise and --max-wait apply to --device cpu only "
+                             "(the timings taken on this machine's CPUs)")
     if device == "published":
         from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
 
-        return published.run(corpora=corpora, csv_path=Path(csv_path) if csv_path else None, engine=engine,
+        return published.run(corpora=corpora, csv_path=csv_file, engine=engine,
                              gpu_archs=gpu_archs)
     if device == "cuda":
         from simsparse.validate import cuda  # torch (CUDA) kernels
@@ -481,7 +538,7 @@ def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | No
                              "--engine cycle and --gpu-arch apply to the GPU devices")
     from simsparse.validate import cpu  # torch and numba kernels, scipy
 
-    return cpu.run(progress=progress, calibration=calibration)
+    return cpu.run(progress=progress, calibration=calibration, allow_noisy=allow_noisy, **noise)
 
 
 def calibrate(*, device: str = "cpu", progress: bool = False, save: bool = True) -> CalibrationResult:

@@ -16,7 +16,10 @@ from simsparse import __version__, api, demo, plots, report, report_md
 from simsparse.errors import SimSparseError
 from simsparse.fileio import write_atomic
 from simsparse.graph.catalog import write_workload
-from simsparse.graph.resolve import TraceOptions, parse_input
+from simsparse.graph.resolve import TraceOptions
+from simsparse.parse import (cli_type, parse_assignment, parse_batch, parse_count, parse_float, parse_nm,
+                             parse_seed, parse_shape)
+from simsparse.specs import parse_override
 
 FORMATS = ("table", "json", "csv")
 
@@ -34,7 +37,7 @@ def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
 
 def _common_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", help="workload name (see `simsparse workloads`) or YAML path")
-    p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
+    p.add_argument("--batch", type=cli_type(parse_batch), default=1, help="batch size (default 1)")
     p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "int8"), help="default: the arch's own")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
     _fmt(p)
@@ -52,10 +55,11 @@ def _shrink_flags(p: argparse.ArgumentParser, *, optional: bool = True) -> None:
 
 
 def _trace_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--input", help="image input C,H,W for torchvision/module specs (default 3,224,224)")
-    p.add_argument("--seq", type=int, help="tokens per sample (prefill) for hf/module specs")
+    p.add_argument("--input", type=cli_type(parse_shape, what="--input"), default=(),
+                   help="image input C,H,W for torchvision/module specs (default 3,224,224)")
+    p.add_argument("--seq", type=cli_type(parse_count, what="--seq"), help="tokens per sample (prefill) for hf/module specs")
     p.add_argument("--decode", action="store_true", help="hf: one decode step (with --context C)")
-    p.add_argument("--context", type=int, help="hf --decode: KV-cache length in tokens")
+    p.add_argument("--context", type=cli_type(parse_count, what="--context"), help="hf --decode: KV-cache length in tokens")
 
 
 def _add_analysis(sub) -> None:
@@ -71,8 +75,8 @@ def _add_analysis(sub) -> None:
     p.add_argument("--kernel", help="force a kernel/format where the arch offers several (CPU: dense csr condensed "
                                     "nm shrunk; GPU: dense shrunk 2:4 condensed csr blocked-ell)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a spec field by dotted path (repeatable)")
-    p.add_argument("--seed", type=int, default=0, help="seed of synthetic masks")
+                   type=cli_type(parse_override), help="override a spec field by dotted path (repeatable)")
+    p.add_argument("--seed", type=cli_type(parse_seed), default=0, help="seed of synthetic masks")
     p.add_argument("--out", help="also write report.json and report.csv into this folder")
     p.add_argument("--model", help="geometry traced on the fly: torchvision:NAME, hf:DIR_OR_CONFIG.json, "
                                    "module:pkg.mod:factory (instead of --workload)")
@@ -116,6 +120,7 @@ def _add_analysis(sub) -> None:
                    help="also this shipped workload with each DST family's synthetic pattern (repeatable)")
     p.add_argument("--focus", help="checkpoint (file name without .pt) shown per layer and on the roofline")
     p.add_argument("--no-measure", action="store_true", help="do not time kernels on this CPU")
+    _noise_flags(p)
     p.add_argument("--out", required=True, help="folder for report.md, its figures and data files")
 
     p = sub.add_parser("sweep", help="design-space sweep from a YAML grid (CSV out, resumable)")
@@ -130,21 +135,23 @@ def _add_train(sub) -> None:
     p.add_argument("--method", required=True)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True, help="synthetic, digits, or folder:PATH")
-    p.add_argument("--sparsity", type=float, required=True)
-    p.add_argument("--nm", help="N:M target for N:M methods, e.g. 1:8")
+    p.add_argument("--sparsity", type=cli_type(parse_float, what="--sparsity", min=0.0, max=1.0), required=True)
+    p.add_argument("--nm", type=cli_type(parse_nm), help="N:M target for N:M methods, e.g. 1:8")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--steps", type=int)
-    g.add_argument("--epochs", type=int)
+    g.add_argument("--steps", type=cli_type(parse_count, what="--steps"))
+    g.add_argument("--epochs", type=cli_type(parse_count, what="--epochs"))
     p.add_argument("--recipe", help="recipe YAML overriding the method's defaults")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, help="default: the recipe's")
-    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=cli_type(parse_seed), default=0)
+    p.add_argument("--batch-size", type=cli_type(parse_count, what="--batch-size"), help="default: the recipe's")
+    p.add_argument("--lr", type=cli_type(parse_float, what="--lr", min=0.0, min_exclusive=True, max=1e6))
     p.add_argument("--distribution", choices=("uniform", "erk"))
     p.add_argument("--no-ablation", action="store_true", help="SRigL without neuron ablation")
-    p.add_argument("--world-size", type=int, default=1, help="DDP processes (gloo, CPU)")
+    p.add_argument("--world-size", type=cli_type(parse_count, what="--world-size"), default=1,
+                   help="DDP processes (gloo, CPU)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a recipe field (repeatable), e.g. --set alpha=0.5")
-    p.add_argument("--save-every", type=int, help="write the full training state to OUT.state.pt every N steps")
+                   type=cli_type(parse_override), help="override a recipe field (repeatable), e.g. --set alpha=0.5")
+    p.add_argument("--save-every", type=cli_type(parse_count, what="--save-every"),
+                   help="write the full training state to OUT.state.pt every N steps")
     p.add_argument("--resume", help="continue a saved training state (OUT.state.pt) identically")
     p.add_argument("--explain", action="store_true",
                    help="print the update schedule (mask updates, drop fractions, decay factors, channel "
@@ -160,8 +167,9 @@ def _add_measurement(sub) -> None:
     p.add_argument("--pattern", help="mask pattern for --gemm")
     p.add_argument("--suite", help="named suite of cases (e.g. srigl)")
     p.add_argument("--kernel", help="kernel name (default: all that apply; cuda: dense nm condensed csr)")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=cli_type(parse_count, what="--threads"))
     p.add_argument("--cache", choices=("warm", "cold"), default="warm")
+    _noise_flags(p)
     _fmt(p)
 
     p = sub.add_parser("validate", help="model predictions beside measurements")
@@ -172,15 +180,26 @@ def _add_measurement(sub) -> None:
     p.add_argument("--corpus", action="append", metavar="NAME",
                    help="published: only this shipped corpus (repeatable; e.g. gpu_kernel_dev)")
     p.add_argument("--gpu-arch", action="append", default=[], metavar="GPU=ARCH",
+                   type=cli_type(parse_assignment, what="--gpu-arch", form="GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'"),
                    help="model the GPU named GPU with arch ARCH instead of the built-in table (repeatable)")
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
+    _noise_flags(p)
     _fmt(p)
 
     p = sub.add_parser("calibrate", help="fit the CPU model's effective parameters on this machine")
     p.add_argument("--device", choices=("cpu",), default="cpu")
     _fmt(p, ("table", "json"))
+
+
+def _noise_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-noisy", action="store_true",
+                   help="report timings from a busy machine (with their noise band) instead of refusing")
+    p.add_argument("--max-noise", type=cli_type(parse_float, what="--max-noise", min=0.0, min_exclusive=True),
+                   help="largest IQR/median accepted (default: the harness's, kernels/contention.py)")
+    p.add_argument("--max-wait", type=cli_type(parse_float, what="--max-wait", min=0.0),
+                   help="seconds to wait for a busy machine before timing (default: the harness's)")
 
 
 def _add_catalogs(sub) -> None:
@@ -191,7 +210,8 @@ def _add_catalogs(sub) -> None:
     p = sub.add_parser("demo", help="train six DST runs and write a report of them on GPU / N:M / CPU models")
     p.add_argument("--out", default="simsparse-demo", help="folder for checkpoints and the report")
     p.add_argument("--quick", action="store_true", help="a smaller network, fewer steps, one what-if (<= 60 s)")
-    p.add_argument("--steps", type=int, help="training steps per run (default 150; --quick 40)")
+    p.add_argument("--steps", type=cli_type(parse_count, what="--steps"),
+                   help="training steps per run (default 150; --quick 40)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,21 +243,17 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     r = api.evaluate(arch=a.arch, mask=a.mask, workload=a.workload, gemm=a.gemm, pattern=a.pattern,
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
                      kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
-                     input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context,
+                     input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context,
                      allow_partial=a.allow_partial, shrink=not a.no_shrink, residual_policy=a.residual_policy,
                      strict=a.strict)
     if a.out:
-        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
-        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
+        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"), what="--out report")
+        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"), what="--out report")
     _emit(report.render_reports([r], a.format))
 
 
-def _input(a: argparse.Namespace) -> tuple[int, ...]:
-    return parse_input(a.input)
-
-
 def cmd_trace(a: argparse.Namespace) -> None:
-    wl = api.trace(model=a.spec, input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context, name=a.name)
+    wl = api.trace(model=a.spec, input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context, name=a.name)
     path = write_workload(wl, a.out, description=f"traced from {a.spec}")
     gemms = sum(1 for o in wl.ops if o.kind in ("conv", "linear", "matmul"))
     _emit(f"wrote {path}: {len(wl.ops)} ops ({gemms} GEMM layers); use it with --workload {path}")
@@ -255,7 +271,7 @@ def cmd_compare(a: argparse.Namespace) -> None:
 def cmd_shrink(a: argparse.Namespace) -> None:
     res = api.shrink(path=a.checkpoint, out=a.out, workload=a.workload, model=a.model,
                      residual_policy=a.residual_policy, strict=a.strict,
-                     trace_options=TraceOptions(input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context))
+                     trace_options=TraceOptions(input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context))
     if a.format == "json":
         _emit(report.to_json(res))
         return
@@ -272,7 +288,8 @@ def cmd_shrink(a: argparse.Namespace) -> None:
 def cmd_report(a: argparse.Namespace) -> None:
     data = api.report(checkpoints=a.checkpoints, archs=a.arch, batches=api.parse_batches(a.batch),
                       software=a.software, engine=a.engine, workload=a.workload, what_if=a.what_if,
-                      measure=not a.no_measure, focus=a.focus, out=a.out, progress=sys.stderr.isatty())
+                      measure=not a.no_measure, focus=a.focus, out=a.out, progress=sys.stderr.isatty(),
+                      allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait)
     _emit(report_md.closing_lines(data, Path(a.out)))
 
 
@@ -311,25 +328,17 @@ def _plan_table(plan: Any) -> str:
 
 def cmd_measure(a: argparse.Namespace) -> None:
     res = api.measure(device=a.device, gemm=a.gemm, pattern=a.pattern, suite=a.suite, kernel=a.kernel,
-                      threads=a.threads, cache=a.cache, progress=sys.stderr.isatty())
+                      threads=a.threads, cache=a.cache, progress=sys.stderr.isatty(), allow_noisy=a.allow_noisy,
+                      max_noise=a.max_noise, max_wait_s=a.max_wait)
     _emit(_render(res, a.format))
-
-
-def _gpu_archs(pairs: Sequence[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        gpu, sep, arch = pair.partition("=")
-        if not sep or not gpu.strip() or not arch.strip():
-            raise SimSparseError(f"--gpu-arch {pair!r}: expected GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'")
-        out[gpu.strip()] = arch.strip()
-    return out
 
 
 def cmd_validate(a: argparse.Namespace) -> None:
     from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
 
     res = api.validate(device=a.device, engine=a.engine, csv_path=a.csv, corpora=a.corpus,
-                       gpu_archs=_gpu_archs(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty())
+                       gpu_archs=dict(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty(),
+                       allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait)
     _emit(render.render(res, a.format))
 
 
@@ -393,7 +402,10 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error (2, one line) or --help / --version (0)
+        return int(exc.code or 0)
     try:
         COMMANDS[args.command](args)
     except SimSparseError as exc:
@@ -407,6 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path or the file system (name too long, unreadable, full): the user's to fix
+        if args.debug:
+            raise
+        sys.stderr.write(f"simsparse {args.command}: error: {' '.join(str(exc).split())[:300]}; "
+                         "check the path and its folder\n")
+        return 2
     except Exception as exc:  # internal error: one line unless --debug
         if args.debug:
             raise

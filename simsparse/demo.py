@@ -9,7 +9,8 @@ CLI, above api, and calls nothing else but report_md to print the closing lines)
 2. `api.report`: every checkpoint on the A100 and H100 2:4 GPU models, the VEGETA-like N:M
    accelerator and this CPU at batch 1 and 256; a what-if on ResNet-50 and a Llama-3.2-1B decode
    step with each family's synthetic pattern; the largest layers timed here with real kernels
-   beside the CPU model; report.md with its figures and data files in `out`.
+   beside the CPU model (timings from a busy machine kept, with their noise); report.md with its
+   figures and data files in `out`.
 3. Print where the report is and five findings computed from the results.
 `--quick` trains a narrower network for fewer steps and runs one what-if workload.
 """
@@ -34,6 +35,10 @@ RUNS = (
 )
 ARCHS = ("a100_2to4", "h100_2to4", "vegeta_like", "cpu_host")
 BATCHES = (1, 256)
+# the tour keeps timings from a busy machine, each marked with its noise in report.md, rather than
+# fail after training (`simsparse report` refuses them unless --allow-noisy), and waits only briefly
+# for quiet CPUs before each kernel: on a shared machine the load rarely drops within `measure`'s 30 s
+DEMO_MAX_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -92,7 +97,7 @@ def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: b
          f"what-if {', '.join(size.what_if)}; kernels timed on this CPU")
     data = api.report(checkpoints=[str(p) for p in paths], archs=ARCHS, batches=BATCHES, what_if=size.what_if,
                       measure_layers=size.measure_layers, title="simsparse demo: DST methods on sparse hardware",
-                      out=out, progress=progress)
+                      out=out, progress=progress, allow_noisy=True, max_wait_s=DEMO_MAX_WAIT_S)
     _say(f"      {time.perf_counter() - t1:.0f} s wall, {time.process_time() - c1:.0f} s CPU")
     _say(report_md.closing_lines(data, out))
     _say(f"demo took {time.perf_counter() - t0:.0f} s wall, {time.process_time() - c0:.0f} s CPU in this process")

@@ -13,14 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from simsparse.errors import SimSparseError
+from simsparse.fileio import write_atomic
 
 PROC_CPUINFO = "/proc/cpuinfo"
 SYSFS_CACHE = "/sys/devices/system/cpu/cpu0/cache"
@@ -287,18 +292,65 @@ def machine_key(info: CpuInfo, caches: list[CacheLevel], cores: int) -> str:
     return f"{slug}-{cores}c-{hashlib.sha1(text.encode()).hexdigest()[:10]}"
 
 
+def note(text: str) -> None:
+    """One line on stderr about a cache (never data: stdout stays clean)."""
+    sys.stderr.write(f"simsparse: note: {text}\n")
+
+
 def read_json(path: Path) -> dict | None:
+    """A JSON object from `path`, or None when it is missing or unreadable (never raises)."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+def read_cache(path: Path, *, version: int, valid: Callable[[dict], bool], what: str,
+               version_key: str = "cache_version", unversioned: int | None = None) -> dict | None:
+    """A versioned cache file: None when missing; an unreadable, invalid or other-version file is
+    discarded (removed) with a note, so the next use rebuilds it instead of failing every time.
+    `unversioned`: the version a file without `version_key` is taken to have (older writers)."""
+    if not path.exists():
+        return None
+    data = read_json(path)
+    why = ("unreadable" if data is None else
+           "from another simsparse version" if data.get(version_key, unversioned) != version else
+           "" if _safe_valid(valid, data) else "malformed")
+    if not why:
+        return data
+    try:
+        path.unlink()
+        note(f"discarded the {why} {what} {path}; it is rebuilt when next needed")
+    except OSError as exc:
+        note(f"ignoring the {why} {what} {path} (cannot remove it: {exc.strerror}); delete it by hand")
+    return None
+
+
+def _safe_valid(valid: Callable[[dict], bool], data: dict) -> bool:
+    try:
+        return bool(valid(data))
+    except (KeyError, TypeError, ValueError, AttributeError, SimSparseError):
+        return False
 
 
 def write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-    tmp.replace(path)
+    """Write a cache file atomically (fresh temp name, never through a link; fileio)."""
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=True), what="cache file")
+
+
+def write_cache(path: Path, data: dict, *, version: int, what: str, version_key: str = "cache_version") -> bool:
+    """Write a versioned cache; a cache that cannot be written is a note (the result is still used)."""
+    try:
+        write_json(path, {**data, version_key: version})
+        return True
+    except SimSparseError as exc:
+        note(f"could not save the {what} ({exc}); it is measured again next time")
+        return False
+
+
+def positive_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
 
 
 @dataclass(frozen=True)
@@ -335,10 +387,16 @@ def host_bandwidth(host: Host, *, probe: bool | None = None, refresh: bool = Fal
     if not probe:
         return default_bandwidth(list(host.caches), host.cores, host.clock_hz)
     path = cache_dir() / f"host_{host.key}.json"
-    cached = read_json(path)
-    if cached and cached.get("probe_version") == PROBE_VERSION and not refresh:
+    cached = read_cache(path, version=PROBE_VERSION, what="host-probe cache", version_key="probe_version",
+                        valid=lambda d: d["machine"] == host.key and _valid_bandwidth(d["bandwidth"]))
+    if cached and not refresh:
         return cached["bandwidth"]
     bw = probe_bandwidth(list(host.caches), host.cores)
-    write_json(path, {"probe_version": PROBE_VERSION, "machine": host.key, "bandwidth": bw,
-                      "model_name": host.info.model_name})
+    write_cache(path, {"machine": host.key, "bandwidth": bw, "model_name": host.info.model_name},
+                version=PROBE_VERSION, what="host-probe cache", version_key="probe_version")
     return bw
+
+
+def _valid_bandwidth(bw: dict) -> bool:
+    return "dram" in bw and all(positive_number(v["per_core_bytes_per_s"]) and positive_number(v["all_cores_bytes_per_s"])
+                                for v in bw.values())

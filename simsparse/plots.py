@@ -7,10 +7,10 @@ atomically (temp file + rename) and returns its path; the captions are report_md
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from simsparse.fileio import atomic_writer
 from simsparse.records import Report
 from simsparse.report_records import LayerRow, MeasuredRow, Roofline, Row
 
@@ -27,16 +27,13 @@ def _pyplot() -> Any:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    """Write the figure to `path` through a temp file in the same folder (never a half-written PNG)."""
+    """Write the figure to `path` atomically (fileio: never a half-written PNG, never through a link)."""
     plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
     try:
-        fig.savefig(tmp, dpi=DPI)
-        tmp.replace(path)
+        with atomic_writer(path, what="plot", make_parents=True) as fh:
+            fig.savefig(fh, format="png", dpi=DPI)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

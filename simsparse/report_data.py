@@ -13,10 +13,10 @@ documented place, so adapting one when those parts land is a one-line change:
 - `error_band_of(report)`: the expected error from validation residuals, from
   `Report.total.error_band`, else `provenance["error_band"]`.
 - `alternatives_of(estimate)`: what each other execution format would cost, from
-  `Estimate.alternatives` ({format: seconds, or a record with latency_s}).
-- `shrink_of(estimate)` / `residual_policy_of(report)`: a layer's original and shrunk shapes and
-  the residual policy of coupled channel shrinking, from `Estimate.shrunk` and
-  `provenance["residual_policy"]`.
+  `Estimate.alternatives` ({format: latency_s} of the formats the arch ranked).
+- `shrink_of(report, estimate)` / `residual_policy_of(report)`: a layer's original and shrunk
+  shapes and the residual policy of coupled channel shrinking, from `provenance["shrink"]`
+  (`graph.shrink_works.provenance`: "policy", and "layers" {name: shape, shrunk_shape}).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any, Mapping, Sequence
 
 from simsparse.archs import ArchModel
 from simsparse.errors import SimSparseError
+from simsparse.graph.shrink import POLICIES as SHRINK_POLICIES
 from simsparse.masks.patterns import best_nm
 from simsparse.records import Estimate, Pattern, Report
 from simsparse.report import plain
@@ -64,16 +65,22 @@ def error_band_of(report: Report) -> Any:
 
 
 def alternatives_of(estimate: Estimate) -> Mapping[str, Any] | None:
-    return getattr(estimate, "alternatives", None) or None
+    return dict(estimate.alternatives) or None
 
 
-def shrink_of(estimate: Estimate) -> Any:
-    return getattr(estimate, "shrunk", None)
+def shrink_of(report: Report, estimate: Estimate) -> str | None:
+    """`256x64 -> 171x64`: the layer's weight shape before and after the network was shrunk (None
+    where shrinking left it as it was, or the network was not shrunk)."""
+    layer = ((report.provenance.get("shrink") or {}).get("layers") or {}).get(estimate.layer)
+    if not layer or list(layer["shape"]) == list(layer["shrunk_shape"]):
+        return None
+    return f"{'x'.join(map(str, layer['shape']))} -> {'x'.join(map(str, layer['shrunk_shape']))}"
 
 
 def residual_policy_of(report: Report) -> str | None:
-    value = report.provenance.get("residual_policy")
-    return None if value is None else str(value)
+    """The residual policy the network was shrunk under (None: not shrunk, or a lone GEMM)."""
+    value = (report.provenance.get("shrink") or {}).get("policy")
+    return value if value in SHRINK_POLICIES else None
 
 
 # ----------------------------------------------------------------------------- networks and rows
@@ -150,7 +157,7 @@ def layer_rows(report: Report) -> tuple[LayerRow, ...]:
             continue
         out.append(LayerRow(arch=report.arch, layer=e.layer, gemm=f"{e.m}×{e.n}×{e.k}", format=e.format,
                             density=e.density, latency_s=e.latency_s, dense_latency_s=d.latency_s, bound=e.bound,
-                            alternatives=alternatives_of(e), shrunk=shrink_of(e), notes=tuple(e.notes)))
+                            alternatives=alternatives_of(e), shrunk=shrink_of(report, e), notes=tuple(e.notes)))
     if other_dense:
         out.append(LayerRow(arch=report.arch, layer="other ops (non-GEMM)", gemm="-", format="memory", density=1.0,
                             latency_s=other, dense_latency_s=other_dense, bound="-", alternatives=None, shrunk=None))

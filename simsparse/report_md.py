@@ -216,7 +216,8 @@ def _measured(data: ReportData) -> str:
         return data.measure_note or "No kernels were timed (no `cpu_host` in the archs, or `--no-measure`)."
     rows = [[m.network, m.layer, m.kernel, f"{m.m}×{m.n}×{m.k}", m.pattern, time_text(m.measured_s),
              time_text(m.iqr_s), time_text(m.modelled_s), f"{100 * m.error:+.1f} %", m.threads,
-             f"{m.load_avg_1min:.2f}"] for m in data.measured]
+             f"{m.load_avg_1min:.2f}", f"{100 * m.noise:.0f} %" + (f" (noisy: {m.noisy})" if m.noisy else "")]
+            for m in data.measured]
     errs = [abs(m.error) for m in data.measured]
     threads = sorted({m.threads for m in data.measured})
     head = (f"{len(errs)} kernels timed on this CPU (`simsparse measure`: median of repeated runs, warm cache, "
@@ -226,10 +227,11 @@ def _measured(data: ReportData) -> str:
             f"microsecond kernels mostly measure the scheduler. The masks are "
             f"**synthetic**, drawn with the pattern that describes the trained layer (constant fan-in, N:M, "
             f"kept channels or density). Mean absolute error {pct(sum(errs) / len(errs))}. "
-            f"A 1-minute load average above the CPU count means other processes shared the cores.")
+            f"A 1-minute load average above the CPU count means other processes shared the cores; "
+            f"noise is the samples' IQR/median; a timing marked noisy was kept (`--allow-noisy`; `demo` keeps them).")
     return "\n\n".join(filter(None, [head, data.measure_note, table(
         ("network", "layer", "kernel", "m×n×k", "pattern (synthetic)", "measured", "IQR", "modelled", "error",
-         "threads", "load (1 min)"), rows)]))
+         "threads", "load (1 min)", "noise"), rows)]))
 
 
 def _validation_text(arch: ArchInfo, validation: Mapping[str, Any]) -> str:
@@ -376,9 +378,9 @@ def write_report(data: ReportData, out: str | Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").unlink(missing_ok=True)
     for name, text in data_files(data).items():
-        write_atomic(out / name, text)
+        write_atomic(out / name, text, what="report data")
     figures = draw_figures(data, out)
-    return write_atomic(out / "report.md", render(data, figures))
+    return write_atomic(out / "report.md", render(data, figures), what="report")
 
 
 def closing_lines(data: ReportData, out: Path) -> str:

@@ -95,7 +95,7 @@ class LayerRow:
     dense_latency_s: float
     bound: str
     alternatives: Mapping[str, Any] | None   # format -> seconds (or a record with latency_s), or None
-    shrunk: Any                              # original -> shrunk shapes, where modelled, or None
+    shrunk: str | None                       # "256x64 -> 171x64" where the network was shrunk, else None
     notes: tuple[str, ...] = ()              # what the arch model says about this layer (its choice, padding...)
 
 
@@ -139,6 +139,8 @@ class MeasuredRow:
     modelled_s: float
     threads: int
     load_avg_1min: float
+    noise: float = 0.0               # IQR / median of the timing's samples
+    noisy: str = ""                  # why the timing is less precise than asked ("" when it is not; --allow-noisy)
 
     @property
     def error(self) -> float:

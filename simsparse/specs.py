@@ -8,53 +8,181 @@ travel inward.
 
 from __future__ import annotations
 
+import copy
 import math
+import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import BaseResolver
+from yaml.scanner import Scanner
 
-from simsparse.errors import SpecError
+from simsparse.errors import SimSparseError, SpecError
+from simsparse.fileio import read_bounded
+from simsparse.parse import parse_float
 
 SPEC_VERSION = 1
+MAX_YAML_BYTES = 4 * 2**20     # the largest shipped spec is ~50 kB
+MAX_DEPTH = 48                 # nesting levels of mappings/lists
+MAX_NODES = 200_000            # nodes once aliases are expanded (each use of an alias counts again)
+
+# --------------------------------------------------------------------------- the one safe loader
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate mapping keys."""
+class _CoreResolver(BaseResolver):
+    """YAML 1.2 core scalars: `2:4` stays a string (YAML 1.1 reads it as sexagesimal 124), `1_0` and
+    `yes`/`on` are strings, `1e9` is a float; no timestamps, no merge keys."""
 
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    loader.flatten_mapping(node)
+_CoreResolver.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
+_CoreResolver.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
+_CoreResolver.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+_CoreResolver.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
+
+
+class _Constructor(SafeConstructor):
+    """Plain ints/floats for the core scalars above (SafeConstructor's own would accept `1_0`)."""
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        return int(self.construct_scalar(node))
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        text = self.construct_scalar(node).lower()
+        return {".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf, ".nan": math.nan}.get(text) or float(text)
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+_Constructor.add_constructor("tag:yaml.org,2002:float", _Constructor.construct_yaml_float)
+
+
+class _SpecLoader(Reader, Scanner, Parser, Composer, _Constructor, _CoreResolver):
+    """Safe, YAML-1.2-core, duplicate keys refused, nesting and alias expansion bounded."""
+
+    def __init__(self, text: str, name: str) -> None:
+        Reader.__init__(self, text)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+        Composer.__init__(self)
+        _Constructor.__init__(self)
+        _CoreResolver.__init__(self)
+        self.name = name
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise SpecError(f"{self.name}: nesting deeper than {MAX_DEPTH} levels at line {mark.line + 1}; "
+                                "a spec is a few levels of plain mappings and lists")
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, Any] = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
+        try:
+            duplicate = key in seen
+        except TypeError:
+            raise SpecError(f"{loader.name}: a mapping key at line {key_node.start_mark.line + 1} is not a "
+                            "plain value; keys are names") from None
+        if duplicate:
             line = key_node.start_mark.line + 1
             raise SpecError(f"{loader.name}: duplicate key {key!r} at line {line}; keep one of them")
         seen[key] = loader.construct_object(value_node, deep=deep)
     return seen
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Constructor.add_constructor(BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _check_expansion(root: yaml.Node, name: str) -> None:
+    """Count nodes as they would be once aliases are expanded; refuse recursion and alias bombs."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            active.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[key] > MAX_NODES:
+                raise SpecError(f"{name}: aliases expand to more than {MAX_NODES} values (an alias bomb?); "
+                                "write the data out without nested aliases")
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise SpecError(f"{name}: an alias at line {node.start_mark.line + 1} refers to itself; "
+                            "recursive data is not a spec")
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+_NON_PRINTABLE = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+
+def decode_text(raw: bytes, *, name: str) -> str:
+    """UTF-8 text of a spec file (a BOM is allowed); SpecError naming the offending byte otherwise."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(f"{name}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at line {line}); "
+                        "save the file as UTF-8") from None
+    bad = _NON_PRINTABLE.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        raise SpecError(f"{name}: control character U+{ord(bad.group()):04X} at line {line}; "
+                        "a spec is plain text (remove it)")
+    return text
 
 
 def load_yaml(path: str | Path) -> dict:
     """Read one YAML mapping from `path`; SpecError on any problem."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{p}: cannot read spec ({exc.strerror or exc}); check the path") from None
-    return parse_yaml(text, name=str(p))
+    raw = read_bounded(p, max_bytes=MAX_YAML_BYTES, what="spec", error=SpecError)
+    return parse_yaml(decode_text(raw, name=str(p)), name=str(p))
 
 
 def parse_yaml(text: str, *, name: str) -> dict:
-    loader = _UniqueKeyLoader(text)
-    loader.name = name
+    """One YAML mapping from `text` with the safe loader (module doc); SpecError on any problem."""
+    if len(text) > MAX_YAML_BYTES:
+        raise SpecError(f"{name}: larger than {MAX_YAML_BYTES // 2**20} MiB; a spec is a small YAML file")
+    text = decode_text(text.encode("utf-8", "surrogatepass"), name=name) if _NON_PRINTABLE.search(text) else text
+    loader = _SpecLoader(text, name)
     try:
-        data = loader.get_single_data()
-    except SpecError:
+        node = loader.get_single_node()
+        if node is None:
+            raise SpecError(f"{name}: the file is empty; a spec is a YAML mapping")
+        _check_expansion(node, name)
+        data = loader.construct_document(node)
+    except SimSparseError:
         raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -114,8 +242,17 @@ def _where(path: list[str]) -> str:
     return ".".join(path) if path else "(top level)"
 
 
+def short_repr(value: Any) -> str:
+    """repr() bounded in size and depth (values from files may be huge or deeply shared)."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict = 3, 60, 60, 8, 6
+
+
 def _fail(source: str, path: list[str], value: Any, allowed: str) -> SpecError:
-    return SpecError(f"{source}: field {_where(path)} = {value!r} is invalid; allowed: {allowed}")
+    return SpecError(f"{source}: field {_where(path)} = {short_repr(value)} is invalid; allowed: {allowed}")
 
 
 def _type_name(t: type | tuple) -> str:
@@ -129,9 +266,9 @@ def _check_leaf(f: Field, value: Any, source: str, path: list[str]) -> Any:
     if float in types and int not in types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, str) and float in types and str not in types and int not in types:
-        try:  # YAML 1.1 reads 1.41e9 as a string; accept it as a number
-            value = float(value)
-        except ValueError:
+        try:  # a number written as text ("1.41e9"), read by the one strict parser
+            value = parse_float(value)
+        except SimSparseError:
             pass
     if isinstance(value, bool) and bool not in types:
         raise _fail(source, path, value, _type_name(f.type))
@@ -202,35 +339,119 @@ def check_version(data: dict, *, source: str) -> None:
 
 # --------------------------------------------------------------------------- overrides
 
+_KEY = re.compile(r"[A-Za-z0-9_\-]+", re.ASCII)
+_INT = re.compile(r"[-+]?[0-9]+", re.ASCII)
+_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+_MAP_SEP = re.compile(r":\s+", re.ASCII)  # KEY: VALUE in a flat mapping; `2:4` has no space and stays text
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """`compute.sms=54` -> (["compute", "sms"], 54); the value is read as YAML."""
-    if "=" not in text:
+
+@dataclass(frozen=True)
+class Override:
+    """One `--set FIELD=VALUE` or sweep-grid entry: a dotted path and a typed value, parsed once.
+
+    The value is never re-read as YAML text: `2:4` stays the string "2:4". The spec's schema
+    checks it when the overridden spec is validated."""
+
+    path: tuple[str, ...]
+    value: Any
+
+    @property
+    def field(self) -> str:
+        return ".".join(self.path)
+
+    def __str__(self) -> str:
+        return f"{self.field}={render_value(self.value)}"
+
+
+def render_value(value: Any) -> str:
+    """Compact text of a typed value (stable: used in sweep point keys and CSV cells)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(render_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ",".join(f"{k}: {render_value(v)}" for k, v in value.items()) + "}"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def parse_override(text: Any) -> Override:
+    """`compute.sms=54` -> Override(("compute", "sms"), 54); `sparsity.patterns=[2:4,1:8]` -> a list of
+    strings. Values: true/false, null, plain integers, decimal/scientific floats, quoted strings, flat
+    `[a, b]` lists, flat `{k: v, k2: v2}` mappings (a space after each key's colon, so `{2:4: 1}` has the
+    key "2:4"); anything else is a string. The spec's schema types the values when it is validated."""
+    if isinstance(text, Override):
+        return text
+    if not isinstance(text, str) or "=" not in text:
         raise SpecError(f"--set {text!r}: expected FIELD=VALUE, e.g. --set compute.sms=54")
     key, raw = text.split("=", 1)
-    keys = [k for k in key.strip().split(".") if k]
-    if not keys:
-        raise SpecError(f"--set {text!r}: empty field name; use a dotted path such as memory.hbm_bytes_per_s")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
-    return keys, value
+    keys = key.strip().split(".")
+    if not key.strip() or not all(_KEY.fullmatch(k) for k in keys):
+        raise SpecError(f"--set {text!r}: the field must be a dotted path of names, such as memory.hbm_bytes_per_s")
+    return Override(path=tuple(keys), value=_parse_value(raw.strip(), text=text))
 
 
-def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...], *, source: str) -> dict:
-    """Return a deep copy of `data` with each `--set FIELD=VALUE` applied (the field must exist)."""
-    import copy
+def _parse_value(raw: str, *, text: str) -> Any:
+    if raw.startswith("[") and raw.endswith("]"):
+        return [_parse_scalar(item, text=text) for item in _flat_items(raw, text=text)]
+    if raw.startswith("{") and raw.endswith("}"):
+        return _parse_mapping(raw, text=text)
+    if raw[:1] in "[{":
+        raise SpecError(f"--set {text!r}: expected a flat list [a, b], a flat mapping {{k: v}} or a single value")
+    return _parse_scalar(raw, text=text)
 
+
+def _flat_items(raw: str, *, text: str) -> list[str]:
+    inner = raw[1:-1].strip()
+    if any(c in inner for c in "[]{}"):
+        raise SpecError(f"--set {text!r}: nested lists or mappings are not supported; set a flat list or mapping")
+    return [item.strip() for item in inner.split(",")] if inner else []
+
+
+def _parse_mapping(raw: str, *, text: str) -> dict:
+    out: dict = {}
+    for item in _flat_items(raw, text=text):
+        parts = _MAP_SEP.split(item, maxsplit=1)
+        if len(parts) != 2:
+            raise SpecError(f"--set {text!r}: mapping entry {item!r} is not KEY: VALUE; put a space after the "
+                            "colon, e.g. {4: 2, 8: 3}")
+        key, value = _parse_scalar(parts[0].strip(), text=text), _parse_scalar(parts[1].strip(), text=text)
+        if isinstance(key, bool) or not isinstance(key, (int, str)):
+            raise SpecError(f"--set {text!r}: mapping key {parts[0].strip()!r} must be a name or an integer")
+        if key in out:
+            raise SpecError(f"--set {text!r}: mapping key {key!r} is given twice; give each key once")
+        out[key] = value
+    return out
+
+
+def _parse_scalar(raw: str, *, text: str) -> Any:
+    if not raw:
+        raise SpecError(f"--set {text!r}: empty value; give one (quote an empty string: '')")
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
+        return raw[1:-1]
+    if raw in ("true", "True", "TRUE", "false", "False", "FALSE"):
+        return raw.lower() == "true"
+    if raw in ("null", "Null", "NULL", "~"):
+        return None
+    if _INT.fullmatch(raw):
+        return int(raw)
+    if _FLOAT.fullmatch(raw):
+        return float(raw)
+    return raw
+
+
+def apply_overrides(data: dict, overrides: Sequence[Override | str], *, source: str) -> dict:
+    """A deep copy of `data` with each override applied; the field must exist in `data`."""
     out = copy.deepcopy(data)
-    for text in overrides:
-        keys, value = parse_override(text)
+    for item in overrides:
+        ov = parse_override(item)
         node = out
-        for i, k in enumerate(keys[:-1]):
+        for i, k in enumerate(ov.path[:-1]):
             if not isinstance(node, dict) or k not in node:
-                raise SpecError(f"--set {text}: {source} has no field {'.'.join(keys[:i + 1])}")
+                raise SpecError(f"--set {ov}: {source} has no field {'.'.join(ov.path[:i + 1])}")
             node = node[k]
-        if not isinstance(node, dict) or keys[-1] not in node:
-            raise SpecError(f"--set {text}: {source} has no field {'.'.join(keys)}")
-        node[keys[-1]] = value
+        if not isinstance(node, dict) or ov.path[-1] not in node:
+            raise SpecError(f"--set {ov}: {source} has no field {ov.field}")
+        node[ov.path[-1]] = copy.deepcopy(ov.value)
     return out

@@ -9,6 +9,7 @@ import torch
 
 from simsparse.errors import MeasurementError, SimSparseError, UnknownNameError
 from simsparse.kernels import measure
+from simsparse.kernels.contention import Probe
 from simsparse.kernels.harness import (Machine, choose_inner, flush_bytes_for, library_versions,
                                        machine_info, summarize, thread_count, time_callable)
 from simsparse.kernels.suites import SUITES, fan_in_for, suite_cases
@@ -127,7 +128,9 @@ def _fake_measure(monkeypatch, **kwargs):
         return real(cases, **kw)
 
     monkeypatch.setattr(measure, "measure_cases", with_fake_clock)
-    return measure.run(**kwargs)
+    reads = itertools.count()          # a quiet machine: the process gets all the CPU time it asks for
+    quiet = Probe(wall=lambda: next(reads), process=lambda: next(reads), stat=lambda: None, load=lambda: 0.0)
+    return measure.run(probe=quiet, max_wait_s=0, **kwargs)
 
 
 def test_measure_single_gemm_tries_every_kernel_and_skips_unsuited_ones(monkeypatch):

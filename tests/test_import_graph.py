@@ -26,6 +26,7 @@ LAYERS = {
     "archs": 3,
     "engines": 4, "kernels": 4,
     "report": 5, "report_records": 5, "report_data": 5, "report_md": 5, "plots": 5, "validate": 5, "dse": 5,
+    "dse_store": 5, "dse_dask": 5,
     "testing": 6,
     "api": 7,
     "cli": 8, "demo": 8, "__main__": 8,

@@ -156,6 +156,16 @@ def test_random_bytes_only_raise_checkpoint_error(bases, head, body):
     _load_only_checkpoint_errors(bases[0], head + body)
 
 
+def test_a_zip_claiming_a_newer_zip_version_is_one_checkpoint_error(bases, tmp_path):
+    blob = bytearray(bases[1]["state_dict"])
+    central = blob.index(b"PK\x01\x02")
+    blob[central + 6:central + 8] = (64).to_bytes(2, "little")  # "version needed to extract": 6.4
+    path = tmp_path / "newer.pt"
+    path.write_bytes(bytes(blob))
+    with pytest.raises(CheckpointError, match="zip file version 6.4"):
+        mio.load(path)
+
+
 def _rezip_with_pickle(blob: bytes, mutate) -> bytes:
     """The torch zip with its data.pkl replaced (valid CRCs, so the pickle itself is what is damaged)."""
     out = io.BytesIO()

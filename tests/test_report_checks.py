@@ -18,6 +18,7 @@ import pytest
 from simsparse import api, plots, report_data, report_md
 from simsparse.cli import main
 from simsparse.graph.catalog import load_workload
+from simsparse.kernels import measure as kernel_measure
 from simsparse.masks import native
 from simsparse.records import Estimate
 
@@ -165,28 +166,32 @@ def test_a_failure_while_drawing_leaves_no_report_md(ckpts, tmp_path, monkeypatc
 
 
 @dataclass(frozen=True)
-class _RicherEstimate(Estimate):
-    """An Estimate as a later build may carry it: other formats' costs, the shrunk shape, a band."""
+class _BandedEstimate(Estimate):
+    """A total as a later build may carry it: the expected error band from validation residuals."""
 
-    alternatives: dict | None = None
-    shrunk: str | None = None
     error_band: tuple | None = None
 
 
-def test_hooks_show_software_band_alternatives_and_shrinking_when_records_carry_them(ckpts):
+def test_hooks_show_software_and_band_when_records_carry_them(ckpts):
     r = api.evaluate(arch="a100_2to4", mask=ckpts[0], batch=8)
-    e = r.estimates[0]
-    richer = _RicherEstimate(**{f: getattr(e, f) for f in e.__dataclass_fields__},
-                             alternatives={"csr": 1e-3, "dense": 2e-5}, shrunk="256x64 -> 171x64")
-    total = _RicherEstimate(**{f: getattr(r.total, f) for f in r.total.__dataclass_fields__}, error_band=(-0.1, 0.15))
-    r = replace(r, estimates=(richer,) + r.estimates[1:], total=total,
-                provenance={**r.provenance, "software": "kernel", "residual_policy": "prune-skip"})
+    total = _BandedEstimate(**{f: getattr(r.total, f) for f in r.total.__dataclass_fields__}, error_band=(-0.1, 0.15))
+    r = replace(r, total=total, provenance={**r.provenance, "software": "kernel"})
     net = report_data.what_if_network(family="N:M", pattern="2:4", workload="mlp")
     row = report_data.row_of(net, r, batch=8, kind="gpu_sparse_tensor_core")
-    layer = report_data.layer_rows(r)[0]
     assert row.software == "kernel" and report_md.band_text(row.error_band) == "-10 % … +15 %"
-    assert report_md.alternatives_text(layer.alternatives) == "csr 1 ms, dense 20 µs"
-    assert layer.shrunk == "256x64 -> 171x64" and report_data.residual_policy_of(r) == "prune-skip"
+
+
+def test_layer_rows_show_the_ranked_formats_and_the_shrunk_shapes_of_a_channel_pruned_network(ckpts):
+    r = api.evaluate(arch="a100_2to4", mask=ckpts[2], batch=8)   # a third of fc1's neurons removed
+    layers = {row.layer: row for row in report_data.layer_rows(r)}
+    assert layers["fc1.weight"].shrunk == "256x64 -> 170x64" and layers["fc2.weight"].shrunk == "256x256 -> 256x170"
+    assert layers["fc3.weight"].shrunk is None and report_data.residual_policy_of(r) == "prune-skip"
+    alts = layers["fc2.weight"].alternatives
+    assert alts == dict(next(e for e in r.estimates if e.layer == "fc2.weight").alternatives) and "csr" in alts
+    assert report_md.alternatives_text(alts).startswith("dense ")
+    unshrunk = api.evaluate(arch="a100_2to4", mask=ckpts[2], batch=8, shrink=False)
+    assert report_data.residual_policy_of(unshrunk) is None
+    assert all(row.shrunk is None for row in report_data.layer_rows(unshrunk))
 
 
 def test_software_is_refused_with_one_line_where_the_build_names_no_stacks(ckpts, tmp_path, capsys):
@@ -206,11 +211,25 @@ def test_roofline_peaks_come_from_the_spec(ckpts):
 
 
 def test_kernels_timed_here_sit_beside_the_cpu_model_of_the_same_gemm(ckpts):
-    data = api.report(checkpoints=ckpts[:1], archs=["cpu_host"], batches=[1], measure_layers=1)
+    # allow_noisy: this checks which kernels are paired with which model, on a machine of any load
+    data = api.report(checkpoints=ckpts[:1], archs=["cpu_host"], batches=[1], measure_layers=1, allow_noisy=True)
     kernels = {m.kernel for m in data.measured}
     assert {"dense", "nm"} <= kernels
     for m in data.measured:
         assert (m.m, m.n, m.k, m.pattern) == (1, 256, 256, "2:4") and m.measured_s > 0 and m.modelled_s > 0
+        assert m.noise >= 0
+
+
+def test_noisy_timings_are_refused_with_one_line_unless_allowed_then_marked(ckpts, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(kernel_measure, "problem", lambda **kw: "it got 40% of the CPU time it asked for")
+    args = ["report", ckpts[0], "--arch", "cpu_host", "--batch", "1", "--max-wait", "0", "--out", str(tmp_path)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--allow-noisy" in err and not (tmp_path / "report.md").exists()
+    assert main([*args, "--allow-noisy"]) == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["measured"] and all(m["noisy"].startswith("it got 40%") for m in data["measured"])
+    assert "(noisy: it got 40%" in (tmp_path / "report.md").read_text()
 
 
 def test_findings_are_five_lines_computed_from_the_rows(ckpts):

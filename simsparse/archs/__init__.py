@@ -33,13 +33,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Sequence
 
 from simsparse.errors import SimSparseError, SpecError, UnknownNameError
 from simsparse.records import ExecutionPlan, LayerWork
 from simsparse.registry import Registry, import_submodules
 from simsparse.resources import data_dir
-from simsparse.specs import apply_overrides, check_version, load_yaml
+from simsparse.specs import Override, apply_overrides, check_version, load_yaml
 
 ARCH_KINDS: Registry[type["ArchModel"]] = Registry("arch kind")
 
@@ -138,7 +138,7 @@ def arch_data(name_or_path: str) -> tuple[dict, str]:
                            "(or a path to a YAML spec)")
 
 
-def load_arch(name_or_path: str, overrides: tuple[str, ...] | list[str] = ()) -> ArchModel:
+def load_arch(name_or_path: str, overrides: Sequence[Override | str] = ()) -> ArchModel:
     """Find, override (`--set`), validate and build an architecture model."""
     data, source = arch_data(name_or_path)
     check_version(data, source=source)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from simsparse import hostinfo
-from simsparse.archs.cpu_spec import KIND
+from simsparse.archs.cpu_spec import KIND, SCHEMA
+from simsparse.specs import validate
 
 GATHER_ELEMENTS_PER_CLK = {"avx512": 2.0, "avx2": 1.5, "sse": 1.0}
 LEVEL_NAMES = {1: "l1", 2: "l2", 3: "llc", 4: "llc"}
@@ -21,12 +22,28 @@ def calibration_path(key: str) -> Path:
     return hostinfo.cache_dir() / f"cpu_calibration_{key}.json"
 
 
+CALIBRATION_VERSION = 1
+
+
 def load_calibration(key: str) -> dict | None:
-    """The stored calibration of machine `key` ({"kernels": {...}, ...}) or None."""
-    data = hostinfo.read_json(calibration_path(key))
-    if not data or data.get("machine") != key or not isinstance(data.get("kernels"), dict):
-        return None
-    return data
+    """The stored calibration of machine `key` ({"kernels": {...}, ...}) or None; a malformed or
+    other-version file is discarded with a note (hostinfo.read_cache)."""
+    return hostinfo.read_cache(calibration_path(key), version=CALIBRATION_VERSION, what="calibration cache",
+                               valid=lambda d: d["machine"] == key and _valid_kernels(d),
+                               unversioned=CALIBRATION_VERSION)
+
+
+def _valid_kernels(data: dict) -> bool:
+    """The stored kernels pass the cpu_simd schema (so a bad file can never fail every cpu_host use)."""
+    validate(data["kernels"], SCHEMA["software"]["kernels"], source="calibration")
+    return "parallel_eff" not in data or hostinfo.positive_number(data["parallel_eff"])
+
+
+def store_calibration(key: str, data: dict) -> str:
+    """Write machine `key`'s calibration (versioned, atomic); its path."""
+    path = calibration_path(key)
+    hostinfo.write_json(path, {**data, "machine": key, "cache_version": CALIBRATION_VERSION})
+    return str(path)
 
 
 def levels_data(host: hostinfo.Host, bandwidth: dict) -> list[dict]:

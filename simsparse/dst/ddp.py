@@ -23,6 +23,7 @@ from torch import nn
 from simsparse.dst.job import TrainJob, TrainResult
 from simsparse.dst.loop import execute
 from simsparse.errors import SimSparseError
+from simsparse.fileio import atomic_writer
 
 
 class GlooSync:
@@ -59,8 +60,9 @@ class GlooSync:
 
 def dump_masks(report_dir: str, trainer, rank: int) -> None:
     """after_training hook: each rank saves its final masks and sparsified weights (for tests)."""
-    torch.save({"masks": dict(trainer.masks), "weights": {f: p.detach().clone() for f, p in trainer.params.items()}},
-               Path(report_dir) / f"rank{rank}.pt")
+    with atomic_writer(Path(report_dir) / f"rank{rank}.pt", what="rank report") as fh:
+        torch.save({"masks": dict(trainer.masks), "weights": {f: p.detach().clone() for f, p in trainer.params.items()}},
+                   fh)
 
 
 def _worker(rank: int, world_size: int, job: TrainJob, init_file: str, result_file: str,

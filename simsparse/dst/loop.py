@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -26,6 +27,8 @@ from simsparse.dst.nm import NMMethod
 from simsparse.dst.schedule import effective_interval, lr_factor
 from simsparse.dst.trainer import Sync, Trainer, make_trainer, sparsifiable_params
 from simsparse.errors import SimSparseError
+from simsparse.fileio import atomic_writer
+from simsparse.masks.io import read_torch_file
 from simsparse.models import build_model
 
 
@@ -111,8 +114,19 @@ def train_steps(trainer: Trainer, split: DataSplit, stream: BatchStream, job: Tr
         if trainer.step % 10 == 0:
             bar.set_postfix(loss=f"{loss_avg:.3f}", acc=f"{acc_avg:.3f}")
         if job.save_every and trainer.step % job.save_every == 0 and rank == 0:
-            torch.save({"trainer": trainer.state_dict(), "stream": stream.state_dict()}, state_path(job.out))
+            with atomic_writer(state_path(job.out), what="training state") as fh:  # never through a planted link
+                torch.save({"trainer": trainer.state_dict(), "stream": stream.state_dict()}, fh)
     bar.close()
+
+
+def read_state(path: Path) -> dict:
+    """The training state `train --save-every` wrote, read weights-only within the checkpoint bounds
+    (masks.io.read_torch_file); SimSparseError when `path` is not one."""
+    state = read_torch_file(path, what="--resume")
+    if not (isinstance(state, dict) and isinstance(state.get("trainer"), dict) and isinstance(state.get("stream"), dict)):
+        raise SimSparseError(f"--resume {path}: not a training state (expected the OUT.state.pt that "
+                             "train --save-every writes)")
+    return state
 
 
 def execute(job: TrainJob, *, rank: int = 0, world_size: int = 1, sync: Sync | None = None,
@@ -125,12 +139,14 @@ def execute(job: TrainJob, *, rank: int = 0, world_size: int = 1, sync: Sync | N
     trainer = build_trainer(job, split, sync=sync)
     stream = BatchStream(len(split.train_y), batch_size=job.batch_size, seed=job.seed + 2)
     if job.resume_from is not None:
+        state = read_state(job.resume_from)
         try:
-            state = torch.load(job.resume_from, weights_only=True)
-        except (OSError, RuntimeError) as exc:
-            raise SimSparseError(f"cannot resume from {job.resume_from}: {str(exc).splitlines()[0]}") from None
-        trainer.load_state_dict(state["trainer"])
-        stream.load_state_dict(state["stream"])
+            trainer.load_state_dict(state["trainer"])
+            stream.load_state_dict(state["stream"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise SimSparseError(f"--resume {job.resume_from}: the state does not match this run "
+                                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                 "resume with the same method, model and data as the run that saved it") from None
     train_steps(trainer, split, stream, job, rank=rank, world_size=world_size)
     if after_training is not None:
         after_training(trainer, rank)

@@ -21,10 +21,11 @@ from torch import nn
 from simsparse.dst.data import load_data
 from simsparse.dst.ddp import run_distributed
 from simsparse.dst.job import TrainJob, TrainResult
-from simsparse.dst.loop import execute
+from simsparse.dst.loop import execute, read_state
 from simsparse.dst.methods import NM_METHODS, method_class, method_names
 from simsparse.dst.recipes import load_recipe
 from simsparse.errors import SimSparseError
+from simsparse.fileio import prepare_target
 
 
 def _check_inputs(*, method: str, sparsity: float, nm: tuple[int, int] | None, steps: int | None,
@@ -54,6 +55,11 @@ def make_job(*, method: str, model: str | nn.Module, data: str, sparsity: float,
 
     `out` None makes a job that is only explained (explain.py), never trained."""
     _check_inputs(method=method, sparsity=sparsity, nm=nm, steps=steps, epochs=epochs)
+    out = Path(out) if out is not None else None   # None: a job that is explained, never written
+    if out is not None:   # a folder, a file as parent or a missing folder: said now, not after training
+        prepare_target(out, what="--out")
+    if resume_from is not None:
+        read_state(Path(resume_from))   # a garbage, list or wrong-kind file: one line before training
     rec = load_recipe(method=method, path=recipe, overrides=tuple(recipe_overrides))
     if no_ablation:
         if method != "srigl":
@@ -63,9 +69,6 @@ def make_job(*, method: str, model: str | nn.Module, data: str, sparsity: float,
     if epochs is not None:
         n_train = len(load_data(data, seed=seed).train_y)
         steps = epochs * math.ceil(n_train / bs)
-    out = Path(out) if out is not None else None   # None: a job that is explained, never written
-    if out is not None and not out.parent.is_dir():
-        raise SimSparseError(f"folder {out.parent} does not exist; create it or choose another --out")
     if distribution is not None and distribution not in ("uniform", "erk"):
         raise SimSparseError(f"--distribution {distribution!r} is unknown; use uniform or erk")
     return TrainJob(method=method, model=model, model_options=dict(model_options or {}), data=data,

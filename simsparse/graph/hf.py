@@ -20,15 +20,19 @@ embeddings are not sparsifiable (the usual practice of SparseGPT, Wanda and comp
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from simsparse.errors import GeometryError
+from simsparse.fileio import read_json
+from simsparse.parse import MAX_DIM
 from simsparse.records import Op, Workload
 
+MAX_CONFIG_BYTES = 16 * 2**20   # a config.json is a few kB
+MAX_LAYERS = 4096               # num_hidden_layers / n_layer accepted (the largest published models: ~130)
+LAYER_KEYS = ("num_hidden_layers", "n_layer")
 DECODERS = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2")
 FAMILIES = DECODERS + ("gpt2", "bert", "vit")
 
@@ -39,10 +43,7 @@ def load_config(path: str | Path) -> dict:
     file = p / "config.json" if p.is_dir() else p
     if not file.is_file():
         raise GeometryError(f"{path}: no config.json found; pass a Hugging Face model directory or its config.json")
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise GeometryError(f"{file}: not a readable JSON config ({exc}); re-download config.json") from None
+    data = read_json(file, max_bytes=MAX_CONFIG_BYTES, what="config.json", error=GeometryError)
     if not isinstance(data, dict):
         raise GeometryError(f"{file}: a config.json must hold a JSON object")
     return data
@@ -52,6 +53,9 @@ def _int(cfg: Mapping[str, Any], *keys: str, default: int | None = None) -> int:
     for k in keys:
         v = cfg.get(k)
         if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            cap = MAX_LAYERS if k in LAYER_KEYS else MAX_DIM
+            if v > cap:   # an untrusted config: a billion layers would be a billion ops in memory
+                raise GeometryError(f"config field {k} = {v} is larger than {cap}; check the config.json")
             return v
     if default is None:
         raise GeometryError(f"config field {keys[0]} is missing or not a positive integer; "

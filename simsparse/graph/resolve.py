@@ -23,6 +23,7 @@ from typing import Any
 from simsparse.errors import GeometryError
 from simsparse.graph import hf
 from simsparse.graph.catalog import load_workload
+from simsparse.parse import parse_count, parse_shape
 from simsparse.records import MaskSet, Workload
 
 
@@ -35,17 +36,13 @@ class TraceOptions:
     decode: bool = False
     context: int | None = None
 
-
-def parse_input(text: str | None) -> tuple[int, ...]:
-    if not text:
-        return ()
-    try:
-        shape = tuple(int(x) for x in str(text).split(","))
-    except ValueError:
-        raise GeometryError(f"--input {text!r}: expected positive integers C,H,W (e.g. 3,224,224)") from None
-    if not shape or min(shape) < 1:
-        raise GeometryError(f"--input {text!r}: sizes must be positive (e.g. 3,224,224)")
-    return shape
+    def __post_init__(self) -> None:
+        """Checked by the one strict parser, whoever builds it (CLI flags or api keywords)."""
+        if self.input_shape:
+            object.__setattr__(self, "input_shape", parse_shape(self.input_shape, what="--input"))
+        for name in ("seq", "context"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, parse_count(getattr(self, name), what=f"--{name}"))
 
 
 def _torch():
@@ -93,8 +90,12 @@ def _factory(target: str, opts: TraceOptions, spec: str) -> Workload:
     except (ImportError, AttributeError) as exc:
         raise GeometryError(f"{spec}: cannot import {mod_name}:{attr} ({exc}); check the module path") from None
     torch = _torch()
-    with torch.device("meta"):
-        built = factory()
+    try:
+        with torch.device("meta"):
+            built = factory()
+    except Exception as exc:  # noqa: BLE001 - the user's factory failed: their code, said in one line
+        raise GeometryError(f"{spec}: the factory raised {type(exc).__name__}: {str(exc)[:120]}; check that it "
+                            "builds the model with no arguments (on the meta device)") from exc
     model, inputs = built if isinstance(built, tuple) else (built, None)
     if not isinstance(model, torch.nn.Module):
         raise GeometryError(f"{spec}: the factory returned {type(model).__name__}, not an nn.Module")

@@ -9,7 +9,7 @@ before every sample and so always uses inner = 1.
 
 from __future__ import annotations
 
-import os
+import itertools
 import platform
 import time
 from contextlib import contextmanager
@@ -21,6 +21,7 @@ from typing import Callable, Iterator, Mapping
 import numpy as np
 
 from simsparse.errors import MeasurementError
+from simsparse.kernels.contention import load_average  # noqa: F401  (re-exported)
 
 CACHE_MODES = ("warm", "cold")
 FLUSH_CAP_BYTES = 256 * 2**20   # cold-cache flush buffer cap (an LLC larger than this is only partly flushed)
@@ -49,6 +50,13 @@ class TimingStats:
     repeats: int                     # number of samples
     inner: int                       # calls per sample
     total_s: float                   # timed seconds over all samples
+    p10_s: float = 0.0               # low quantile: with min_s, the robust estimate on a busy machine
+    p90_s: float = 0.0               # [min_s, p90_s] is the reported noise band
+
+    @property
+    def noise(self) -> float:
+        """Relative spread of the samples: IQR / median."""
+        return self.iqr_s / self.median_s if self.median_s > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,12 @@ class Measurement:
     density: float = 1.0
     storage_bytes: Mapping[str, int] = field(default_factory=dict)
     load_avg_1min: float = 0.0       # system load when measured: above usable_cpus, timings are contended
+    p10_s: float = 0.0               # low quantile of the samples
+    p90_s: float = 0.0               # high end of the noise band [min_s, p90_s]
+    noise: float = 0.0               # iqr_s / median_s
+    cpu_share: float = 1.0           # CPU time the process got / (wall x threads) while timing this case
+    steal_fraction: float = 0.0      # CPU time stolen by the hypervisor meanwhile (/proc/stat)
+    noisy: str = ""                  # why this timing is less precise than asked ("" when it is not)
 
 
 # ----------------------------------------------------------------------------- timing
@@ -83,10 +97,10 @@ def summarize(samples_s: list[float], *, inner: int, total_s: float) -> TimingSt
     if not samples_s:
         raise MeasurementError("no timing samples were taken; raise min_time_s or min_repeats")
     arr = np.asarray(samples_s, dtype=np.float64)
-    q25, q50, q75 = np.percentile(arr, [25.0, 50.0, 75.0])
+    q10, q25, q50, q75, q90 = np.percentile(arr, [10.0, 25.0, 50.0, 75.0, 90.0])
     return TimingStats(samples_s=tuple(float(s) for s in arr), median_s=float(q50),
                        iqr_s=float(q75 - q25), min_s=float(arr.min()), repeats=len(samples_s),
-                       inner=inner, total_s=float(total_s))
+                       inner=inner, total_s=float(total_s), p10_s=float(q10), p90_s=float(q90))
 
 
 def choose_inner(call_s: float, *, min_sample_s: float) -> int:
@@ -104,26 +118,54 @@ def time_callable(fn: Callable[[], object], *, min_time_s: float = 0.2, warmup: 
 
     `before_each` (e.g. a cache flush) runs untimed before every sample and forces inner = 1.
     """
+    return time_interleaved({"fn": fn}, min_time_s=min_time_s, warmup=warmup, min_repeats=min_repeats,
+                            max_repeats=max_repeats, min_sample_s=min_sample_s, before_each=before_each,
+                            clock=clock)["fn"]
+
+
+def time_interleaved(fns: Mapping[str, Callable[[], object]], *, min_time_s: float = 0.2, warmup: int = 3,
+                     min_repeats: int = 5, max_repeats: int = 10_000, min_sample_s: float = 2e-5,
+                     before_each: Callable[[], object] | None = None,
+                     clock: Clock = time.perf_counter) -> dict[str, TimingStats]:
+    """`time_callable` for several functions at once, their samples interleaved (round robin, the
+    starting function rotating each round), so a busy spell slows them all alike instead of one."""
     if warmup < 1 or min_repeats < 1 or max_repeats < min_repeats:
         raise MeasurementError("need warmup >= 1 and 1 <= min_repeats <= max_repeats")
+    inner = {name: _warm_up(fn, warmup=warmup, min_sample_s=min_sample_s, flush=before_each is not None,
+                            clock=clock) for name, fn in fns.items()}
+    samples: dict[str, list[float]] = {name: [] for name in fns}
+    totals = dict.fromkeys(fns, 0.0)
+
+    def more(name: str) -> bool:
+        n = len(samples[name])
+        return n < min_repeats or (totals[name] < min_time_s and n < max_repeats)
+
+    names = list(fns)
+    for round_i in itertools.count():
+        order = [n for n in names[round_i % len(names):] + names[:round_i % len(names)] if more(n)]
+        if not order:
+            break
+        for name in order:
+            if before_each is not None:
+                before_each()
+            fn, reps = fns[name], inner[name]
+            t0 = clock()
+            for _ in range(reps):
+                fn()
+            elapsed = clock() - t0
+            samples[name].append(elapsed / reps)
+            totals[name] += elapsed
+    return {name: summarize(samples[name], inner=inner[name], total_s=totals[name]) for name in fns}
+
+
+def _warm_up(fn: Callable[[], object], *, warmup: int, min_sample_s: float, flush: bool, clock: Clock) -> int:
+    """Run `fn` `warmup` times (the last one timed); the calls per sample it needs."""
     for _ in range(warmup - 1):
         fn()
     t0 = clock()
     fn()
     call_s = clock() - t0
-    inner = 1 if before_each is not None else choose_inner(call_s, min_sample_s=min_sample_s)
-    samples: list[float] = []
-    total_s = 0.0
-    while len(samples) < min_repeats or (total_s < min_time_s and len(samples) < max_repeats):
-        if before_each is not None:
-            before_each()
-        t0 = clock()
-        for _ in range(inner):
-            fn()
-        elapsed = clock() - t0
-        samples.append(elapsed / inner)
-        total_s += elapsed
-    return summarize(samples, inner=inner, total_s=total_s)
+    return 1 if flush else choose_inner(call_s, min_sample_s=min_sample_s)
 
 
 # ----------------------------------------------------------------------------- threads, caches
@@ -188,14 +230,6 @@ def machine_info() -> Machine:
                    isa=hostinfo.simd_from_flags(info.flags, info.model_name)["isa"] if info.flags else "other",
                    flags=tuple(f for f in _SIMD_FLAGS if f in info.flags), cache_bytes=caches,
                    clock_hz=info.mhz * 1e6, system=f"{platform.system()} {platform.machine()}")
-
-
-def load_average() -> float:
-    """1-minute system load average (0.0 where the OS does not report it)."""
-    try:
-        return float(os.getloadavg()[0])
-    except (AttributeError, OSError):
-        return 0.0
 
 
 @lru_cache(maxsize=1)

@@ -9,7 +9,8 @@ Safety: nothing in a checkpoint is ever executed. torch files are read with
 `torch.load(weights_only=True)`; a zip checkpoint that this refuses because its pickle names
 foreign classes (omegaconf configs, pathlib paths, pickled modules) is read again with
 `safe_pickle.load_torch_zip`, which turns every unknown global into an inert placeholder.
-Legacy (pre-1.6) torch files get only the weights-only route.
+Legacy (pre-1.6) torch files get only the weights-only route. Sizes a file declares are checked
+before they are allocated, and what it unpickled before any loader walks it (masks/bounds.py).
 """
 
 from __future__ import annotations
@@ -18,13 +19,16 @@ import os
 import warnings
 from pathlib import Path
 
+import torch
+
 from simsparse.errors import CheckpointError
 from simsparse.masks import coverage, loaders_foreign, loaders_hf, loaders_torch, native  # noqa: F401  (register loaders)
+from simsparse.masks.bounds import check_object_graph, check_safetensors, check_zip
 from simsparse.masks.loaders_common import LOADERS, ORDER, RawCheckpoint, unwrap_state_dict
 from simsparse.masks.safe_pickle import UnsafePickleError, load_torch_zip
 from simsparse.records import MaskSet
 
-__all__ = ["LOADERS", "ORDER", "load", "load_state", "read_raw"]
+__all__ = ["LOADERS", "ORDER", "load", "load_state", "read_raw", "read_torch_file"]
 
 CONTAINERS = ("torch zip", "torch legacy pickle", "safetensors")
 
@@ -69,8 +73,6 @@ def _read_safetensors(path: Path, keep_weights: bool) -> RawCheckpoint:
 
 
 def _read_torch(path: Path, *, is_zip: bool, keep_weights: bool) -> RawCheckpoint:
-    import torch
-
     container = "torch-zip" if is_zip else "torch-legacy"
     try:
         with warnings.catch_warnings():  # damaged files make torch warn about odd pickle protocols
@@ -92,6 +94,11 @@ def _read_torch(path: Path, *, is_zip: bool, keep_weights: bool) -> RawCheckpoin
                          keep_weights=keep_weights)
 
 
+def _checked(raw: RawCheckpoint) -> RawCheckpoint:
+    check_object_graph(raw.obj, source=raw.path)
+    return raw
+
+
 def read_raw(path: str | os.PathLike, *, keep_weights: bool = True) -> RawCheckpoint:
     """The file's top-level object, read safely by container; no loader has run yet."""
     p = Path(path)
@@ -102,13 +109,35 @@ def read_raw(path: str | os.PathLike, *, keep_weights: bool = True) -> RawCheckp
     except OSError as exc:
         raise CheckpointError(f"{p}: cannot read the file ({_first_line(exc)}); check the path") from exc
     if head.startswith(b"PK\x03\x04"):
-        return _read_torch(p, is_zip=True, keep_weights=keep_weights)
+        check_zip(p, size)
+        return _checked(_read_torch(p, is_zip=True, keep_weights=keep_weights))
     if _is_safetensors(head, size):
+        check_safetensors(p, size)
         return _read_safetensors(p, keep_weights)
     if head[:1] == b"\x80":
-        return _read_torch(p, is_zip=False, keep_weights=keep_weights)
+        return _checked(_read_torch(p, is_zip=False, keep_weights=keep_weights))
     raise CheckpointError(f"{p}: not a checkpoint (tried: {', '.join(CONTAINERS)}); pass a file written by "
                           "torch.save, safetensors or simsparse")
+
+
+def read_torch_file(path: str | os.PathLike, *, what: str) -> object:
+    """Any torch file (e.g. a training state) read weights-only within the same bounds as a checkpoint;
+    CheckpointError naming `what` when it cannot be read."""
+    p = Path(path)
+    size = _check_file(p)
+    with open(p, "rb") as fh:
+        is_zip = fh.read(4) == b"PK\x03\x04"
+    if is_zip:
+        check_zip(p, size)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable content is the user's file, not our bug
+        raise CheckpointError(f"{what} {p}: not a readable torch file ({type(exc).__name__}: {_first_line(exc)})") \
+            from None
+    check_object_graph(obj, source=f"{what} {p}")
+    return obj
 
 
 def load(path: str | os.PathLike, *, keep_weights: bool = True) -> MaskSet:

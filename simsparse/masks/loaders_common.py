@@ -10,6 +10,7 @@ ends in "weight", except embeddings (any dotted part containing "embed", e.g. `e
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -114,11 +115,14 @@ def tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
     return out or None
 
 
-def module_state(obj: Any, prefix: str = "", depth: int = 0) -> dict[str, torch.Tensor]:
-    """Parameters and buffers of a pickled `nn.Module` read as inert placeholders."""
+def module_state(obj: Any, prefix: str = "", depth: int = 0, seen: set[int] | None = None) -> dict[str, torch.Tensor]:
+    """Parameters and buffers of a pickled `nn.Module` read as inert placeholders (a module shared
+    under several names is read once, so shared structures cannot multiply the walk)."""
+    seen = set() if seen is None else seen
     state = obj.state if is_placeholder(obj) else None
-    if not isinstance(state, Mapping) or depth > 64:
+    if not isinstance(state, Mapping) or depth > 64 or id(obj) in seen:
         return {}
+    seen.add(id(obj))
     out: dict[str, torch.Tensor] = {}
     for group in ("_parameters", "_buffers"):
         for name, value in (tensor_dict(state.get(group)) or {}).items():
@@ -126,7 +130,7 @@ def module_state(obj: Any, prefix: str = "", depth: int = 0) -> dict[str, torch.
     children = state.get("_modules")
     if isinstance(children, Mapping):
         for name, child in children.items():
-            out.update(module_state(child, f"{prefix}{name}.", depth + 1))
+            out.update(module_state(child, f"{prefix}{name}.", depth + 1, seen))
     return out
 
 
@@ -153,18 +157,25 @@ def strip_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def plain(value: Any, depth: int = 0) -> Any:
-    """A JSON-friendly copy of checkpoint metadata; tensors and foreign objects become strings."""
-    if depth > 8:
+PLAIN_NODES = 4096  # values one `plain` copy may hold: metadata is for display, never expanded whole
+
+
+def plain(value: Any, depth: int = 0, budget: list[int] | None = None) -> Any:
+    """A JSON-friendly, bounded copy of checkpoint metadata (at most PLAIN_NODES values, 8 levels,
+    64 items per container; a shared structure costs each time it is shown); tensors and foreign
+    objects become strings."""
+    budget = [PLAIN_NODES] if budget is None else budget
+    budget[0] -= 1
+    if depth > 8 or budget[0] < 0:
         return "..."
     if value is None or isinstance(value, (bool, int, float, str)):
-        return value
+        return value if not isinstance(value, str) else value[:1000]
     if isinstance(value, torch.Tensor):
         return value.item() if value.numel() == 1 else f"<tensor {tuple(value.shape)}>"
     if isinstance(value, Mapping):
-        return {str(k): plain(v, depth + 1) for k, v in list(value.items())[:64]}
+        return {str(k)[:200]: plain(v, depth + 1, budget) for k, v in islice(value.items(), 64)}
     if isinstance(value, (list, tuple)):
-        return [plain(v, depth + 1) for v in value[:64]]
+        return [plain(v, depth + 1, budget) for v in value[:64]]
     return repr(value)[:120]
 
 

@@ -26,6 +26,7 @@ Loaders:
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -33,13 +34,17 @@ import numpy as np
 import torch
 
 from simsparse.errors import CheckpointError
+from simsparse.fileio import read_json
 from simsparse.masks.loaders_common import (Loader, RawCheckpoint, build_maskset, mask_to_numpy, register,
                                             strip_prefixes, tensor_dict, unwrap_state_dict)
 from simsparse.masks.loaders_torch import parse_flat
 from simsparse.masks.safe_pickle import is_placeholder
+from simsparse.parse import MAX_RANK
 from simsparse.records import MaskSet
 
 INDEX_SUFFIXES = (".safetensors.index.json", ".bin.index.json")
+MAX_JSON_BYTES = 64 * 2**20     # a shard index or config.json (Llama-3-70B's index: ~60 kB)
+MAX_SHARDS = 10_000
 SHARD_GLOBS = ("*.safetensors", "pytorch_model*.bin")
 
 
@@ -54,12 +59,16 @@ def _shards(path: Path) -> tuple[list[Path], Path]:
                                               if (path / n).is_file()), None)
     folder = path.parent if path.is_file() else path
     if index is not None:
+        data = read_json(index, max_bytes=MAX_JSON_BYTES, what="shard index", error=CheckpointError)
         try:
-            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = data["weight_map"]
             names = sorted(set(str(v) for v in weight_map.values()))
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"{index}: not a readable shard index ({type(exc).__name__}); "
                                   "re-download model.safetensors.index.json") from None
+        if len(names) > MAX_SHARDS:
+            raise CheckpointError(f"{index}: names {len(names)} shards (more than {MAX_SHARDS}); "
+                                  "the index is damaged or hostile")
         missing = [n for n in names if "/" in n or not (folder / n).is_file()]
         if missing:
             raise CheckpointError(f"{index}: shard {missing[0]} is missing ({len(missing)} of {len(names)}); "
@@ -89,8 +98,9 @@ def read_hf(path: Path, *, keep_weights: bool, read_file) -> RawCheckpoint:
         foreign += list(raw.foreign)
     metadata = {"shards": str(len(files))}
     cfg = folder / "config.json"
-    if cfg.is_file():
-        metadata["hf_config"] = cfg.read_text(encoding="utf-8")[:1_000_000]
+    if cfg.is_file():   # kept as text for the loaders (sparsity_config); read bounded, checked as JSON
+        metadata["hf_config"] = json.dumps(read_json(cfg, max_bytes=MAX_JSON_BYTES, what="config.json",
+                                                     error=CheckpointError))
     return RawCheckpoint(path=str(path), container="hf-directory", obj=merged, foreign=tuple(sorted(set(foreign))),
                          metadata=metadata, keep_weights=keep_weights)
 
@@ -123,7 +133,7 @@ def _ct_prefixes(sd: Mapping[str, Any]) -> list[str]:
 
 def unpack_bitmask(bitmask: torch.Tensor, shape: tuple[int, ...], *, fqn: str, source: str) -> np.ndarray:
     packed = bitmask.detach().cpu().numpy()
-    rows, cols = shape[0], int(np.prod(shape[1:]))
+    rows, cols = shape[0], math.prod(shape[1:])
     if packed.dtype.itemsize != 1 or packed.shape != (rows, -(-cols // 8)):
         raise CheckpointError(f"{source}: {fqn}.bitmask has shape {tuple(packed.shape)}, expected "
                               f"({rows}, {-(-cols // 8)}) bytes for dense shape {shape}; the file is damaged")
@@ -133,9 +143,14 @@ def unpack_bitmask(bitmask: torch.Tensor, shape: tuple[int, ...], *, fqn: str, s
 
 def _ct_mask(sd: Mapping[str, Any], prefix: str, *, source: str) -> np.ndarray:
     fqn = f"{prefix}.weight"
-    shape = tuple(int(x) for x in sd[f"{prefix}.shape"].flatten().tolist())
-    if len(shape) < 2 or min(shape) < 1:
+    declared = sd[f"{prefix}.shape"]
+    if not isinstance(declared, torch.Tensor) or not 2 <= declared.numel() <= MAX_RANK:
+        raise CheckpointError(f"{source}: {prefix}.shape is not a weight shape (2 to {MAX_RANK} sizes); damaged file")
+    shape = tuple(int(x) for x in declared.flatten().tolist())
+    if min(shape) < 1:
         raise CheckpointError(f"{source}: {prefix}.shape = {shape} is not a weight shape")
+    # the declared dense shape against the real bytes: the bitmask (checked in unpack_bitmask before
+    # anything is unpacked) holds ceil(cols / 8) bytes per row, so the mask is at most 8x its bytes
     mask = unpack_bitmask(sd[f"{prefix}.bitmask"], shape, fqn=prefix, source=source)
     values = int(sd[f"{prefix}.compressed"].numel())
     if int(mask.sum()) != values:

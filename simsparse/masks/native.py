@@ -11,13 +11,12 @@ loadable with `torch.load(weights_only=True)`:
      "meta":     {method, hyperparameters, accuracy, train FLOPs, provenance, history, ...}}
 
 `meta` must be plain data (None/bool/int/float/str, lists/tuples, dicts with str keys);
-numpy scalars are converted. Files are written atomically (temp file + os.replace).
+numpy scalars are converted. Files are written atomically by simsparse.fileio.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from simsparse.errors import CheckpointError, GeometryError
+from simsparse.fileio import atomic_writer
 from simsparse.geometry_io import workload_from_dict, workload_to_dict
 from simsparse.masks.loaders_common import (Loader, RawCheckpoint, build_maskset, check_finite, check_shape,
                                             mask_to_numpy, register, weight_to_numpy)
@@ -106,17 +106,8 @@ def save(path: str | os.PathLike, *, masks: Mapping[str, np.ndarray | torch.Tens
     if not target.parent.is_dir():
         raise CheckpointError(f"folder {target.parent} does not exist; create it first")
     payload = _payload(masks, weights, geometry, meta, state)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_writer(target, what="checkpoint") as fh:
+        torch.save(payload, fh)
 
 
 # ----------------------------------------------------------------------------- load
@@ -138,6 +129,23 @@ def _geometry(raw: RawCheckpoint, masks: Mapping[str, np.ndarray]) -> Workload |
         if op.name in masks and op.weight_shape is not None:
             check_shape(masks[op.name], tuple(op.weight_shape), fqn=op.name, source=raw.path)
     return workload
+
+
+META_VALUES = 200_000  # values native meta may hold once shared parts are written out (JSON renders it whole)
+
+
+def _meta_copy(value: Any, *, source: str, budget: list[int] | None = None) -> Any:
+    """An unshared copy of native meta, refused when it expands past META_VALUES values."""
+    budget = [META_VALUES] if budget is None else budget
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise CheckpointError(f"{source}: its meta expands to more than {META_VALUES} values (shared lists "
+                              "repeated many times?); re-save the checkpoint with simsparse")
+    if isinstance(value, Mapping):
+        return {str(k): _meta_copy(v, source=source, budget=budget) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_meta_copy(v, source=source, budget=budget) for v in value]
+    return value
 
 
 def _load(raw: RawCheckpoint) -> MaskSet:
@@ -163,7 +171,7 @@ def _load(raw: RawCheckpoint) -> MaskSet:
             check_shape(masks[fqn], tuple(w.shape), fqn=fqn, source=src)
             check_finite(w, fqn=fqn, source=src)
             weights[fqn] = weight_to_numpy(w)
-    meta = obj.get("meta") if isinstance(obj.get("meta"), Mapping) else {}
+    meta = _meta_copy(obj.get("meta"), source=src) if isinstance(obj.get("meta"), Mapping) else {}
     return build_maskset(raw=raw, fmt="native", masks=masks,
                          weights=weights if raw.keep_weights else None,
                          mask_source={f: "native masks" for f in masks}, meta=dict(meta),

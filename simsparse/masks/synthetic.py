@@ -14,91 +14,20 @@ Pattern strings (the same everywhere: `inspect`, `evaluate --pattern`, `measure 
 
 `synthetic_pattern` gives the Pattern of such a mask in closed form (no mask drawn) for dense, N:M,
 fan-in and channels; `make_matrix` draws the mask when one must exist, vectorised (argpartition of
-random scores on an `[..., M]` view) and in chunks of rows.
+random scores on an `[..., M]` view) and in chunks of rows, up to MAX_SYNTHETIC_WEIGHTS weights.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import dataclass
 
 import numpy as np
 
 from simsparse.errors import PatternError
 from simsparse.masks import closed_form
 from simsparse.masks.patterns import from_gemm_rows
+from simsparse.parse import PATTERN_HELP, PatternSpec, parse_pattern  # noqa: F401  (the one parser, re-exported)
 from simsparse.records import Pattern
-
-PATTERN_HELP = ("dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), "
-                "channels=D (0<D<=1; on a network also channels=D,skip=S|keep)")
-
-
-@dataclass(frozen=True)
-class PatternSpec:
-    """A parsed pattern string."""
-
-    kind: str                 # dense | nm | fanin | density | channels
-    n: int = 0
-    m: int = 0
-    fan_in: int = 0
-    fan_in_fraction: float = 0.0   # fanin=D form: fraction of the reduction kept per row
-    density: float = 1.0
-    text: str = "dense"
-    skip: float | None = None      # channels=D,skip=S: share kept in residual groups (1.0 = keep; None: as D)
-
-
-def parse_pattern(text: str) -> PatternSpec:
-    """Parse a --pattern string; PatternError naming the accepted forms otherwise."""
-    t = str(text).strip().lower()
-    bad = PatternError(f"unknown pattern {text!r}; use one of: {PATTERN_HELP}")
-    if t == "dense":
-        return PatternSpec(kind="dense", text="dense")
-    if match := re.fullmatch(r"(\d+):(\d+)", t):
-        n, m = int(match[1]), int(match[2])
-        if not (0 < n <= m):
-            raise PatternError(f"pattern {text!r}: N:M needs 0 < N <= M (e.g. 2:4)")
-        return PatternSpec(kind="nm", n=n, m=m, text=f"{n}:{m}")
-    if t.startswith("channels=") and "," in t:
-        return _channels_with_skip(text, t)
-    if "=" in t:
-        key, _, value = t.partition("=")
-        try:
-            if key == "fanin" and "." in value:
-                d = float(value)
-                if not (0.0 < d < 1.0):
-                    raise PatternError(f"pattern {text!r}: fanin=D needs 0 < D < 1 (or an integer fan-in K)")
-                return PatternSpec(kind="fanin", fan_in_fraction=d, density=d, text=f"fanin={d:g}")
-            if key == "fanin":
-                k = int(value)
-                if k < 0:
-                    raise bad
-                return PatternSpec(kind="fanin", fan_in=k, text=f"fanin={k}")
-            if key in ("density", "channels"):
-                d = float(value)
-                if not (0.0 < d <= 1.0) or math.isnan(d):
-                    raise PatternError(f"pattern {text!r}: {key}=D needs 0 < D <= 1")
-                return PatternSpec(kind=key, density=d, text=f"{key}={d:g}")
-        except ValueError:
-            raise bad from None
-    raise bad
-
-
-def _channels_with_skip(text: str, t: str) -> PatternSpec:
-    head, _, tail = t.partition(",")
-    base = parse_pattern(head)
-    key, _, value = tail.partition("=")
-    if key != "skip" or not value:
-        raise PatternError(f"pattern {text!r}: after channels=D only skip=S (0<S<=1) or skip=keep may follow")
-    if value == "keep":
-        return PatternSpec(kind="channels", density=base.density, skip=1.0, text=f"{base.text},skip=keep")
-    try:
-        share = float(value)
-    except ValueError:
-        share = float("nan")
-    if not (0.0 < share <= 1.0):
-        raise PatternError(f"pattern {text!r}: skip=S needs 0 < S <= 1 (or skip=keep)")
-    return PatternSpec(kind="channels", density=base.density, skip=share, text=f"{base.text},skip={share:g}")
 
 
 def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -108,6 +37,10 @@ def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 CHUNK_ELEMENTS = 1 << 22   # random scores drawn per chunk of rows (bounds the float64 temporaries)
+# weights of one mask that is actually drawn (density=D has no closed form; kernels and `materialise`
+# need the values): density=D peaks near 9 bytes per weight (an int64 permutation and the mask), so
+# ~1.2 GB here. Closed-form patterns never reach it (masks/closed_form.py).
+MAX_SYNTHETIC_WEIGHTS = 2**27
 
 
 def _row_chunks(rows: int, per_row: int):
@@ -154,9 +87,18 @@ def _kept_rows(rows: int, density: float, rng: np.random.Generator) -> np.ndarra
     return np.sort(rng.permutation(rows)[:keep_rows])
 
 
+def check_drawable(rows: int, cols: int, spec: PatternSpec) -> None:
+    """Refuse to draw a mask larger than MAX_SYNTHETIC_WEIGHTS (one line, before any allocation)."""
+    if rows * cols > MAX_SYNTHETIC_WEIGHTS:
+        raise PatternError(f"pattern {spec.text} on a {rows} x {cols} weight: its mask must be drawn, and "
+                           f"{rows * cols} weights is more than the {MAX_SYNTHETIC_WEIGHTS} drawn in memory; "
+                           "dense, N:M, fanin and channels patterns need no mask, or use a smaller layer")
+
+
 def make_matrix(rows: int, cols: int, pattern: str | PatternSpec, *, seed: int = 0) -> np.ndarray:
-    """An `[n, k]` bool mask of the pattern (GEMM orientation)."""
+    """An `[n, k]` bool mask of the pattern (GEMM orientation); at most MAX_SYNTHETIC_WEIGHTS."""
     spec = pattern if isinstance(pattern, PatternSpec) else parse_pattern(pattern)
+    check_drawable(rows, cols, spec)
     rng = np.random.default_rng(seed)
     if spec.kind == "dense":
         return np.ones((rows, cols), bool)

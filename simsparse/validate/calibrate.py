@@ -20,11 +20,12 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from simsparse import hostinfo
-from simsparse.archs.cpu_host import calibration_path, host_spec_data
+from simsparse.archs.cpu_host import host_spec_data, store_calibration
 from simsparse.archs.cpu_simd import CpuSimdModel
 from simsparse.archs.cpu_cost import latency_breakdown
 from simsparse.archs.cpu_spec import PARAM_RANGES, KernelParams, with_threads
 from simsparse.errors import MeasurementError
+from simsparse.fileio import check_writable_folder
 from simsparse.kernels.suites import SUITES, Case, fan_in_for, suite_cases
 from simsparse.masks.formats import FORMATS
 from simsparse.masks.patterns import analyze
@@ -164,12 +165,10 @@ def params_dict(kernels: dict[str, KernelParams]) -> dict[str, dict[str, float]]
 
 def store(machine: str, kernels: dict[str, KernelParams], *, points: Sequence[MeasuredPoint], suite: str,
           threads: Sequence[int]) -> str:
-    path = calibration_path(machine)
     fit_mape = stats.summarize(points, metric="time").mape if points else None
-    hostinfo.write_json(path, {"machine": machine, "suite": suite, "threads": list(threads),
-                               "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n": len(points),
-                               "fit_mape": fit_mape, "kernels": params_dict(kernels)})
-    return str(path)
+    return store_calibration(machine, {"suite": suite, "threads": list(threads),
+                                       "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "n": len(points),
+                                       "fit_mape": fit_mape, "kernels": params_dict(kernels)})
 
 
 def uncalibrated_host_model(host: hostinfo.Host | None = None) -> CpuSimdModel:
@@ -186,6 +185,8 @@ def run(*, device: str = "cpu", suite: str = "cpu_calibration", threads: Sequenc
     if device != "cpu":
         raise MeasurementError(f"calibrate supports --device cpu only (got {device!r}); the GPU models "
                                "are checked with `simsparse validate --device published`")
+    if save:  # fail now, not after minutes of measuring, when the fit could not be stored
+        check_writable_folder(hostinfo.cache_dir(), what="calibration cache")
     t0 = time.perf_counter()
     host = hostinfo.detect()
     model = uncalibrated_host_model(host)

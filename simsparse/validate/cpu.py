@@ -5,7 +5,8 @@ The validation suite (`cpu_validation`) uses other shapes, sparsities and batche
 `cpu_calibration`: the two ViT-B MLP GEMMs (768->3072, 3072->768) at 80/90/99 % constant fan-in,
 batches 1, 4, 16, 64, 256, for dense, csr and condensed, plus nm (2:4, 1:8) on 1536x1536 and
 shrunk on channel-removed masks. Reported: predicted vs measured per point, MAPE and Spearman,
-per kernel and per thread count, the measurement's own noise beside them (stats.repeatability),
+per kernel and per thread count, the measurement's own noise beside them (stats.repeatability:
+pass-to-pass spread, the samples' IQR/median, the CPU share and steal the harness recorded),
 and per shape the batch at which `condensed` stops beating `dense`, predicted and measured. The
 model is `cpu_host`, by default calibrated in the same run on the `cpu_calibration` suite
 (measured interleaved with the validation points, fitted on its own points only);
@@ -22,10 +23,12 @@ from typing import Sequence
 from simsparse import hostinfo
 from simsparse.archs.cpu_simd import CpuSimdModel, cpu_model
 from simsparse.errors import SimSparseError
+from simsparse.hostinfo import available_cores
+from simsparse.kernels.contention import DEFAULT_MAX_NOISE, DEFAULT_MAX_WAIT_S, SYSTEM, Probe, wait_note
 from simsparse.kernels.suites import SUITES, Case, fan_in_for, suite_cases
 from simsparse.validate import stats
 from simsparse.validate.calibrate import Predictor, fit, predicted, uncalibrated_host_model
-from simsparse.validate.cpu_timing import load_note, measure_points, thread_counts
+from simsparse.validate.cpu_timing import load_note, measure_points, noise_verdict, thread_counts
 from simsparse.validate.records import Crossover, MeasuredPoint, ValidationReport
 
 VAL_SHAPES = ((3072, 768), (768, 3072))
@@ -131,7 +134,8 @@ def fresh_model(cal_points: Sequence[MeasuredPoint]) -> tuple[CpuSimdModel, list
 
 def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_time_s: float = 0.08,
         suite: str = "cpu_validation", arch: str = "cpu_host", repeats: int = 5,
-        calibration: str = "fresh") -> ValidationReport:
+        calibration: str = "fresh", allow_noisy: bool = False, max_noise: float | None = None,
+        max_wait_s: float | None = None, probe: Probe = SYSTEM) -> ValidationReport:
     """Measure the validation suite here and compare with the model's predictions.
 
     calibration="fresh" (default): the calibration suite is measured in the same shuffled passes
@@ -140,20 +144,29 @@ def run(*, progress: bool = False, threads: Sequence[int] | None = None, min_tim
     shared VM the speed drifts by ~20 % over tens of minutes (measured here: the same suite ran
     0.79x the time 20 minutes later), which a calibration stored earlier cannot know about.
     calibration="stored": the calibration `simsparse calibrate` stored for this machine (as
-    `evaluate` uses it), or the documented defaults if there is none."""
+    `evaluate` uses it), or the documented defaults if there is none.
+
+    Load-aware like `measure`: on a busy machine it first waits (at most `max_wait_s`) for idle
+    CPUs; every point carries the noise of its passes, the summary how noisy the measurements
+    were, and a run whose points were too often noisy in every pass (IQR/median above
+    `max_noise`, too little CPU time, steal) is refused unless `allow_noisy` (cpu_timing.noise_verdict).
+    None: the harness's defaults (kernels/contention.py)."""
     if calibration not in CALIBRATIONS:
         raise SimSparseError(f"--calibration {calibration!r}: use one of {', '.join(CALIBRATIONS)}")
     t0 = time.perf_counter()
     machine = hostinfo.detect().key
     threads = tuple(threads) if threads else thread_counts()
-    notes = load_note(threads)
+    max_noise = DEFAULT_MAX_NOISE if max_noise is None else max_noise
+    notes = load_note(threads) + wait_note(max(threads), available_cores(), probe=probe, say=progress,
+                                           max_wait_s=DEFAULT_MAX_WAIT_S if max_wait_s is None else max_wait_s)
     val_cases = suite_cases(suite)
     cal_cases = suite_cases("cpu_calibration") if calibration == "fresh" and arch == "cpu_host" else ()
     points = measure_points(tuple(val_cases) + tuple(cal_cases), threads=threads, min_time_s=min_time_s,
-                            progress=progress, repeats=repeats, machine=machine, arch=arch)
+                            progress=progress, repeats=repeats, machine=machine, arch=arch, max_noise=max_noise)
     val_keys = {(kern, c.m, c.n, c.k, c.pattern) for c in val_cases for kern in c.kernels}
     val_points = [p for p in points if (p.kernel, p.m, p.n, p.k, p.pattern) in val_keys]
     cal_points: list[MeasuredPoint] = [p for p in points if (p.kernel, p.m, p.n, p.k, p.pattern) not in val_keys]
+    notes += noise_verdict(val_points, allow_noisy=allow_noisy)
     if cal_cases:
         model, cal_points = fresh_model(cal_points)
         source = "fresh: fitted in this run"

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from simsparse.archs import load_arch
 from simsparse.errors import SpecError, UnknownNameError
 from simsparse.resources import data_dir
 from simsparse.validate import stats
 from simsparse.validate.corpus import MODEL_DTYPES, PublishedRow, read_corpus
-from simsparse.validate.gpu_predict import GPU_ARCHS, GpuPredictor, arch_for_gpu, software_overrides
+from simsparse.validate.gpu_predict import GPU_ARCHS, GpuPredictor, arch_for_gpu, gpu_key, software_overrides
 from simsparse.validate.records import Corpus, MeasuredPoint, NotEvaluated, ValidationReport
 
 # the shipped corpora (accelerators/measurements/), in report order: name -> (file, role)
@@ -121,12 +122,23 @@ def build_report(*, loaded: Sequence[LoadedCorpus], points: Sequence[MeasuredPoi
                             elapsed_s=elapsed_s, notes=tuple(notes))
 
 
+def _check_gpu_archs(gpu_archs: Mapping[str, str] | None, loaded: Sequence[LoadedCorpus]) -> None:
+    """Every explicit GPU=ARCH names a GPU of the rows and a spec that loads (never ignored silently)."""
+    gpus = sorted({gpu_key(r.gpu) for lc in loaded for r in lc.rows})
+    for gpu, arch in (gpu_archs or {}).items():
+        if gpu_key(gpu) not in gpus:
+            raise SpecError(f"--gpu-arch {gpu}={arch}: no row names GPU {gpu!r}; the rows name "
+                            f"{', '.join(repr(g) for g in gpus) or 'none'}")
+        load_arch(arch)   # UnknownNameError / SpecError naming the spec
+
+
 def run(*, corpora: Sequence[str] | None = None, csv_path: str | Path | None = None, engine: str = "analytic",
         gpu_archs: Mapping[str, str] | None = None, overrides: Sequence[str] = ()) -> ValidationReport:
     """Every shipped corpus (or `corpora`, or the one CSV `csv_path`) beside the model.
     `gpu_archs` maps GPU names to specs ahead of GPU_ARCHS; `overrides` apply to every spec."""
     t0 = time.perf_counter()
     loaded = (load_csv(csv_path),) if csv_path is not None else load(corpora)
+    _check_gpu_archs(gpu_archs, loaded)
     predictor = GpuPredictor(engine=engine, overrides=tuple(overrides))
     points: list[MeasuredPoint] = []
     skipped: list[NotEvaluated] = []

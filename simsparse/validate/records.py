@@ -22,7 +22,10 @@ class MeasuredPoint:
     (published rows, CUDA) also fill the `*_dense_s` pair and the speedups (dense / sparse).
     `measured_s` is None where a source publishes only a speedup. `median_s`, `min_s`, `iqr_s`
     and `pass_mins_s` (each timing pass's fastest sample) describe the measurement's own noise
-    where it was measured here."""
+    where it was measured here; so do the load-aware fields of the harness (kernels/harness.py
+    `Measurement`), over the passes: `p10_s`/`p90_s` and `noise` (IQR/median) the median pass's,
+    `cpu_share` the least CPU time a pass got, `steal_fraction` the most stolen, and `noisy` why
+    the point is less precise than asked ("" when at least one pass was clean)."""
 
     id: str
     source: str                      # corpus name, "cpu" or "cuda"
@@ -49,18 +52,30 @@ class MeasuredPoint:
     min_s: float | None = None
     iqr_s: float | None = None
     pass_mins_s: tuple[float, ...] = ()
+    p10_s: float | None = None
+    p90_s: float | None = None
+    noise: float | None = None
+    cpu_share: float | None = None
+    steal_fraction: float | None = None
+    noisy: str = ""
 
 
 @dataclass(frozen=True)
 class Noise:
     """How repeatable the measurement itself was: the pass-to-pass spread of each point's fastest
     sample (slowest pass minimum / fastest - 1; median and 90th percentile over points), and the
-    mean |error| a perfect model would show against one single pass."""
+    mean |error| a perfect model would show against one single pass. Where the harness recorded
+    the load (CPU kernels timed here): the median IQR/median of the samples, the least CPU share
+    and the most steal any pass saw, and how many points were noisy in every pass."""
 
     passes: int
     spread_median: float
     spread_p90: float
     single_pass_ape: float
+    sample_noise_median: float | None = None
+    cpu_share_min: float | None = None
+    steal_fraction_max: float | None = None
+    noisy_points: int = 0
 
 
 @dataclass(frozen=True)

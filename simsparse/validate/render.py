@@ -80,7 +80,11 @@ def noise_text(s: Summary) -> str:
     n = s.noise
     if n is None:
         return "-"
-    return f"spread {pct(n.spread_median)} (p90 {pct(n.spread_p90)}), 1-pass APE {pct(n.single_pass_ape)}"
+    text = f"spread {pct(n.spread_median)} (p90 {pct(n.spread_p90)}), 1-pass APE {pct(n.single_pass_ape)}"
+    if n.cpu_share_min is not None:
+        text += (f", samples IQR/median {pct(n.sample_noise_median)}, CPU share >= {pct(n.cpu_share_min)}, "
+                 f"steal <= {pct(n.steal_fraction_max)}, noisy points {n.noisy_points}")
+    return text
 
 
 def _sign(s: Summary) -> str:

@@ -100,8 +100,13 @@ def repeatability(points: Sequence[MeasuredPoint]) -> Noise | None:
     single = [v / p.measured_s - 1.0 for p in timed for v in p.pass_mins_s]
     if not spreads:
         return None
+    loaded = [p for p in timed if p.cpu_share is not None]
     return Noise(passes=max(len(p.pass_mins_s) for p in timed), spread_median=float(np.median(spreads)),
-                 spread_p90=float(np.percentile(spreads, 90)), single_pass_ape=float(np.mean(single)))
+                 spread_p90=float(np.percentile(spreads, 90)), single_pass_ape=float(np.mean(single)),
+                 sample_noise_median=float(np.median([p.noise for p in loaded])) if loaded else None,
+                 cpu_share_min=min(p.cpu_share for p in loaded) if loaded else None,
+                 steal_fraction_max=max(p.steal_fraction for p in loaded) if loaded else None,
+                 noisy_points=sum(1 for p in timed if p.noisy))
 
 
 def _optional(value: float) -> float | None:
