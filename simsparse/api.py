@@ -139,7 +139,8 @@ def run_model(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dtyp
     dense = estimate_works(model=model, works=works, engine=engine, dense=True,
                            kernel="dense" if kernel else None, progress=progress)
     return Report(arch=model.name, engine=engine, dtype=dtype, estimates=tuple(est), total=sum_estimates(est),
-                  dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}))
+                  dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}),
+                  software=model.software)
 
 
 def token_rates(report: Report) -> Report:
@@ -179,8 +180,10 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
              engine: str = "analytic", overrides: Sequence[str] = (), kernel: str | None = None,
              seed: int = 0, progress: bool = False, model: Any = None, example_inputs: Any = None,
              input_shape: tuple[int, ...] = (), seq: int | None = None, decode: bool = False,
-             context: int | None = None, allow_partial: bool = False) -> Report:
+             context: int | None = None, allow_partial: bool = False, software: str | None = None) -> Report:
     """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM.
+    `software` times it under that software stack of the arch (GPU: kernel, pytorch-eager, ...;
+    default: the spec's own).
 
     `model` gives the geometry instead of `workload`: a SPEC string (torchvision:NAME, hf:DIR,
     module:pkg.mod:factory, with input_shape / seq / decode+context) or an nn.Module with
@@ -198,6 +201,8 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
     if sources != 1:
         raise SimSparseError("evaluate needs exactly one of --mask CKPT, --workload W --pattern P, --gemm M,N,K --pattern P")
     arch_model = load_arch(arch, overrides)
+    if software is not None:
+        arch_model = arch_model.with_software(software)
     dtype = _check_dtype(arch_model, dtype)
     arch_model.check_kernel(kernel)
     provenance: dict[str, Any] = {"arch_source": arch_model.source}
@@ -219,13 +224,19 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
 
 
 def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None = None, batch: int = 1,
-            dtype: str | None = None, engine: str = "analytic", progress: bool = False) -> list[Report]:
-    """Every checkpoint on every arch (each beside its own dense baseline)."""
+            dtype: str | None = None, engine: str = "analytic", progress: bool = False,
+            software: str | None = None) -> list[Report]:
+    """Every checkpoint on every arch (each beside its own dense baseline). `software` applies to
+    the archs that have named software stacks (GPUs); it is refused if none of them has."""
+    if software is not None and not any(load_arch(a).software_stacks() for a in archs):
+        raise SimSparseError(f"--software {software}: none of the archs ({', '.join(archs)}) has named software "
+                             "stacks; --software applies to GPU archs")
     reports = []
     for arch in archs:
+        stack = software if software is not None and load_arch(arch).software_stacks() else None
         for m in masks:
             reports.append(evaluate(arch=arch, mask=m, workload=workload, batch=batch, dtype=dtype,
-                                    engine=engine, progress=progress))
+                                    engine=engine, progress=progress, software=stack))
     return reports
 
 
@@ -298,19 +309,20 @@ VALIDATE_DEVICES = ("published", "cpu", "cuda")
 
 def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | None = None,
              corpora: Sequence[str] | None = None, gpu_archs: Mapping[str, str] | None = None,
-             calibration: str = "fresh", progress: bool = False) -> ValidationReport:
+             calibration: str = "fresh", progress: bool = False, software: str | None = None) -> ValidationReport:
     """`simsparse validate`: the model beside measurements. published: every shipped corpus (or
-    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored);
-    cuda: kernels timed on this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
+    `corpora`, or the one CSV `csv_path`), each row under the software stack it was measured with
+    (`software`: only the rows of that stack); cpu: kernels timed here (`calibration`
+    fresh|stored); cuda: kernels timed on this GPU. `gpu_archs` maps GPU names to arch specs."""
     if device not in VALIDATE_DEVICES:
         raise SimSparseError(f"unknown device {device!r}; use one of {', '.join(VALIDATE_DEVICES)}")
-    if device != "published" and (csv_path is not None or corpora):
-        raise SimSparseError("--csv and --corpus apply to --device published only")
+    if device != "published" and (csv_path is not None or corpora or software):
+        raise SimSparseError("--csv, --corpus and --software apply to --device published only")
     if device == "published":
         from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
 
         return published.run(corpora=corpora, csv_path=Path(csv_path) if csv_path else None, engine=engine,
-                             gpu_archs=gpu_archs)
+                             gpu_archs=gpu_archs, software=software)
     if device == "cuda":
         from simsparse.validate import cuda  # torch (CUDA) kernels
 

@@ -35,9 +35,16 @@ def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
 def _common_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", help="workload name (see `simsparse workloads`) or YAML path")
     p.add_argument("--batch", type=int, default=1, help="batch size (default 1)")
-    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "int8"), help="default: the arch's own")
+    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "fp8", "int8"), help="default: the arch's own")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
+    _software(p)
     _fmt(p)
+
+
+def _software(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--software", metavar="NAME",
+                   help="software stack of GPU archs: kernel (the library alone, its best algorithm; the default), "
+                        "pytorch-eager (eager PyTorch calls), pytorch-graph, or one the spec defines")
 
 
 def _trace_flags(p: argparse.ArgumentParser) -> None:
@@ -136,6 +143,9 @@ def _add_measurement(sub) -> None:
                    help="published: only this shipped corpus (repeatable; e.g. gpu_kernel_dev)")
     p.add_argument("--gpu-arch", action="append", default=[], metavar="GPU=ARCH",
                    help="model the GPU named GPU with arch ARCH instead of the built-in table (repeatable)")
+    p.add_argument("--software", choices=("kernel", "pytorch-eager"),
+                   help="published: only the rows measured under this software stack (default: every row, each "
+                        "under its own)")
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
@@ -186,7 +196,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                      batch=a.batch, dtype=a.dtype, engine=a.engine, overrides=tuple(a.overrides),
                      kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
                      input_shape=_input(a), seq=a.seq, decode=a.decode, context=a.context,
-                     allow_partial=a.allow_partial)
+                     allow_partial=a.allow_partial, software=a.software)
     if a.out:
         write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"))
         write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"))
@@ -206,7 +216,7 @@ def cmd_trace(a: argparse.Namespace) -> None:
 
 def cmd_compare(a: argparse.Namespace) -> None:
     reports = api.compare(masks=a.checkpoints, archs=a.arch, workload=a.workload, batch=a.batch,
-                          dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty())
+                          dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty(), software=a.software)
     if a.plot:
         plots.speedup_plot(reports, Path(a.plot) / "speedup.png")
     _emit(report.render_reports(reports, a.format))
@@ -265,7 +275,8 @@ def cmd_validate(a: argparse.Namespace) -> None:
     from simsparse.validate import render  # scipy (stats, the calibration fit): only validate/calibrate pay it
 
     res = api.validate(device=a.device, engine=a.engine, csv_path=a.csv, corpora=a.corpus,
-                       gpu_archs=_gpu_archs(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty())
+                       gpu_archs=_gpu_archs(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty(),
+                       software=a.software)
     _emit(render.render(res, a.format))
 
 

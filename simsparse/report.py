@@ -51,7 +51,8 @@ def estimate_row(e: Estimate) -> dict[str, Any]:
     return {"name": e.layer, "m": e.m, "n": e.n, "k": e.k, "format": e.format, "density": e.density,
             "flops_dense": e.flops_dense, "flops_effective": e.flops_effective,
             "flops_executed": e.flops_executed, "bytes": dict(e.bytes_by_level), "cycles": e.cycles,
-            "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "notes": list(e.notes)}
+            "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "software": e.software,
+            "error_band": plain(e.error_band), "notes": list(e.notes)}
 
 
 def report_dict(r: Report) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def report_dict(r: Report) -> dict[str, Any]:
     dense_total = estimate_row(r.dense_total)
     for row in (total, dense_total):
         row.pop("notes")
-    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype,
+    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype, "software": r.software,
             "layers": [estimate_row(e) for e in r.estimates], "total": total, "dense_total": dense_total,
             "speedup_vs_dense": r.speedup_vs_dense, "provenance": plain(r.provenance)}
 
@@ -95,7 +96,7 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
         sp = d.latency_s / e.latency_s if e.latency_s > 0 else float("inf")
         rows.append([e.layer, f"{e.m}x{e.n}x{e.k}" if e.m else "-", e.format, f"{e.density:.3f}",
                      _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound])
-    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}",
+    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}" + (f"  software {r.software}" if r.software else ""),
            table(rows, ["layer", "m x n x k", "format", "density", "flops exec", "latency", "dense", "speedup", "bound"])]
     if len(pairs) > max_rows:
         out.append(f"... {len(pairs) - max_rows} more layers (use --format json or csv for all)")
@@ -120,14 +121,14 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
 def report_csv(reports: Iterable[Report]) -> str:
     buf = io.StringIO()
     cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
-            "dense_latency_s", "speedup", "bound", "bytes_total", "notes"]
+            "dense_latency_s", "speedup", "bound", "bytes_total", "notes", "software"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in reports:
         pairs = list(zip(r.estimates, r.dense_estimates)) + [(r.total, r.dense_total)]
         for e, d in pairs:
             row = {k: v for k, v in estimate_row(e).items() if k in cols}
-            row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, dense_latency_s=d.latency_s,
+            row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, software=r.software, dense_latency_s=d.latency_s,
                        speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
                        bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes))
             w.writerow(row)

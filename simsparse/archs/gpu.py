@@ -78,6 +78,16 @@ class GpuSparseTensorCore(ArchModel):
         dtypes = self.spec.tensor_dtypes
         return dtypes + (("fp32",) if "tf32" in dtypes else ())   # fp32 GEMMs run as tf32
 
+    @property
+    def software(self) -> str:
+        return self.spec.software
+
+    def software_stacks(self) -> tuple[str, ...]:
+        return tuple(self.spec.profiles)
+
+    def with_software(self, name: str) -> "GpuSparseTensorCore":
+        return type(self)(name=self.name, spec=self.spec.with_software(name), source=self.source)
+
     # ------------------------------------------------------------------ planning
 
     def plan(self, work: LayerWork, *, dense: bool = False, kernel: str | None = None) -> ExecutionPlan[GpuPlan]:

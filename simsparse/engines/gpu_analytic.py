@@ -23,20 +23,22 @@ def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *,
     host = host_s(spec, spec.dense)
     latency = max(device, host)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
-                              bound="overhead" if host > device else "memory")
+                              bound="overhead" if host > device else "memory", software=spec.software)
 
 
 def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str, t: KernelTiming,
                   kernel_clk: float, compute: float, memory: float) -> Estimate:
-    """A library call whose main kernel (closed-form model `t`) took `kernel_clk` clocks, of which
+    """A library call whose main kernel (closed-form model `t`) took `kernel_clk` clocks (at the
+    kernel's own, possibly power-limited, clock `t.clock_hz`), of which
     `compute` vs `memory` (any unit) says what bound it: + reduction, copies, launches vs host."""
     spec, lc = model.spec, plan.payload.call
-    kernel_s = kernel_clk / spec.clock_hz
+    kernel_s = kernel_clk / t.clock_hz
     device = call_device_s(spec, lc, t, kernel_s=kernel_s)
     bound = bound_of(compute_s=compute, memory_s=memory, device_s=device,
                      host_s=host_s(spec, library_of(spec, lc.call)))
     latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
-    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound)
+    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound,
+                              software=spec.software)
 
 
 @register(KIND, "analytic")
