@@ -61,6 +61,7 @@ def report_dict(r: Report) -> dict[str, Any]:
     for row in (total, dense_total):
         row.pop("notes")
     return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype, "software": r.software,
+            "error_band": plain(r.total.error_band),
             "layers": [estimate_row(e) for e in r.estimates], "total": total, "dense_total": dense_total,
             "speedup_vs_dense": r.speedup_vs_dense, "provenance": plain(r.provenance)}
 
@@ -88,22 +89,45 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _band_cell(low: float | None, high: float | None, prior: bool = False) -> str:
+    """An error band as `-8%..+12%` (`*`: a prior, borrowed)."""
+    if low is None or high is None:
+        return "-"
+    return f"{low:+.0%}..{high:+.0%}" + ("*" if prior else "")
+
+
+def band_line(r: Report) -> str | None:
+    """The report's expected error (GPU archs): the total's latency and speedup bands and their basis."""
+    b = r.total.error_band
+    if b is None:
+        return None
+    speed = f", speedup {_band_cell(b.speedup_low, b.speedup_high)}" if b.speedup_low is not None else ""
+    return (f"expected error (measured / predicted - 1, 10th..90th percentile of validation residuals): latency "
+            f"{_band_cell(b.latency_low, b.latency_high)}{speed}; {b.basis}" + (" (* prior: borrowed)" if b.prior else ""))
+
+
 def report_table(r: Report, *, max_rows: int = 60) -> str:
     rows = []
     pairs = list(zip(r.estimates, r.dense_estimates))
     shown = pairs if len(pairs) <= max_rows else pairs[:max_rows]
+    bands = any(e.error_band for e, _ in pairs)
     for e, d in shown:
         sp = d.latency_s / e.latency_s if e.latency_s > 0 else float("inf")
+        b = e.error_band
         rows.append([e.layer, f"{e.m}x{e.n}x{e.k}" if e.m else "-", e.format, f"{e.density:.3f}",
-                     _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound])
+                     _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound]
+                    + ([_band_cell(b.latency_low, b.latency_high, b.prior) if b else "-"] if bands else []))
+    header = ["layer", "m x n x k", "format", "density", "flops exec", "latency", "dense", "speedup", "bound"]
     out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}" + (f"  software {r.software}" if r.software else ""),
-           table(rows, ["layer", "m x n x k", "format", "density", "flops exec", "latency", "dense", "speedup", "bound"])]
+           table(rows, header + (["exp. error"] if bands else []))]
     if len(pairs) > max_rows:
         out.append(f"... {len(pairs) - max_rows} more layers (use --format json or csv for all)")
     t, d = r.total, r.dense_total
     out.append(f"total: {_time(t.latency_s)} vs dense {_time(d.latency_s)} -> speedup {r.speedup_vs_dense:.3f}x; "
                f"FLOPs dense {_si(t.flops_dense)}, effective {_si(t.flops_effective)}, executed {_si(t.flops_executed)}"
                + (f"; energy {t.energy_j * 1e3:.3f} mJ vs {d.energy_j * 1e3:.3f} mJ" if t.energy_j else ""))
+    if band_line(r):
+        out.append(band_line(r))
     if r.provenance.get("coverage"):
         out.append(str(r.provenance["coverage"]))
     llm = r.provenance.get("llm") or {}
@@ -121,7 +145,7 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
 def report_csv(reports: Iterable[Report]) -> str:
     buf = io.StringIO()
     cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
-            "dense_latency_s", "speedup", "bound", "bytes_total", "notes", "software"]
+            "dense_latency_s", "speedup", "bound", "bytes_total", "notes", "software", "error_low", "error_high"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in reports:
@@ -130,7 +154,9 @@ def report_csv(reports: Iterable[Report]) -> str:
             row = {k: v for k, v in estimate_row(e).items() if k in cols}
             row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, software=r.software, dense_latency_s=d.latency_s,
                        speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
-                       bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes))
+                       bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes),
+                       error_low=e.error_band.latency_low if e.error_band else "",
+                       error_high=e.error_band.latency_high if e.error_band else "")
             w.writerow(row)
     return buf.getvalue()
 

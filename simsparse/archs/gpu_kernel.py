@@ -228,8 +228,8 @@ def _waves(spec: GpuSpec, call: KernelCall, tile: TileConfig, k_split: int, tile
 def _kernel_clk(spec: GpuSpec, full: float, wfull: WaveWork | None, wlast: WaveWork | None, kw: dict) -> float:
     """Main-kernel clocks: per-wave fills and epilogues, plus the K-loops bounded over the whole
     kernel: the bandwidth resources by their totals over all waves (waves are not barriers), the
-    CTAs' latency-bound K-loops by their chain (a wave's K-loop takes at least the slower of its
-    compute and its latency floor, and waves follow each other on an SM)."""
+    CTAs' latency-bound K-loops by their chain (a wave's K-loop takes at least its compute and its
+    latency floor combined like any co-limiting pair, and waves follow each other on an SM)."""
     totals = [0.0, 0.0, 0.0, 0.0]
     fixed, chain = 0.0, 0.0
     for wave, times in ((wfull, full), (wlast, 1)):
@@ -238,7 +238,7 @@ def _kernel_clk(spec: GpuSpec, full: float, wfull: WaveWork | None, wlast: WaveW
         terms = wave_terms(spec, wave, tile_compute_clk=kw["tile_compute_clk"], tile_load_bytes=kw["tile_load_bytes"],
                            tile_l2_bytes=kw["tile_l2_bytes"], tile_store_bytes=kw["tile_store_bytes"])
         totals = [t + times * x for t, x in zip(totals, terms)]
-        chain += times * max(terms[0], kw["tile_latency_clk"])
+        chain += times * soft_max(terms[0], kw["tile_latency_clk"])
         fixed += times * (kw["fill_clk"] + epilogue_wave_clk(spec, wave, tile_store_bytes=kw["tile_store_bytes"],
                                                              epilogue_clk=kw["epilogue_clk"]))
     return fixed + max(soft_max(totals[0], max(totals[1:])), chain)

@@ -72,6 +72,9 @@ PROFILE_SCHEMA = {
     "launch_gap_s": Field(float, min=0.0, max=1e-4, doc="device gap per kernel launched back to back"),
     "warm_l2": Field(bool, required=False, default=False,
                      doc="calls repeat on the same tensors without an L2 flush: what fits stays in L2"),
+    "on_top_of": Field(str, required=False, default="",
+                       doc="a stack this one runs on top of (a framework calling the same library API): its "
+                           "launch_gap_s and host_overhead_s are its own extra seconds over that stack's"),
     "dense": Optional(_library_schema(partial=True), default={}),
     "backends": MapOf(_library_schema(partial=True), keys=SPARSE_BACKENDS, required=False, default={}),
 }
@@ -120,7 +123,10 @@ GPU_SCHEMA = {
         "backends": MapOf(LIBRARY_SCHEMA, keys=SPARSE_BACKENDS, required=False, default={}),
         "profiles": MapOf(PROFILE_SCHEMA),
     },
-    "fitted": Optional(MapOf(Field((str, float, int)))),
+    # documentation with teeth: `fitted:` field -> the dev rows it is fitted on (CORPUS [GPU NAME]);
+    # `borrowed:` field -> SPEC or SPEC:FIELD whose value it repeats as a prior (tests check both)
+    "fitted": Optional(MapOf(Field(str))),
+    "borrowed": Optional(MapOf(Field(str))),
 }
 
 
@@ -288,10 +294,19 @@ def _merged(base: dict, changes: dict | None) -> dict:
 
 def _profile(name: str, p: dict, s: dict) -> SoftwareProfile:
     backends = s["backends"] or {}
+    dense = _merged(s["dense"], p["dense"])
+    sparse = {k: _merged(v, (p["backends"] or {}).get(k)) for k, v in backends.items()}
+    base_name = p["on_top_of"]
+    launch_gap_s = p["launch_gap_s"]
+    if base_name:                      # the base stack's launch gap and host time per call, plus this stack's own
+        base = s["profiles"][base_name]
+        launch_gap_s += base["launch_gap_s"]
+        dense["host_overhead_s"] += _merged(s["dense"], base["dense"])["host_overhead_s"]
+        for k in sparse:
+            sparse[k]["host_overhead_s"] += _merged(backends[k], (base["backends"] or {}).get(k))["host_overhead_s"]
     return SoftwareProfile(
-        name=name, description=p["description"] or "", launch_gap_s=p["launch_gap_s"], warm_l2=bool(p["warm_l2"]),
-        dense=_library(_merged(s["dense"], p["dense"])),
-        backends={k: _library(_merged(v, (p["backends"] or {}).get(k))) for k, v in backends.items()})
+        name=name, description=p["description"] or "", launch_gap_s=launch_gap_s, warm_l2=bool(p["warm_l2"]),
+        dense=_library(dense), backends={k: _library(v) for k, v in sparse.items()})
 
 
 def _check_libraries(d: dict, source: str) -> None:
@@ -335,6 +350,10 @@ def _check_cross_fields(d: dict, source: str) -> None:
         raise SpecError(f"{source}: field software.profile = {s['profile']!r} is invalid; "
                         f"allowed: {', '.join(s['profiles'])}")
     for name, p in s["profiles"].items():
+        base = p["on_top_of"]
+        if base and (base not in s["profiles"] or s["profiles"][base]["on_top_of"]):
+            raise SpecError(f"{source}: field software.profiles.{name}.on_top_of = {base!r} is invalid; allowed: "
+                            "a stack of this spec that is not itself on top of another")
         for k in (p["backends"] or {}):
             if k not in backends:
                 raise SpecError(f"{source}: field software.profiles.{name}.backends.{k} changes a back end the "

@@ -3,6 +3,8 @@
 The plan holds the library call as launched (padding, chosen tile and split-K, copy kernels);
 `archs.gpu_kernel` times its main kernel in closed form (waves, K-loop, traffic) and
 `archs.gpu_call` adds the split-K reduction, copies and launch gaps against the host overhead.
+Every estimate names its software stack and carries its expected error band
+(`engines.gpu_error_bands`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from simsparse.archs.gpu_call import (call_device_s, call_latency_s, config_timi
 from simsparse.archs.gpu_kernel import KernelTiming
 from simsparse.engines import register
 from simsparse.engines.common import bound_of, estimate_from_plan
+from simsparse.engines.gpu_error_bands import band_for, memory_band
 from simsparse.records import Estimate, ExecutionPlan
 
 
@@ -23,7 +26,8 @@ def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *,
     host = host_s(spec, spec.dense)
     latency = max(device, host)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
-                              bound="overhead" if host > device else "memory", software=spec.software)
+                              bound="overhead" if host > device else "memory", software=spec.software,
+                              error_band=memory_band(spec.name, spec.software))
 
 
 def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str, t: KernelTiming,
@@ -37,8 +41,10 @@ def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, e
     bound = bound_of(compute_s=compute, memory_s=memory, device_s=device,
                      host_s=host_s(spec, library_of(spec, lc.call)))
     latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
+    band = band_for(spec.name, spec.software, lc.call.dtype, plan.gemm.m if plan.gemm else lc.call.cols,
+                    sparse=lc.call.sparse)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound,
-                              software=spec.software)
+                              software=spec.software, error_band=band)
 
 
 @register(KIND, "analytic")

@@ -2,7 +2,7 @@
 measuring lives in kernels/cuda.py) beside the analytic model of the GPU's arch spec.
 
 The kernels are `F.linear` on a dense weight and on `to_sparse_semi_structured` (PyTorch eager
-calls, timed by torch.utils.benchmark), so the spec is used as it is: the pytorch software stack
+calls, timed by torch.utils.benchmark), so the spec runs under its `pytorch-eager` software stack
 with its default sparse back end. The GPU is mapped to its spec by gpu_predict.GPU_ARCHS (or
 explicitly with `gpu_archs`); a GPU without a shipped spec is refused with the reason.
 """
@@ -38,14 +38,14 @@ def run(*, progress: bool = False, min_time_s: float = 0.2, engine: str = "analy
     timed = {(r.m, r.n, r.k, r.kernel): r for r in measure_cuda_cases(cases, min_time_s=min_time_s,
                                                                        progress=progress)}
     predictor = GpuPredictor(engine=engine)
-    model = predictor.base_model(arch)
+    model = predictor.model(arch=arch, backend="", software="pytorch-eager")
     points = []
     for m, n, k in VALIDATION_GEMMS:
         dense, sparse = timed[(m, n, k, "dense")], timed[(m, n, k, "nm")]
         pred = predictor.predict(model, name=f"{m}x{n}x{k}", m=m, n=n, k=k, dtype=DTYPE)
         points.append(MeasuredPoint(
             id=f"{m}x{n}x{k}", source="cuda", device=gpu, arch=arch, dtype=DTYPE, kernel="nm", m=m, n=n, k=k,
-            software="pytorch", format=pred.format, measured_s=sparse.median_s, predicted_s=pred.sparse_s,
+            software="pytorch-eager", format=pred.format, measured_s=sparse.median_s, predicted_s=pred.sparse_s,
             measured_dense_s=dense.median_s, predicted_dense_s=pred.dense_s,
             measured_speedup=dense.median_s / sparse.median_s, predicted_speedup=pred.dense_s / pred.sparse_s,
             median_s=sparse.median_s, min_s=sparse.min_s, iqr_s=sparse.iqr_s))
@@ -53,5 +53,5 @@ def run(*, progress: bool = False, min_time_s: float = 0.2, engine: str = "analy
                             summary=stats.summarize(points, metric="time"),
                             groups=stats.grouped(points, ("device", "dtype", "arch"), metric="time"),
                             machine=gpu, elapsed_s=time.perf_counter() - t0,
-                            notes=(f"{gpu} modelled by {arch} (pytorch software stack: eager F.linear, "
+                            notes=(f"{gpu} modelled by {arch} (pytorch-eager software stack: eager F.linear, "
                                    "timed with torch.utils.benchmark medians)",))

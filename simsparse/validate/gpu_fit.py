@@ -10,7 +10,9 @@ prior and is never touched here. Only dev corpora (`published.CORPORA` role "dev
 `benchmarks/bench_gpu_validation.py --fit` prints them); `loo_fits(arch)` refits once per shape
 set without its rows (`corpus.shape_set_folds`). Both time a row with the closed form directly
 (`gpu_call.library_call` + `closed_form_latency_s`: what the analytic engine answers for a 2:4
-weight without removed channels), which keeps a fit to seconds.
+weight without removed channels), which keeps a fit to seconds. The fold fits are stored in
+`accelerators/measurements/gpu_fits.json` (`write_fold_fits`), so the leave-one-shape-set-out
+figures and the error bands are reproduced without refitting (`loo_points`).
 """
 
 from __future__ import annotations
@@ -21,17 +23,24 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+import json
+from pathlib import Path
+
 from simsparse.archs import arch_data, load_arch
 from simsparse.archs.gpu_call import closed_form_latency_s, library_call
 from simsparse.archs.gpu_spec import GPU_SCHEMA
 from simsparse.errors import SimSparseError
+from simsparse.fileio import write_atomic
 from simsparse.records import Gemm
+from simsparse.resources import data_dir
 from simsparse.specs import Field, MapOf
 from simsparse.validate import published
 from simsparse.validate.corpus import MODEL_DTYPES, PublishedRow, shape_set_folds
-from simsparse.validate.gpu_predict import arch_for_gpu
+from simsparse.validate.gpu_predict import GpuPredictor, arch_for_gpu
+from simsparse.validate.records import MeasuredPoint
 
 LOG_BOUND_MARGIN = 1e-9
+FITS_FILE = "gpu_fits.json"
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,21 @@ def fitted_block(arch: str) -> dict[str, str]:
     """The spec's `fitted:` block: field -> `CORPUS [GPU NAME]`."""
     data, _ = arch_data(arch)
     return {str(k): str(v) for k, v in (data.get("fitted") or {}).items()}
+
+
+def borrowed_block(arch: str) -> dict[str, str]:
+    """The spec's `borrowed:` block: field -> SPEC or SPEC:FIELD it repeats as a prior."""
+    data, _ = arch_data(arch)
+    return {str(k): str(v) for k, v in (data.get("borrowed") or {}).items()}
+
+
+def borrowed_values(arch: str) -> dict[str, float]:
+    """What the spec's borrowed fields must hold: the current value of each source field."""
+    out = {}
+    for field_path, source in borrowed_block(arch).items():
+        spec_name, _, source_field = source.partition(":")
+        out[field_path] = current_value(spec_name, source_field or field_path)
+    return out
 
 
 def _field_schema(path: str) -> Field:
@@ -103,19 +127,35 @@ def _residuals(arch: str, fields: Sequence[str], x: np.ndarray, rows: Sequence[P
     return np.log(times / measured).ravel()
 
 
+def fit_multistart(arch: str, rows: Sequence[PublishedRow]) -> FitResult:
+    """A fit from the spec's values; if that leaves a fitted power coefficient where it started
+    (a power limit that never binds has no gradient, so a fit started below it stays there), the
+    better of it and a second fit started with the power coefficients doubled."""
+    first = fit(arch, rows)
+    power = {f: current_value(arch, f) for f in fitted_block(arch) if f.startswith("power.tensor")}
+    stuck = any(abs(first.values[f] - v) <= 1e-6 * max(1.0, abs(v)) for f, v in power.items())
+    if not stuck:
+        return first
+    second = fit(arch, rows, base=tuple(f"{k}={2.0 * v:.9g}" for k, v in power.items()))
+    return min(first, second, key=lambda r: r.rms_log_error)
+
+
 def fit(arch: str, rows: Sequence[PublishedRow], *, base: Sequence[str] = (), held_out: str = "") -> FitResult:
-    """Least squares on log times of `rows` over the spec's fitted fields (bounds: the schema's)."""
+    """Least squares on log times of `rows` over the spec's fitted fields (bounds: the schema's),
+    starting from the spec's values or, for a fitted field that `base` sets, from that."""
     from scipy.optimize import least_squares  # scipy: only fitting pays its import
 
     fields = tuple(fitted_block(arch))
     if not fields or not rows:
         raise SimSparseError(f"{arch}: nothing to fit (fields {len(fields)}, rows {len(rows)})")
-    x0 = np.array([_current(arch, f) for f in fields], dtype=float)
+    start = {k: float(v) for k, _, v in (o.partition("=") for o in base) if k in fields}
+    x0 = np.array([start.get(f, current_value(arch, f)) for f in fields], dtype=float)
     schemas = [_field_schema(f) for f in fields]
     lo = np.array([s.min if s.min is not None else -np.inf for s in schemas], dtype=float) + LOG_BOUND_MARGIN
     hi = np.array([s.max if s.max is not None else np.inf for s in schemas], dtype=float) - LOG_BOUND_MARGIN
     x0 = np.clip(x0, lo, hi)
-    scale = np.where(np.abs(x0) > 0, np.abs(x0), 1.0)
+    span = np.where(np.isfinite(hi - lo), (hi - lo) * 0.01, 1.0)
+    scale = np.maximum(np.abs(x0), span)
     sol = least_squares(lambda x: _residuals(arch, fields, x, rows, base), x0, bounds=(lo, hi), x_scale=scale,
                         diff_step=1e-3, xtol=1e-6, ftol=1e-6)
     rms = float(math.sqrt(np.mean(sol.fun ** 2)))
@@ -123,7 +163,8 @@ def fit(arch: str, rows: Sequence[PublishedRow], *, base: Sequence[str] = (), he
                      rms_log_error=rms, held_out=held_out)
 
 
-def _current(arch: str, path: str) -> float:
+def current_value(arch: str, path: str) -> float:
+    """The number a spec file holds at a dotted field path."""
     data, _ = arch_data(arch)
     node = data
     for key in path.split("."):
@@ -137,3 +178,45 @@ def loo_fits(arch: str, *, base: Sequence[str] = ()) -> tuple[FitResult, ...]:
     shaped = [r for r in rows if r.shape_set]
     return tuple(fit(arch, fold.train, base=base, held_out=fold.held_out)
                  for fold in shape_set_folds(shaped) if fold.train)
+
+
+def fits_path() -> Path:
+    return data_dir("accelerators") / "measurements" / FITS_FILE
+
+
+def write_fold_fits(folds: Sequence[FitResult], path: Path | None = None) -> Path:
+    """Store the leave-one-shape-set-out fits: {arch: {held-out shape set: {field: value}}}."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for f in folds:
+        out.setdefault(f.arch, {})[f.held_out] = {k: float(f"{v:.6g}") for k, v in f.values.items()}
+    data = {"generated_by": "python benchmarks/bench_gpu_validation.py --fit",
+            "what": "per arch and held-out shape set: the spec's fitted fields refit on the other shape sets' dev rows",
+            "loo": out}
+    target = path or fits_path()
+    write_atomic(target, json.dumps(data, indent=1, sort_keys=True) + "\n")
+    return target
+
+
+def read_fold_fits(path: Path | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """The stored fold fits ({} when none are stored)."""
+    target = path or fits_path()
+    if not target.is_file():
+        return {}
+    return json.loads(target.read_text(encoding="utf-8")).get("loo", {})
+
+
+def loo_points(arch: str, folds: Mapping[str, Mapping[str, float]], *, engine: str = "analytic"
+               ) -> tuple[MeasuredPoint, ...]:
+    """Every dev row of `arch` with a shape set, predicted by the fit that left its shape set out."""
+    ids = {r.id for r in dev_rows(arch)}
+    points: list[MeasuredPoint] = []
+    for lc in published.load([name for name, (_, role) in published.CORPORA.items() if role == "dev"]):
+        for held_out, values in folds.items():
+            test = tuple(r for r in lc.rows if r.id in ids and r.shape_set == held_out)
+            if not test:
+                continue
+            sets = tuple(f"{k}={v:.9g}" for k, v in values.items())
+            predictor = GpuPredictor(engine=engine, overrides=sets)
+            loaded = published.LoadedCorpus(corpus=lc.corpus, rows=test)
+            points += published.evaluate(loaded, predictor=predictor)[0]
+    return tuple(points)

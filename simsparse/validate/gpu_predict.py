@@ -32,6 +32,10 @@ GPU_ARCHS = {
     "H100 80GB HBM3": "h100_2to4",           # the SXM5 part as torch names it
     "H100 PCIe": "h100_pcie_2to4",
     "H200": "h200_2to4",
+    "B200": "b200_2to4",
+    "GeForce RTX 4090": "rtx4090_2to4",
+    "GeForce RTX 3090": "rtx3090_2to4",
+    "GeForce RTX 2080 Ti": "rtx2080ti",
 }
 
 
