@@ -103,3 +103,25 @@ def test_a_gpu_can_be_mapped_to_a_spec_explicitly_and_the_report_says_so(tmp_pat
 def test_a_broken_override_is_an_error_not_a_skipped_row():
     with pytest.raises(SpecError):
         published.run(corpora=["a100_2to4_dev"], overrides=("software.launch_gap_s=-1",))
+
+
+def test_the_fit_times_rows_exactly_as_the_analytic_engine_predicts_them():
+    from simsparse.archs import load_arch
+    from simsparse.validate import gpu_fit
+
+    rows = [r for r in gpu_fit.dev_rows("h100_pcie_2to4") if r.m in (64, 4096)][:12]
+    fast = gpu_fit.row_times(load_arch("h100_pcie_2to4"), rows)
+    (loaded,) = published.load(["gpu_kernel_dev"])
+    points = published.evaluate(published.LoadedCorpus(corpus=loaded.corpus, rows=tuple(rows)),
+                                predictor=gpu_predict.GpuPredictor(engine="analytic"))[0]
+    assert [(p.predicted_dense_s, p.predicted_s) for p in points] == pytest.approx([tuple(t) for t in fast], rel=1e-12)
+
+
+def test_every_spec_is_fitted_on_dev_rows_only():
+    from simsparse.validate import gpu_fit
+
+    dev_ids = {r.id for lc in published.load([n for n, (_, role) in published.CORPORA.items() if role == "dev"])
+               for r in lc.rows}
+    for arch in ("a100_pcie_2to4", "h100_pcie_2to4", "a100_2to4"):
+        rows = gpu_fit.dev_rows(arch)
+        assert rows and {r.id for r in rows} <= dev_ids
