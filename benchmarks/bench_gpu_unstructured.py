@@ -37,11 +37,15 @@ def fan_in(sparsity: int) -> int:
     return round((100 - sparsity) / 100 * K)
 
 
+SOFTWARE = "pytorch-eager"   # SRigL timed eager PyTorch calls (their benchmark); --software changes it
+
+
 def model_us(arch: str, batch: int, sparsity: int, kernel: str | None, *, engine: str,
              overrides: tuple[str, ...] = HIGHEST) -> tuple[float, str]:
     """(microseconds, format) of one forced kernel (None: the model's own choice; "dense": baseline)."""
     r = api.evaluate(arch=arch, gemm=f"{batch},{N},{K}", pattern=f"fanin={fan_in(sparsity)}", dtype="fp32",
-                     engine=engine, overrides=overrides, kernel=None if kernel == "dense" else kernel)
+                     engine=engine, overrides=overrides, kernel=None if kernel == "dense" else kernel,
+                     software=SOFTWARE)
     e = r.dense_total if kernel == "dense" else r.total
     return e.latency_s * 1e6, r.estimates[0].format if kernel != "dense" else "dense"
 
@@ -52,7 +56,7 @@ def check(label: str, ok: bool, detail: str) -> bool:
 
 
 def table(arch: str, engine: str) -> dict[tuple[int, int], tuple[float, float, float]]:
-    print(f"\n{arch} ({engine}), fp32 highest, in 3072 -> out 768; microseconds (model | SRigL)")
+    print(f"\n{arch} ({engine}, software {SOFTWARE}), fp32 highest, in 3072 -> out 768; microseconds (model | SRigL)")
     print(f"{'batch':>6} {'spars':>5} | {'dense':>15} {'csr':>17} {'condensed':>15} | "
           f"{'dense/cond':>15} {'csr/cond':>15} | choice")
     out = {}
@@ -88,7 +92,10 @@ def crossover(arch: str, engine: str, sparsity: int, *, tie: float = 0.05) -> st
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", default="analytic", choices=("analytic", "cycle"))
+    ap.add_argument("--software", default=SOFTWARE, choices=("kernel", "pytorch-eager", "pytorch-graph"),
+                    help="software stack the model times (default pytorch-eager, as SRigL's benchmark)")
     a = ap.parse_args()
+    globals()["SOFTWARE"] = a.software
     rows = {arch: table(arch, a.engine) for arch in ("a100_2to4", "h100_2to4")}
 
     print("\ntargets (a100_2to4):")

@@ -156,7 +156,8 @@ def run_model(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dtyp
                            kernel="dense" if kernel else None, progress=progress)
     est = [label(e, w, d) for e, w, d in zip(est, works, dense)]
     return Report(arch=model.name, engine=engine, dtype=dtype, estimates=tuple(est), total=sum_estimates(est),
-                  dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}))
+                  dense_estimates=tuple(dense), dense_total=sum_estimates(dense), provenance=dict(provenance or {}),
+                  software=model.software)
 
 
 def token_rates(report: Report) -> Report:
@@ -197,8 +198,10 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
              seed: int = 0, progress: bool = False, model: Any = None, example_inputs: Any = None,
              input_shape: tuple[int, ...] = (), seq: int | None = None, decode: bool = False,
              context: int | None = None, allow_partial: bool = False, shrink: bool = True,
-             residual_policy: str = DEFAULT_POLICY, strict: bool = False) -> Report:
+             residual_policy: str = DEFAULT_POLICY, strict: bool = False, software: str | None = None) -> Report:
     """`simsparse evaluate`: a checkpoint, a workload with a synthetic pattern, or a single GEMM.
+    `software` times it under that software stack of the arch (GPU: kernel, pytorch-eager, ...;
+    default: the spec's own).
 
     `model` gives the geometry instead of `workload`: a SPEC string (torchvision:NAME, hf:DIR,
     module:pkg.mod:factory, with input_shape / seq / decode+context) or an nn.Module with
@@ -219,6 +222,8 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
         raise SimSparseError("evaluate needs exactly one of --mask CKPT, --workload W --pattern P, --gemm M,N,K --pattern P")
     pattern = "dense" if pattern is None else parse_pattern(pattern).text
     arch_model = load_arch(arch, overrides)
+    if software is not None:
+        arch_model = arch_model.with_software(software)
     dtype = _check_dtype(arch_model, dtype)
     arch_model.check_kernel(kernel)
     check_policy(residual_policy)
@@ -261,15 +266,28 @@ def _check_scalesim_rows(model: ArchModel, works: Sequence[LayerWork], *, batch:
 
 def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None = None, batch: int = 1,
             dtype: str | None = None, engine: str = "analytic", progress: bool = False, shrink: bool = True,
-            residual_policy: str = DEFAULT_POLICY, strict: bool = False) -> list[Report]:
-    """Every checkpoint on every arch (each beside its own dense baseline; shrunk as `evaluate` does)."""
+            residual_policy: str = DEFAULT_POLICY, strict: bool = False, software: str | None = None) -> list[Report]:
+    """Every checkpoint on every arch (each beside its own dense baseline; shrunk as `evaluate` does).
+    `software` applies to the archs that have named software stacks (GPUs); it is refused if none
+    of them has."""
+    stacks = _stacks(archs, software)
     reports = []
     for arch in archs:
         for m in masks:
             reports.append(evaluate(arch=arch, mask=m, workload=workload, batch=batch, dtype=dtype,
                                     engine=engine, progress=progress, shrink=shrink,
-                                    residual_policy=residual_policy, strict=strict))
+                                    residual_policy=residual_policy, strict=strict, software=stacks[arch]))
     return reports
+
+
+def _stacks(archs: Sequence[str], software: str | None) -> dict[str, str | None]:
+    """arch -> the software stack to time it under: `software` for the archs that name stacks (GPUs),
+    None for the others (and for all when `software` is None); refused when no arch names stacks."""
+    named = {a: bool(load_arch(a).software_stacks()) for a in archs}
+    if software is not None and not any(named.values()):
+        raise SimSparseError(f"--software {software}: none of the archs ({', '.join(archs)}) has named software "
+                             "stacks; --software applies to GPU archs")
+    return {a: software if named[a] else None for a in archs}
 
 
 def shrink(*, path: str | Path, out: str | Path, workload: str | Workload | None = None, model: str | None = None,
@@ -320,16 +338,6 @@ def parse_batches(text: str | Sequence[int]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _software_kwargs(software: str | None) -> dict[str, str]:
-    """evaluate's `software` argument where this build names software stacks (else an error)."""
-    if software is None:
-        return {}
-    if "software" not in (evaluate.__kwdefaults__ or {}):
-        raise SimSparseError(f"--software {software}: this build names no software stacks yet; leave it out to use "
-                             "each spec's own stack (report.md names it)")
-    return {"software": software}
-
-
 def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: Sequence[int] = (1, 256),
            software: str | None = None, engine: str = "analytic", workload: str | None = None,
            what_if: Sequence[str] = (), measure: bool = True, measure_layers: int = 2, focus: str | None = None,
@@ -341,10 +349,10 @@ def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: 
     timings are refused unless `allow_noisy`, then shown with their noise), and how every number
     was obtained. With `out`, writes report.md, its figures and the JSON/CSV behind it there.
     Checkpoints are labelled by file name without suffix; bad input fails before any estimate."""
-    batches, kw = parse_batches(batches), {"engine": engine, **_software_kwargs(software)}
+    batches, stacks = parse_batches(batches), _stacks(archs, software)
     noise = {"allow_noisy": allow_noisy, **_noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)}
     labels = report_data.checkpoint_labels(checkpoints, focus=focus, out=out)
-    models = {a: load_arch(a) for a in archs}
+    models = {a: load_arch(a) if stacks[a] is None else load_arch(a).with_software(stacks[a]) for a in archs}
     for wl in what_if:
         load_workload(wl)
     inspected = {label: inspect(path=path) for label, path in zip(labels, checkpoints)}
@@ -352,7 +360,8 @@ def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: 
     for label, path in zip(labels, checkpoints):
         for a in archs:
             for b in batches:
-                reports[(label, a, b)] = evaluate(arch=a, mask=path, workload=workload, batch=b, **kw)
+                reports[(label, a, b)] = evaluate(arch=a, mask=path, workload=workload, batch=b, engine=engine,
+                                                  software=stacks[a])
         networks.append(report_data.checkpoint_network(
             label=label, path=str(path), workload=str(reports[(label, archs[0], batches[0])].provenance["workload"]),
             patterns=inspected[label].patterns, meta=inspected[label].masks.provenance.get("meta") or {}))
@@ -361,7 +370,8 @@ def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: 
             networks.append(report_data.what_if_network(family=family, pattern=pattern, workload=wl))
             for a in archs:
                 for b in batches:
-                    reports[(networks[-1].label, a, b)] = evaluate(arch=a, workload=wl, pattern=pattern, batch=b, **kw)
+                    reports[(networks[-1].label, a, b)] = evaluate(arch=a, workload=wl, pattern=pattern, batch=b,
+                                                                   engine=engine, software=stacks[a])
     by_label = {n.label: n for n in networks}
     rows = [report_data.row_of(by_label[label], r, batch=b, kind=models[a].kind) for (label, a, b), r in reports.items()]
     measured = (_measure_beside_model(networks, reports, {k: v.patterns for k, v in inspected.items()},
@@ -510,15 +520,17 @@ VALIDATE_DEVICES = ("published", "cpu", "cuda")
 def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | None = None,
              corpora: Sequence[str] | None = None, gpu_archs: Mapping[str, str] | None = None,
              calibration: str = "fresh", progress: bool = False, allow_noisy: bool = False,
-             max_noise: float | None = None, max_wait_s: float | None = None) -> ValidationReport:
+             max_noise: float | None = None, max_wait_s: float | None = None,
+             software: str | None = None) -> ValidationReport:
     """`simsparse validate`: the model beside measurements. published: every shipped corpus (or
-    `corpora`, or the one CSV `csv_path`); cpu: kernels timed here (`calibration` fresh|stored),
-    load-aware as `measure` (`allow_noisy`, `max_noise`, `max_wait_s`); cuda: kernels timed on
-    this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
+    `corpora`, or the one CSV `csv_path`), each row under the software stack it was measured with
+    (`software`: only the rows of that stack); cpu: kernels timed here (`calibration`
+    fresh|stored), load-aware as `measure` (`allow_noisy`, `max_noise`, `max_wait_s`); cuda: kernels
+    timed on this GPU. `gpu_archs` maps GPU names to arch specs explicitly."""
     if device not in VALIDATE_DEVICES:
         raise SimSparseError(f"unknown device {device!r}; use one of {', '.join(VALIDATE_DEVICES)}")
-    if device != "published" and (csv_path is not None or corpora):
-        raise SimSparseError("--csv and --corpus apply to --device published only")
+    if device != "published" and (csv_path is not None or corpora or software):
+        raise SimSparseError("--csv, --corpus and --software apply to --device published only")
     noise = _noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)
     csv_file = _path(csv_path, what="--csv")      # before scipy is imported: bad input answers at once
     if device != "cpu" and (allow_noisy or max_noise is not None or max_wait_s is not None):
@@ -528,7 +540,7 @@ def validate(*, device: str, engine: str = "analytic", csv_path: str | Path | No
         from simsparse.validate import published  # scipy.stats (Spearman): only validate pays it
 
         return published.run(corpora=corpora, csv_path=csv_file, engine=engine,
-                             gpu_archs=gpu_archs)
+                             gpu_archs=gpu_archs, software=software)
     if device == "cuda":
         from simsparse.validate import cuda  # torch (CUDA) kernels
 

@@ -38,8 +38,9 @@ def _fmt(p: argparse.ArgumentParser, choices: Sequence[str] = FORMATS) -> None:
 def _common_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workload", help="workload name (see `simsparse workloads`) or YAML path")
     p.add_argument("--batch", type=cli_type(parse_batch), default=1, help="batch size (default 1)")
-    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "int8"), help="default: the arch's own")
+    p.add_argument("--dtype", choices=("fp16", "bf16", "fp32", "tf32", "fp8", "int8"), help="default: the arch's own")
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
+    _software(p)
     _fmt(p)
 
 
@@ -52,6 +53,12 @@ def _shrink_flags(p: argparse.ArgumentParser, *, optional: bool = True) -> None:
     if optional:
         p.add_argument("--no-shrink", action="store_true",
                        help="run each layer's mask as it is, without removing the channels it removes from the network")
+
+
+def _software(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--software", metavar="NAME",
+                   help="software stack of GPU archs: kernel (the library alone, its best algorithm; the default), "
+                        "pytorch-eager (eager PyTorch calls), pytorch-graph, or one the spec defines")
 
 
 def _trace_flags(p: argparse.ArgumentParser) -> None:
@@ -113,7 +120,7 @@ def _add_analysis(sub) -> None:
     p.add_argument("checkpoints", nargs="+")
     p.add_argument("--arch", nargs="+", required=True)
     p.add_argument("--batch", default="1,256", help="batch sizes, comma-separated (default 1,256)")
-    p.add_argument("--software", help="software stack every estimate is made under (default: each spec's own)")
+    _software(p)
     p.add_argument("--engine", choices=("analytic", "cycle"), default="analytic")
     p.add_argument("--workload", help="geometry for checkpoints that carry none (see `simsparse workloads`)")
     p.add_argument("--what-if", action="append", default=[], metavar="WORKLOAD",
@@ -182,6 +189,9 @@ def _add_measurement(sub) -> None:
     p.add_argument("--gpu-arch", action="append", default=[], metavar="GPU=ARCH",
                    type=cli_type(parse_assignment, what="--gpu-arch", form="GPU=ARCH, e.g. 'H100 PCIe=h100_2to4'"),
                    help="model the GPU named GPU with arch ARCH instead of the built-in table (repeatable)")
+    p.add_argument("--software", choices=("kernel", "pytorch-eager"),
+                   help="published: only the rows measured under this software stack (default: every row, each "
+                        "under its own)")
     p.add_argument("--calibration", choices=("fresh", "stored"), default="fresh",
                    help="cpu: fit the model on the calibration suite measured in the same passes (fresh), "
                         "or use the one `simsparse calibrate` stored (stored)")
@@ -212,6 +222,7 @@ def _add_catalogs(sub) -> None:
     p.add_argument("--quick", action="store_true", help="a smaller network, fewer steps, one what-if (<= 60 s)")
     p.add_argument("--steps", type=cli_type(parse_count, what="--steps"),
                    help="training steps per run (default 150; --quick 40)")
+    _software(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,7 +256,7 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                      kernel=a.kernel, seed=a.seed, progress=sys.stderr.isatty(), model=a.model,
                      input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context,
                      allow_partial=a.allow_partial, shrink=not a.no_shrink, residual_policy=a.residual_policy,
-                     strict=a.strict)
+                     strict=a.strict, software=a.software)
     if a.out:
         write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"), what="--out report")
         write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"), what="--out report")
@@ -262,7 +273,7 @@ def cmd_trace(a: argparse.Namespace) -> None:
 def cmd_compare(a: argparse.Namespace) -> None:
     reports = api.compare(masks=a.checkpoints, archs=a.arch, workload=a.workload, batch=a.batch,
                           dtype=a.dtype, engine=a.engine, progress=sys.stderr.isatty(), shrink=not a.no_shrink,
-                          residual_policy=a.residual_policy, strict=a.strict)
+                          residual_policy=a.residual_policy, strict=a.strict, software=a.software)
     if a.plot:
         plots.speedup_plot(reports, Path(a.plot) / "speedup.png")
     _emit(report.render_reports(reports, a.format))
@@ -338,7 +349,7 @@ def cmd_validate(a: argparse.Namespace) -> None:
 
     res = api.validate(device=a.device, engine=a.engine, csv_path=a.csv, corpora=a.corpus,
                        gpu_archs=dict(a.gpu_arch), calibration=a.calibration, progress=sys.stderr.isatty(),
-                       allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait)
+                       allow_noisy=a.allow_noisy, max_noise=a.max_noise, max_wait_s=a.max_wait, software=a.software)
     _emit(render.render(res, a.format))
 
 
@@ -389,7 +400,7 @@ def cmd_sweep(a: argparse.Namespace) -> None:
 def cmd_demo(a: argparse.Namespace) -> None:
     if a.steps is not None and a.steps < 1:
         raise SimSparseError(f"--steps {a.steps}: must be a positive integer")
-    demo.run(out=Path(a.out), quick=a.quick, steps=a.steps)
+    demo.run(out=Path(a.out), quick=a.quick, steps=a.steps, software=a.software)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {

@@ -80,7 +80,8 @@ def train_runs(*, out: Path, size: Size, progress: bool) -> list[Path]:
     return paths
 
 
-def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: bool | None = None) -> None:
+def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: bool | None = None,
+        software: str | None = None) -> None:
     size = QUICK if quick else FULL
     if steps is not None:
         size = Size(steps=steps, width=size.width, what_if=size.what_if, measure_layers=size.measure_layers)
@@ -95,7 +96,7 @@ def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: b
     _say(f"      {t1 - t0:.0f} s wall, {c1 - c0:.0f} s CPU")
     _say(f"[2/2] report: {len(paths)} networks on {', '.join(ARCHS)} at batch {' and '.join(map(str, BATCHES))}; "
          f"what-if {', '.join(size.what_if)}; kernels timed on this CPU")
-    data = api.report(checkpoints=[str(p) for p in paths], archs=ARCHS, batches=BATCHES, what_if=size.what_if,
+    data = api.report(checkpoints=[str(p) for p in paths], archs=ARCHS, batches=BATCHES, what_if=size.what_if, software=software,
                       measure_layers=size.measure_layers, title="simsparse demo: DST methods on sparse hardware",
                       out=out, progress=progress, allow_noisy=True, max_wait_s=DEMO_MAX_WAIT_S)
     _say(f"      {time.perf_counter() - t1:.0f} s wall, {time.process_time() - c1:.0f} s CPU")

@@ -171,7 +171,7 @@ def roofline_plot(roof: Roofline, path: Path) -> Path:
     tera = 1e12
     ax.plot(grid, [min(roof.peak_flops_per_s, roof.bandwidth_bytes_per_s * x) / tera for x in grid], color="k",
             lw=1.2, label=f"dense peak {roof.peak_flops_per_s / tera:.0f} TFLOP/s, "
-                          f"HBM {roof.bandwidth_bytes_per_s / 1e12:.2f} TB/s")
+                          f"{roof.memory_level} {roof.bandwidth_bytes_per_s / 1e12:.2f} TB/s")
     if roof.sparse_peak_flops_per_s:
         ax.plot(grid, [min(roof.sparse_peak_flops_per_s, roof.bandwidth_bytes_per_s * x) / tera for x in grid],
                 color="k", lw=0.8, ls="--", label=f"2:4 sparse peak {roof.sparse_peak_flops_per_s / tera:.0f} TFLOP/s")
@@ -185,7 +185,7 @@ def roofline_plot(roof: Roofline, path: Path) -> Path:
                facecolors="none", edgecolors="0.4", s=30, label="dense baseline layers", zorder=2)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (executed FLOP per HBM byte)")
+    ax.set_xlabel(f"arithmetic intensity (executed FLOP per {roof.memory_level} byte)")
     ax.set_ylabel("achieved TFLOP/s (executed FLOPs / latency)")
     ax.set_title(f"Roofline of {roof.arch} ({roof.dtype}): {roof.label} at batch {roof.batch}", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")

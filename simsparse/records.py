@@ -292,8 +292,43 @@ class ExecutionPlan(Generic[P]):
 
 
 @dataclass(frozen=True)
+class ErrorBand:
+    """The expected error of an estimate, from validation residuals (measured / predicted - 1) of
+    the rows of its regime: `latency_*` for its time, `speedup_*` for a sparse layer's speedup
+    over dense (None where it has none), each the 10th and 90th percentile. `basis` says which
+    rows; `prior` marks a band borrowed from another GPU, dtype or regime (no rows of its own)."""
+
+    latency_low: float
+    latency_high: float
+    speedup_low: float | None
+    speedup_high: float | None
+    basis: str
+    prior: bool
+
+    @staticmethod
+    def combine(a: "ErrorBand | None", wa: float, b: "ErrorBand | None", wb: float) -> "ErrorBand | None":
+        """The band of a sum of two estimates weighted by their latencies (errors taken as
+        correlated: the bounds average, they do not shrink); None if either has none."""
+        if a is None or b is None:
+            return None
+        w = wa + wb
+
+        def mix(x: float | None, y: float | None) -> float | None:
+            if x is None or y is None:
+                return x if y is None else y
+            return (x * wa + y * wb) / w if w > 0 else x
+
+        return ErrorBand(latency_low=mix(a.latency_low, b.latency_low), latency_high=mix(a.latency_high, b.latency_high),
+                         speedup_low=mix(a.speedup_low, b.speedup_low), speedup_high=mix(a.speedup_high, b.speedup_high),
+                         basis=a.basis if a.basis == b.basis else "latency-weighted over layers of several regimes",
+                         prior=a.prior or b.prior)
+
+
+@dataclass(frozen=True)
 class Estimate:
-    """Timing of one layer (or a sum of layers). Energy is 0 where the arch has no energy model."""
+    """Timing of one layer (or a sum of layers). Energy is 0 where the arch has no energy model.
+    `software` names the software stack the timing assumes ("" for kinds without named stacks);
+    `error_band` is its expected error where the kind has validation residuals (GPU)."""
 
     layer: str
     arch: str
@@ -313,6 +348,8 @@ class Estimate:
     k: int = 0
     density: float = 1.0
     alternatives: Mapping[str, float] = field(default_factory=dict)   # {format: latency_s} the plan ranked
+    software: str = ""
+    error_band: ErrorBand | None = None
 
     def __add__(self, other: "Estimate") -> "Estimate":
         levels = dict(self.bytes_by_level)
@@ -336,6 +373,8 @@ class Estimate:
             notes=(),
             energy_j=self.energy_j + other.energy_j,
             density=dens,
+            software=self.software if self.software == other.software else "mixed",
+            error_band=ErrorBand.combine(self.error_band, self.latency_s, other.error_band, other.latency_s),
         )
 
 
@@ -359,6 +398,7 @@ class Report:
     dense_estimates: tuple[Estimate, ...]
     dense_total: Estimate
     provenance: Mapping[str, Any] = field(default_factory=dict)
+    software: str = ""                     # the software stack of every estimate ("" without named stacks)
 
     @property
     def speedup_vs_dense(self) -> float:

@@ -51,7 +51,8 @@ def estimate_row(e: Estimate) -> dict[str, Any]:
     row = {"name": e.layer, "m": e.m, "n": e.n, "k": e.k, "format": e.format, "density": e.density,
            "flops_dense": e.flops_dense, "flops_effective": e.flops_effective,
            "flops_executed": e.flops_executed, "bytes": dict(e.bytes_by_level), "cycles": e.cycles,
-           "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "notes": list(e.notes)}
+           "latency_s": e.latency_s, "bound": e.bound, "energy_j": e.energy_j, "software": e.software,
+           "error_band": plain(e.error_band), "notes": list(e.notes)}
     if e.alternatives:          # the formats the arch ranked for this layer: {format: latency_s}
         row["alternatives"] = dict(e.alternatives)
     return row
@@ -68,7 +69,8 @@ def report_dict(r: Report) -> dict[str, Any]:
     for row in layers:
         if row["name"] in shrunk:
             row["shrink"] = shrunk[row["name"]]
-    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype, "layers": layers, "total": total,
+    return {"arch": r.arch, "engine": r.engine, "dtype": r.dtype, "software": r.software,
+            "error_band": plain(r.total.error_band), "layers": layers, "total": total,
             "dense_total": dense_total, "speedup_vs_dense": r.speedup_vs_dense, "provenance": provenance}
 
 
@@ -111,25 +113,48 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def _band_cell(low: float | None, high: float | None, prior: bool = False) -> str:
+    """An error band as `-8%..+12%` (`*`: a prior, borrowed)."""
+    if low is None or high is None:
+        return "-"
+    return f"{low:+.0%}..{high:+.0%}" + ("*" if prior else "")
+
+
+def band_line(r: Report) -> str | None:
+    """The report's expected error (GPU archs): the total's latency and speedup bands and their basis."""
+    b = r.total.error_band
+    if b is None:
+        return None
+    speed = f", speedup {_band_cell(b.speedup_low, b.speedup_high)}" if b.speedup_low is not None else ""
+    return (f"expected error (measured / predicted - 1, 10th..90th percentile of validation residuals): latency "
+            f"{_band_cell(b.latency_low, b.latency_high)}{speed}; {b.basis}" + (" (* prior: borrowed)" if b.prior else ""))
+
+
 def report_table(r: Report, *, max_rows: int = 60) -> str:
     rows = []
     pairs = list(zip(r.estimates, r.dense_estimates))
     shown = pairs if len(pairs) <= max_rows else pairs[:max_rows]
     shrunk = any((e.n, e.k) != (d.n, d.k) for e, d in pairs)     # a shrunk network: show the original n x k too
+    bands = any(e.error_band for e, _ in pairs)
     for e, d in shown:
         sp = d.latency_s / e.latency_s if e.latency_s > 0 else float("inf")
         was = [f"{d.n}x{d.k}" if (e.n, e.k) != (d.n, d.k) else ""] if shrunk else []
+        b = e.error_band
         rows.append([e.layer, f"{e.m}x{e.n}x{e.k}" if e.m else "-", *was, e.format, f"{e.density:.3f}",
-                     _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound])
+                     _si(e.flops_executed), _time(e.latency_s), _time(d.latency_s), f"{sp:.2f}x", e.bound]
+                    + ([_band_cell(b.latency_low, b.latency_high, b.prior) if b else "-"] if bands else []))
     head = ["layer", "m x n x k", *(["was n x k"] if shrunk else []), "format", "density", "flops exec", "latency",
-            "dense", "speedup", "bound"]
-    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}", table(rows, head)]
+            "dense", "speedup", "bound"] + (["exp. error"] if bands else [])
+    out = [f"arch {r.arch}  engine {r.engine}  dtype {r.dtype}" + (f"  software {r.software}" if r.software else ""),
+           table(rows, head)]
     if len(pairs) > max_rows:
         out.append(f"... {len(pairs) - max_rows} more layers (use --format json or csv for all)")
     t, d = r.total, r.dense_total
     out.append(f"total: {_time(t.latency_s)} vs dense {_time(d.latency_s)} -> speedup {r.speedup_vs_dense:.3f}x; "
                f"FLOPs dense {_si(t.flops_dense)}, effective {_si(t.flops_effective)}, executed {_si(t.flops_executed)}"
                + (f"; energy {t.energy_j * 1e3:.3f} mJ vs {d.energy_j * 1e3:.3f} mJ" if t.energy_j else ""))
+    if band_line(r):
+        out.append(band_line(r))
     if r.provenance.get("coverage"):
         out.append(str(r.provenance["coverage"]))
     if shrink_line(r):
@@ -149,16 +174,18 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
 def report_csv(reports: Iterable[Report]) -> str:
     buf = io.StringIO()
     cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
-            "dense_latency_s", "speedup", "bound", "bytes_total", "notes"]
+            "dense_latency_s", "speedup", "bound", "bytes_total", "notes", "software", "error_low", "error_high"]
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in reports:
         pairs = list(zip(r.estimates, r.dense_estimates)) + [(r.total, r.dense_total)]
         for e, d in pairs:
             row = {k: v for k, v in estimate_row(e).items() if k in cols}
-            row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, dense_latency_s=d.latency_s,
+            row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, software=r.software, dense_latency_s=d.latency_s,
                        speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
-                       bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes))
+                       bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes),
+                       error_low=e.error_band.latency_low if e.error_band else "",
+                       error_high=e.error_band.latency_high if e.error_band else "")
             w.writerow(row)
     return buf.getvalue()
 

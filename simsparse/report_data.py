@@ -8,10 +8,9 @@ No number is made up here. A figure the records do not carry stays None ("n/a" i
 The hooks read what other parts of simsparse add to the records as they grow; each looks in one
 documented place, so adapting one when those parts land is a one-line change:
 
-- `software_of(report)`: the named software stack (`--software kernel|pytorch-eager`), from
-  `Report.software` or `provenance["software"]`.
-- `error_band_of(report)`: the expected error from validation residuals, from
-  `Report.total.error_band`, else `provenance["error_band"]`.
+- `software_of(report)`: the named software stack (`--software kernel|pytorch-eager|pytorch-graph`),
+  `Report.software` (None for kinds without named stacks).
+- `error_band_of(report)`: the expected error from validation residuals, `Report.total.error_band`.
 - `alternatives_of(estimate)`: what each other execution format would cost, from
   `Estimate.alternatives` ({format: latency_s} of the formats the arch ranked).
 - `shrink_of(report, estimate)` / `residual_policy_of(report)`: a layer's original and shrunk
@@ -55,13 +54,11 @@ VALIDATION_COMMAND = "simsparse validate --device published"
 
 
 def software_of(report: Report) -> str | None:
-    value = getattr(report, "software", None) or report.provenance.get("software")
-    return None if value is None else str(value)
+    return report.software or None
 
 
 def error_band_of(report: Report) -> Any:
-    band = getattr(report.total, "error_band", None)
-    return report.provenance.get("error_band") if band is None else band
+    return report.total.error_band
 
 
 def alternatives_of(estimate: Estimate) -> Mapping[str, Any] | None:
@@ -166,24 +163,29 @@ def layer_rows(report: Report) -> tuple[LayerRow, ...]:
 
 def roofline_of(report: Report, *, label: str, batch: int, spec: Any, spec_source: str) -> Roofline | None:
     """A GPU report's GEMM layers on its spec's roofline; None when the spec has no tensor-core rate
-    for the report's dtype. Intensity = executed FLOPs per HBM byte, achieved = executed FLOPs / latency."""
+    for the report's dtype. Intensity = executed FLOPs per byte of the roof's memory level, achieved
+    = executed FLOPs / latency. The level is HBM, or L2 under a stack that times a warm L2 (the
+    `kernel` and `pytorch-eager` stacks repeat one call: operands that fit in L2 move no HBM bytes,
+    so the L2 bandwidth is the roof they meet)."""
     fma = getattr(spec, "dense_fma_per_clk_per_sm", {}).get(report.dtype)
     if fma is None:
         return None
     peak = 2.0 * fma * spec.sms * spec.clock_hz
     sparse_peak = peak * spec.sparse_speedup if getattr(spec, "sparse_pattern", None) else None
+    warm = spec.profile.warm_l2
+    level, bandwidth = ("L2", spec.l2_bytes_per_clk * spec.clock_hz) if warm else ("HBM", spec.hbm_bytes_per_s)
     points = []
     for dense, estimates in ((False, report.estimates), (True, report.dense_estimates)):
         for e in estimates:
-            hbm = e.bytes_by_level.get("hbm", 0.0)
-            if e.format == "memory" or not e.m or hbm <= 0 or e.latency_s <= 0:
+            moved = e.bytes_by_level.get(level.lower(), 0.0)
+            if e.format == "memory" or not e.m or moved <= 0 or e.latency_s <= 0:
                 continue
             points.append(RooflinePoint(layer=e.layer, format=e.format, dense=dense,
-                                        intensity_flop_per_byte=e.flops_executed / hbm,
+                                        intensity_flop_per_byte=e.flops_executed / moved,
                                         achieved_flops_per_s=e.flops_executed / e.latency_s))
     return Roofline(arch=report.arch, label=label, batch=batch, dtype=report.dtype, peak_flops_per_s=peak,
-                    sparse_peak_flops_per_s=sparse_peak, bandwidth_bytes_per_s=spec.hbm_bytes_per_s,
-                    spec_source=spec_source, points=tuple(points))
+                    sparse_peak_flops_per_s=sparse_peak, bandwidth_bytes_per_s=bandwidth,
+                    spec_source=spec_source, points=tuple(points), memory_level=level)
 
 
 # ----------------------------------------------------------------------------- kernels to time here

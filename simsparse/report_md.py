@@ -12,6 +12,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from simsparse import plots
 from simsparse.errors import SimSparseError
+from simsparse.records import ErrorBand
 from simsparse.fileio import write_atomic
 from simsparse.report_data import data_files
 from simsparse.report_records import ArchInfo, ReportData, Row
@@ -56,6 +57,9 @@ def band_text(value: Any) -> str:
     """An error band or shape in whatever form the record holds (a number is a ± share)."""
     if value is None:
         return NA
+    if isinstance(value, ErrorBand):               # the latency band, 10th..90th percentile of residuals
+        return (f"{100 * value.latency_low:+.0f} % … {100 * value.latency_high:+.0f} %"
+                + (" (prior)" if value.prior else ""))
     if isinstance(value, (int, float)):
         return f"±{100 * value:.0f} %"
     if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
@@ -306,7 +310,7 @@ def _roofline_caption(data: ReportData) -> str:
     sparse = [p for p in roof.points if not p.dense]
     low = sum(p.achieved_flops_per_s < 0.1 * roof.peak_flops_per_s for p in sparse)
     ridge = roof.peak_flops_per_s / roof.bandwidth_bytes_per_s
-    return (f"Layers left of the ridge ({ridge:.0f} FLOP/B) are bandwidth-bound and those near the flat lines "
+    return (f"Layers left of the ridge ({ridge:.0f} FLOP per {roof.memory_level} byte) are bandwidth-bound and those near the flat lines "
             f"compute-bound; points far below both lose to overheads, padding or tiling: {low} of {len(sparse)} "
             f"layers of {roof.label} reach under 10 % of the dense peak (peaks and bandwidth from `{roof.spec_source}`).")
 

@@ -121,6 +121,7 @@ class Roofline:
     bandwidth_bytes_per_s: float
     spec_source: str
     points: tuple[RooflinePoint, ...]
+    memory_level: str = "HBM"         # the level whose bytes and bandwidth the roof uses (L2 under a warm-L2 stack)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from simsparse.errors import SimSparseError
 
-DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "int8": 1}
+DTYPE_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1}   # fp8: e4m3 or e5m2 (one rate)
 DTYPES = tuple(DTYPE_BYTES)
 
 

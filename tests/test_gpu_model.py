@@ -70,23 +70,25 @@ def test_removed_output_rows_run_dense_the_graph_layer_shrinks_the_network(a100)
     assert plan.padded.n == 1024
 
 
-def test_single_token_is_slower_sparse_than_dense(a100):
-    ratio, sparse, _ = speedup(a100, work_for(two_four_checkerboard(4096, 4096), m=1))
+def test_single_token_is_slower_sparse_than_dense_in_eager_pytorch(a100):
+    eager = a100.with_software("pytorch-eager")          # cuSPARSELt's per-call plan set-up on the host
+    ratio, sparse, _ = speedup(eager, work_for(two_four_checkerboard(4096, 4096), m=1))
     assert ratio < 1.0
     assert sparse.bound == "overhead"
     assert sparse.m == 1 and sparse.n == 4096 and sparse.k == 4096
 
 
 def test_estimate_reports_flops_and_metadata_bytes(a100):
+    cold = load_arch("a100_2to4", overrides=["software.profiles.kernel.warm_l2=false"])   # every operand from HBM
     m, n, k = 4096, 2048, 1024
     work = work_for(two_four_checkerboard(n, k), m=m)
-    plan = a100.plan(work)
-    est = estimate(plan, a100, "analytic")
+    plan = cold.plan(work)
+    est = estimate(plan, cold, "analytic")
     assert est.flops_dense == 2 * m * n * k
     assert est.flops_effective == 2 * m * (n * k // 2)
     assert plan.metadata_bytes == n * k / 8
     assert est.bytes_by_level["hbm"] >= n * k * 2 * 0.5625 + m * k * 2 + m * n * 2
-    assert est.cycles == pytest.approx(est.latency_s * a100.spec.clock_hz)
+    assert est.cycles == pytest.approx(est.latency_s * cold.spec.clock_hz)
     assert 0.0 < est.density <= 0.5
 
 

@@ -39,15 +39,15 @@ def test_cluster_multicast_divides_l2_egress_and_never_slows_a_kernel():
 
 
 def test_pytorch_cutlass_backend_keeps_its_one_tile_for_a_single_token():
-    a100 = load_arch("a100_2to4", overrides=["software.backend=cutlass"])
+    a100 = load_arch("a100_2to4", overrides=["software.backend=cutlass"]).with_software("pytorch-eager")
     call = library_call(a100.spec, a100.spec.sparse_library, Gemm(m=1, n=4096, k=4096), sparse=True)
     assert (call.tile.rows, call.tile.cols) == (128, 128) and call.split_k == 1
     # the padded token rows still occupy a whole 128-column tile: 32 tiles x 128 x 128 x K / 2 MACs
     assert config_timing(a100.spec, call).macs_issued == 32 * 128 * 128 * 4096 / 2
 
 
-def test_cusparselt_plan_setup_bounds_a_decode_call_from_below():
-    a100 = load_arch("a100_2to4")
+def test_cusparselt_plan_setup_bounds_a_decode_call_from_below_in_eager_pytorch():
+    a100 = load_arch("a100_2to4").with_software("pytorch-eager")
     lib = a100.spec.sparse_library
     small = library_call(a100.spec, lib, Gemm(m=1, n=1024, k=4096), sparse=True)
     assert small.split_k == 1

@@ -5,18 +5,53 @@ from __future__ import annotations
 import pytest
 
 from simsparse import api
-from simsparse.archs import load_arch
+from simsparse.archs import arch_data, load_arch, shipped_arch_names
 from simsparse.errors import SpecError
 from simsparse.resources import data_dir
 
 
-@pytest.mark.parametrize("name,fp16_tflops,sms", [("a100_2to4", 312, 108), ("h100_2to4", 989, 132)])
-def test_shipped_specs_match_the_datasheet_peaks(name, fp16_tflops, sms):
+GPUS = tuple(a for a in shipped_arch_names() if arch_data(a)[0].get("kind") == "gpu_sparse_tensor_core")
+
+
+@pytest.mark.parametrize("name,fp16_tflops,sms,hbm_tb_s,tdp_w", [
+    ("a100_2to4", 312, 108, 2.039, 400), ("a100_pcie_2to4", 312, 108, 1.935, 300),
+    ("h100_2to4", 989, 132, 3.35, 700), ("h100_pcie_2to4", 756, 114, 2.0, 350), ("h200_2to4", 989, 132, 4.8, 700),
+    ("b200_2to4", 2250, 148, 8.0, 1000), ("rtx4090_2to4", 165.2, 128, 1.008, 450), ("rtx3090_2to4", 71, 82, 0.936, 350)])
+def test_shipped_specs_match_the_datasheet(name, fp16_tflops, sms, hbm_tb_s, tdp_w):
     spec = load_arch(name).spec
     peak = 2 * spec.sms * spec.dense_fma_per_clk_per_sm["fp16"] * spec.clock_hz / 1e12
     assert peak == pytest.approx(fp16_tflops, rel=0.01)
-    assert spec.sms == sms and spec.sparse_speedup == 2.0
+    assert spec.sms == sms and spec.sparse_speedup == 2.0 and spec.power.tdp_w == tdp_w
+    assert spec.hbm_bytes_per_s == pytest.approx(hbm_tb_s * 1e12)
     assert set(spec.backends) == {"cusparselt", "cutlass"}
+
+
+@pytest.mark.parametrize("name", GPUS)
+def test_every_gpu_spec_loads_with_both_validated_stacks(name):
+    model = load_arch(name)
+    assert {"kernel", "pytorch-eager"} <= set(model.software_stacks()) and model.software == "kernel"
+    r = api.evaluate(arch=name, gemm="512,768,3072", pattern="2:4", software="pytorch-eager")
+    assert r.total.latency_s > 0 and r.software == "pytorch-eager"
+
+
+@pytest.mark.parametrize("name", GPUS)
+def test_a_bad_field_of_any_gpu_spec_names_file_field_value_and_range(name):
+    with pytest.raises(SpecError) as err:
+        load_arch(name, overrides=["power.tdp_w=-5"])
+    msg = str(err.value)
+    assert f"{name}.yaml" in msg and "power.tdp_w" in msg and "-5" in msg and ">= 10.0" in msg
+
+
+@pytest.mark.parametrize("name", GPUS)
+def test_fitted_fields_exist_and_name_dev_rows_and_borrowed_priors_repeat_their_source(name):
+    from simsparse.validate import gpu_fit, published
+
+    for field, source in gpu_fit.fitted_block(name).items():
+        gpu_fit.current_value(name, field)                       # raises if the field does not exist
+        assert published.CORPORA[source.split()[0]][1] == "dev", (field, source)
+    for field, value in gpu_fit.borrowed_values(name).items():
+        assert gpu_fit.current_value(name, field) == pytest.approx(value, rel=1e-9), \
+            f"{name}: {field} must repeat its source {gpu_fit.borrowed_block(name)[field]} (benchmarks --fit syncs it)"
 
 
 @pytest.mark.parametrize("override,field", [

@@ -25,7 +25,7 @@ def dev():
 def test_every_dev_row_is_predicted_with_its_own_backend(dev):
     assert len(dev.points) == 9 and not dev.not_evaluated
     assert {p.kernel for p in dev.points} == {"cusparselt", "cutlass"}
-    assert all(p.format == "2:4" and p.arch == "a100_2to4" and p.software == "pytorch" for p in dev.points)
+    assert all(p.format == "2:4" and p.arch == "a100_2to4" and p.software == "pytorch-eager" for p in dev.points)
     d = render.to_dict(dev)
     assert {"mape", "spearman", "n", "mape_speedup", "mape_dense_time", "mape_sparse_time", "sign_agreement"} <= set(d["summary"])
     assert {"predicted_speedup", "measured_speedup", "predicted_dense_s", "measured_s", "error"} <= set(d["points"][0])
@@ -50,14 +50,15 @@ def test_every_kernel_corpus_row_is_evaluated_or_reported_with_its_reason():
     assert sum(e["n"] for e in entries) == len(report.not_evaluated)
 
 
-def test_kernel_rows_are_predicted_without_host_overhead(tmp_path):
+def test_kernel_rows_are_predicted_under_the_kernel_stack_without_host_overhead(tmp_path):
     kernel = published.run(csv_path=csv_file(tmp_path, KERNEL_HEADER,
                                              "K1,A100,fp16,64,2048,2048,cuBLASLt,cuSPARSELt 0.8.1,14,16,0.88,L,x"))
     torch_level = published.run(csv_path=csv_file(tmp_path, TORCH_HEADER,
                                                   "T1,A100,fp16,64,2048,2048,cusparselt,14,16,0.88,pytorch"))
     (k,), (t,) = kernel.points, torch_level.points
     assert k.software == "kernel" and k.shape_set == "L" and k.predicted_s < t.predicted_s
-    assert any("include_host_overhead=false" in n for n in kernel.notes)
+    assert any("kernel software stack" in n for n in kernel.notes)
+    assert any("pytorch-eager software stack" in n for n in torch_level.notes)
 
 
 def test_rows_the_model_cannot_evaluate_are_counted_with_their_reason(tmp_path, monkeypatch):
@@ -102,3 +103,25 @@ def test_a_gpu_can_be_mapped_to_a_spec_explicitly_and_the_report_says_so(tmp_pat
 def test_a_broken_override_is_an_error_not_a_skipped_row():
     with pytest.raises(SpecError):
         published.run(corpora=["a100_2to4_dev"], overrides=("software.launch_gap_s=-1",))
+
+
+def test_the_fit_times_rows_exactly_as_the_analytic_engine_predicts_them():
+    from simsparse.archs import load_arch
+    from simsparse.validate import gpu_fit
+
+    rows = [r for r in gpu_fit.dev_rows("h100_pcie_2to4") if r.m in (64, 4096)][:12]
+    fast = gpu_fit.row_times(load_arch("h100_pcie_2to4"), rows)
+    (loaded,) = published.load(["gpu_kernel_dev"])
+    points = published.evaluate(published.LoadedCorpus(corpus=loaded.corpus, rows=tuple(rows)),
+                                predictor=gpu_predict.GpuPredictor(engine="analytic"))[0]
+    assert [(p.predicted_dense_s, p.predicted_s) for p in points] == pytest.approx([tuple(t) for t in fast], rel=1e-12)
+
+
+def test_every_spec_is_fitted_on_dev_rows_only():
+    from simsparse.validate import gpu_fit
+
+    dev_ids = {r.id for lc in published.load([n for n, (_, role) in published.CORPORA.items() if role == "dev"])
+               for r in lc.rows}
+    for arch in ("a100_pcie_2to4", "h100_pcie_2to4", "a100_2to4"):
+        rows = gpu_fit.dev_rows(arch)
+        assert rows and {r.id for r in rows} <= dev_ids

@@ -22,7 +22,7 @@ def test_a_torch_level_csv_is_read_with_times_in_seconds(tmp_path):
     corpus, rows = read_corpus(write(tmp_path, f"{TORCH_HEADER}\n{TORCH_ROW}\n"))
     assert corpus.schema == "torch" and corpus.rows == 1 and corpus.role == "user"
     r = rows[0]
-    assert (r.m, r.n, r.k, r.backend, r.software) == (3072, 768, 3072, "cusparselt", "pytorch")
+    assert (r.m, r.n, r.k, r.backend, r.software) == (3072, 768, 3072, "cusparselt", "pytorch-eager")
     assert r.dense_s == pytest.approx(76.1e-6) and r.sparse_s == pytest.approx(51.5e-6) and r.speedup == 1.48
 
 

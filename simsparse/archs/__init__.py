@@ -97,6 +97,20 @@ class ArchModel(ABC):
     def supported_dtypes(self) -> tuple[str, ...]:
         return ("fp16",)
 
+    @property
+    def software(self) -> str:
+        """The software stack this instance is timed under ("" for kinds without named stacks)."""
+        return ""
+
+    def software_stacks(self) -> tuple[str, ...]:
+        """Names `with_software` accepts (none for kinds without named stacks)."""
+        return ()
+
+    def with_software(self, name: str) -> "ArchModel":
+        """This arch under the software stack `name` (`--software`); kinds without stacks refuse."""
+        raise SimSparseError(f"--software {name}: arch {self.name} ({self.kind}) has no named software stacks; "
+                             "--software applies to GPU archs")
+
 
 def discover() -> None:
     """Import every module of this package once: kind modules register themselves."""

@@ -79,6 +79,16 @@ class GpuSparseTensorCore(ArchModel):
         simt = self.spec.cuda_cores is not None          # IEEE fp32 on the CUDA cores
         return dtypes + (("fp32",) if "tf32" in dtypes or simt else ())   # fp32 GEMMs run as tf32 or SIMT
 
+    @property
+    def software(self) -> str:
+        return self.spec.software
+
+    def software_stacks(self) -> tuple[str, ...]:
+        return tuple(self.spec.profiles)
+
+    def with_software(self, name: str) -> "GpuSparseTensorCore":
+        return type(self)(name=self.name, spec=self.spec.with_software(name), source=self.source)
+
     # ------------------------------------------------------------------ planning
 
     def plan(self, work: LayerWork, *, dense: bool = False, kernel: str | None = None) -> ExecutionPlan[GpuPlan]:
@@ -96,7 +106,7 @@ class GpuSparseTensorCore(ArchModel):
             raise PatternError(f"layer {work.name}: kernel {kernel} needs a mask (the layer is dense)")
         if kernel is not None:
             return self._plan_forced(work, kernel)
-        return self._with_cuda_cores(work, self._plan_masked(work, work.pattern))
+        return self._choose_format(work)
 
     def _latency_s(self, plan: ExecutionPlan) -> float:
         if isinstance(plan.payload, CudaCorePlan):
@@ -106,17 +116,6 @@ class GpuSparseTensorCore(ArchModel):
     def _fp32_on_cuda_cores(self, dtype: str) -> bool:
         cc = self.spec.cuda_cores
         return dtype == "fp32" and cc is not None and (cc.fp32_on_cuda_cores or "tf32" not in self.spec.tensor_dtypes)
-
-    def _with_cuda_cores(self, work: LayerWork, base: ExecutionPlan) -> ExecutionPlan:
-        """The tensor-core plan ranked against the CUDA-core formats the mask allows."""
-        p = work.pattern
-        if p.nnz in (0, p.rows * p.cols):
-            return base
-        if self.spec.cuda_cores is None:
-            return replace(base, notes=base.notes + (f"{self.name} has no cuda_cores block: condensed / csr / "
-                                                     "blocked-ell are not offered",))
-        return choose([base] + candidates(self.spec, work, arch=self.name), self._latency_s,
-                      keep=base if base.format == "2:4" else None)
 
     def _plan_forced(self, work: LayerWork, kernel: str) -> ExecutionPlan:
         """`kernel` forced (the CLI's --kernel; PatternError when it cannot run this mask), with the
@@ -131,27 +130,40 @@ class GpuSparseTensorCore(ArchModel):
             if not self.spec.has_sparse_tensor_cores or not _compliance(p, gpu_dtype(work.gemm.dtype))[0]:
                 raise PatternError(f"layer {work.name}: kernel 2:4 needs sparse tensor cores and a {rule} mask")
             plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=())
-        own = self._with_cuda_cores(work, self._plan_masked(work, p))
+        own = self._choose_format(work)
         forced_s, own_s = self._latency_s(plan), self._latency_s(own)
         note = (f"kernel {kernel} forced: {forced_s * 1e6:.1f} us; the model's own choice is {own.format} "
                 f"({own_s * 1e6:.1f} us)")
         return replace(plan, notes=plan.notes + (note,),
                        alternatives={**(own.alternatives or {own.format: own_s}), kernel: forced_s})
 
-    def _plan_masked(self, work: LayerWork, pattern: Pattern) -> ExecutionPlan[GpuPlan]:
-        dtype = gpu_dtype(work.gemm.dtype)
+    def _choose_format(self, work: LayerWork) -> ExecutionPlan:
+        """The format a mask runs in, under the active software stack (its host times, launch gaps,
+        tiles and split-K rank every candidate): the tensor-core plan (2:4 where the mask complies
+        and the GPU has sparse tensor cores, else dense, the note saying why), ranked by the closed
+        form against the CUDA-core formats the mask allows (`cuda_cores` block). A 2:4 mask keeps
+        2:4 (converting the layer is the user's choice; a note says when dense would be faster)."""
+        pattern, gemm = work.pattern, work.gemm
+        dtype = gpu_dtype(gemm.dtype)
         ok, share = _compliance(pattern, dtype)
         rule = "1:2" if dtype == "tf32" else "2:4"
         if not self.spec.has_sparse_tensor_cores:
-            return self._plan_gemm(work, work.gemm, fmt="dense",
+            base = self._plan_gemm(work, gemm, fmt="dense",
                                    notes=(f"{self.name} has no sparse tensor cores: the mask runs dense",))
-        if ok:
-            return self._flag_slower_than_dense(work, self._plan_gemm(work, work.gemm, fmt="2:4", notes=()), rule=rule)
-        if pattern.nnz == pattern.rows * pattern.cols:
-            notes: tuple[str, ...] = ("mask is fully dense",)
+        elif ok:
+            base = self._flag_slower_than_dense(work, self._plan_gemm(work, gemm, fmt="2:4", notes=()), rule=rule)
+        elif pattern.nnz == pattern.rows * pattern.cols:
+            base = self._plan_gemm(work, gemm, fmt="dense", notes=("mask is fully dense",))
         else:
-            notes = (f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; dense fallback",)
-        return self._plan_gemm(work, work.gemm, fmt="dense", notes=notes)
+            base = self._plan_gemm(work, gemm, fmt="dense", notes=(
+                f"mask is not {rule}: {share:.1%} of groups along K hold too many nonzeros; dense fallback",))
+        if pattern.nnz in (0, pattern.rows * pattern.cols):
+            return base
+        if self.spec.cuda_cores is None:
+            return replace(base, notes=base.notes + (f"{self.name} has no cuda_cores block: condensed / csr / "
+                                                     "blocked-ell are not offered",))
+        return choose([base] + candidates(self.spec, work, arch=self.name), self._latency_s,
+                      keep=base if base.format == "2:4" else None)
 
     def _flag_slower_than_dense(self, work: LayerWork, plan: ExecutionPlan[GpuPlan], *,
                                 rule: str) -> ExecutionPlan[GpuPlan]:

@@ -7,8 +7,8 @@ back). The result, `LibraryCall`, is plain data: the shape, the configuration, t
 and the bytes they copy.
 
 `call_latency_s` composes a call's seconds from its main kernel's seconds: split-K reduction, copy
-kernels and launch gaps on the device, against the host time per call (a steady stream of eager
-calls costs the slower of the two). The analytic engine feeds it the closed-form kernel time
+kernels and launch gaps on the device, against the host time per call of the spec's software
+stack (a steady stream of calls costs the slower of the two; the `kernel` stack has no host time). The analytic engine feeds it the closed-form kernel time
 (`closed_form_latency_s`), the cycle engine the simulated one; the arch model ranks formats (2:4
 vs shrunk) by the closed form, as PyTorch users pick the faster conversion.
 """
@@ -34,6 +34,7 @@ class LibraryCall:
     call: KernelCall         # the GEMM as the library runs it (padded; sparse = on the sparse tensor cores)
     tile: TileConfig         # the library's chosen threadblock tile ...
     split_k: int             # ... and K-slices
+    stream_k: bool           # ... and whether its partial last wave runs stream-K
     kernels_launched: int    # main kernel + split-K reduction + copy kernels
     pad_copy_bytes: float    # HBM bytes the copy kernels move (padding the dense operand, output copies)
 
@@ -66,18 +67,18 @@ def library_call(spec: GpuSpec, lib: KernelLibrary, gemm: Gemm, *, sparse: bool)
     kernel = best_config(spec, lib, call)
     n_kernels = 1 + lib.output_copies + (1 if kernel.split_k > 1 else 0)
     b = dtype_bytes(dtype)
-    copy_bytes = lib.output_copies * 2.0 * gemm.m * gemm.n * b * gemm.count
+    copy_bytes = lib.output_copies * 2.0 * gemm.m * gemm.n * lib.output_bytes(dtype) * gemm.count
     if (cols, k) != (gemm.m, gemm.k):
         copy_bytes += (gemm.m * gemm.k + cols * k) * b * gemm.count
         n_kernels += 1
-    return LibraryCall(library=lib.name, call=call, tile=kernel.tile, split_k=kernel.split_k,
+    return LibraryCall(library=lib.name, call=call, tile=kernel.tile, split_k=kernel.split_k, stream_k=kernel.stream_k,
                        kernels_launched=n_kernels, pad_copy_bytes=copy_bytes)
 
 
 @lru_cache(maxsize=4096)
 def _config_timing(spec: GpuSpec, lib: KernelLibrary, call: KernelCall, tile: TileConfig,
-                   split_k: int) -> KernelTiming:
-    return time_config(spec, lib, call, tile, split_k)
+                   split_k: int, stream_k: bool) -> KernelTiming:
+    return time_config(spec, lib, call, tile, split_k, stream_k=stream_k)
 
 
 def config_timing(spec: GpuSpec, lc: LibraryCall) -> KernelTiming:
@@ -85,14 +86,14 @@ def config_timing(spec: GpuSpec, lc: LibraryCall) -> KernelTiming:
     the library's own choice comes from best_config's memo, any other configuration is timed."""
     lib = library_of(spec, lc.call)
     chosen = best_config(spec, lib, lc.call)
-    if (chosen.tile, chosen.split_k) == (lc.tile, lc.split_k):
+    if (chosen.tile, chosen.split_k, chosen.stream_k) == (lc.tile, lc.split_k, lc.stream_k):
         return chosen
-    return _config_timing(spec, lib, lc.call, lc.tile, lc.split_k)
+    return _config_timing(spec, lib, lc.call, lc.tile, lc.split_k, lc.stream_k)
 
 
 def host_s(spec: GpuSpec, lib: KernelLibrary) -> float:
-    """Host time per call (0 when the spec times the device alone)."""
-    return lib.host_overhead_s if spec.include_host_overhead else 0.0
+    """Host time per call under the spec's software stack (0 where it times the device alone)."""
+    return lib.host_overhead_s
 
 
 def call_device_s(spec: GpuSpec, lc: LibraryCall, t: KernelTiming, *, kernel_s: float) -> float:
@@ -109,7 +110,7 @@ def call_latency_s(spec: GpuSpec, lc: LibraryCall, t: KernelTiming, *, kernel_s:
 def closed_form_latency_s(spec: GpuSpec, lc: LibraryCall) -> float:
     """The call's time with the closed-form main kernel (the analytic engine's answer)."""
     t = config_timing(spec, lc)
-    return call_latency_s(spec, lc, t, kernel_s=t.kernel_clk / spec.clock_hz)
+    return call_latency_s(spec, lc, t, kernel_s=t.kernel_clk / t.clock_hz)
 
 
 def stream_kernel_s(spec: GpuSpec, stream_bytes: float) -> float:

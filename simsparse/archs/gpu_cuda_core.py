@@ -1,4 +1,4 @@
-"""The GPU kind's formats beside 2:4 / shrunk / dense: what runs an unstructured mask for real.
+"""The GPU kind's formats beside 2:4 / dense: what runs an unstructured mask for real.
 
   condensed    SRigL's constant-fan-in kernel on the CUDA cores (their FixedFanIn CUDA op): values
                [rows_active, K] + narrow indices, ablated (all-zero) rows dropped, rows padded to the
@@ -39,6 +39,9 @@ from simsparse.units import dtype_bytes
 
 KIND = "gpu_sparse_tensor_core"
 CUDA_CORE_FORMATS = ("condensed", "csr", "blocked-ell")
+# dtypes the CUDA-core formats run: fp8 has no CUDA-core arithmetic, and neither SRigL's kernel nor
+# cuSPARSE's SpMM takes it (an fp8 mask runs 2:4 or dense on the tensor cores)
+CUDA_CORE_DTYPES = ("fp32", "tf32", "fp16", "bf16", "int8")
 CSR_INDEX_BYTES = 4
 
 
@@ -79,7 +82,7 @@ def _plan(work: LayerWork, arch: str, fmt: str, payload: CudaCorePlan, *, macs_i
           padded: Gemm | None = None) -> ExecutionPlan[CudaCorePlan]:
     g = work.gemm
     return ExecutionPlan(layer=work.name, arch=arch, kind=KIND, format=fmt, gemm=g, padded=padded or g, macs_dense=g.macs,
-                         macs_effective=g.m * work.nnz * g.count, macs_issued=int(macs_issued),
+                         macs_effective=round(g.m * work.nnz_per_gemm * g.count), macs_issued=int(macs_issued),
                          bytes_by_level=by_level, metadata_bytes=metadata_bytes, payload=payload, notes=notes)
 
 
@@ -222,18 +225,18 @@ def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionP
 
 
 def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: str) -> ExecutionPlan[CudaCorePlan]:
-    """`gemm` (the layer's, or its shrunk one) as cuBLAS SIMT SGEMM on the CUDA cores (IEEE fp32)."""
+    """`gemm` as cuBLAS SIMT SGEMM on the CUDA cores (IEEE fp32)."""
     sspec = simt_spec(spec)
     call = KernelCall(rows=gemm.n, cols=gemm.m, k=gemm.k, count=gemm.count, dtype="fp32", sparse=False)
     t = best_config(sspec, sspec.dense, call)
-    lc = LibraryCall(library="cublas-sgemm", call=call, tile=t.tile, split_k=t.split_k,
+    lc = LibraryCall(library="cublas-sgemm", call=call, tile=t.tile, split_k=t.split_k, stream_k=t.stream_k,
                      kernels_launched=1 + (1 if t.split_k > 1 else 0), pad_copy_bytes=0.0)
     payload = CudaCorePlan(kernel="sgemm", library="cublas-sgemm", call=lc, kernels_launched=lc.kernels_launched,
                            host_overhead_s=sspec.dense.host_overhead_s)
     orig = work.gemm
     note = "fp32 on the CUDA cores (fp32_matmul_precision highest): cuBLAS SIMT SGEMM, no TF32"
     return ExecutionPlan(layer=work.name, arch=arch, kind=KIND, format=fmt, gemm=orig, padded=gemm,
-                         macs_dense=orig.macs, macs_effective=orig.m * work.nnz * orig.count,
+                         macs_dense=orig.macs, macs_effective=round(orig.m * work.nnz_per_gemm * orig.count),
                          macs_issued=int(t.macs_issued),
                          bytes_by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes},
                          metadata_bytes=0.0, payload=payload, notes=(note,))
@@ -244,17 +247,19 @@ def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: st
 
 def cuda_core_times_s(spec: GpuSpec, payload: CudaCorePlan, *, kernel_clk: float | None = None) -> tuple[float, float]:
     """(device seconds, host seconds) of one call: the main kernel in closed form, or `kernel_clk`
-    simulated clocks of it (cycle engine), plus copies and launches; the host time is 0 when the
-    spec times the device alone."""
+    simulated clocks of it (cycle engine; a library kernel's at its own, possibly power-limited,
+    clock), plus copies and the active software stack's launch gaps; the host time is the stack's
+    (0 under `kernel`, which times the device alone)."""
     if payload.call is not None:
         lspec = library_spec(spec, payload.library)
         t = config_timing(lspec, payload.call)
         clk = t.kernel_clk if kernel_clk is None else kernel_clk
-        return call_device_s(lspec, payload.call, t, kernel_s=clk / lspec.clock_hz), host_s(lspec, lspec.dense)
+        device = call_device_s(lspec, payload.call, t, kernel_s=clk / (t.clock_hz or lspec.clock_hz))
+        return device, host_s(lspec, lspec.dense)
     clk = chain_timing(spec, spec.cuda_cores, payload.chains).kernel_clk if kernel_clk is None else kernel_clk
     device = (clk / spec.clock_hz + payload.copy_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency)
               + payload.kernels_launched * spec.launch_gap_s)
-    return device, (payload.host_overhead_s if spec.include_host_overhead else 0.0)
+    return device, payload.host_overhead_s
 
 
 def cuda_core_latency_s(spec: GpuSpec, payload: CudaCorePlan, *, kernel_clk: float | None = None) -> float:
@@ -272,12 +277,16 @@ def forced_plan(spec: GpuSpec, work: LayerWork, kernel: str, *, arch: str) -> Ex
         raise PatternError(f"kernel {kernel} needs the spec's cuda_cores block; {arch} has none")
     if work.pattern is None:
         raise PatternError(f"layer {work.name}: kernel {kernel} needs a mask (the layer is dense)")
+    if work.gemm.dtype not in CUDA_CORE_DTYPES:
+        raise PatternError(f"layer {work.name}: kernel {kernel} has no {work.gemm.dtype} version (the CUDA-core "
+                           f"formats run {', '.join(CUDA_CORE_DTYPES)}); use --dtype fp16 or bf16")
     return _conv_note(work, BUILDERS[kernel](spec, work, arch=arch))
 
 
 def candidates(spec: GpuSpec, work: LayerWork, *, arch: str) -> list[ExecutionPlan[CudaCorePlan]]:
-    """Every CUDA-core plan this mask allows (none without a cuda_cores block)."""
-    if spec.cuda_cores is None or work.pattern is None or work.pattern.nnz == 0:
+    """Every CUDA-core plan this mask allows (none without a cuda_cores block, none for fp8)."""
+    if (spec.cuda_cores is None or work.pattern is None or work.pattern.nnz == 0
+            or work.gemm.dtype not in CUDA_CORE_DTYPES):
         return []
     out = []
     for fmt, build in BUILDERS.items():

@@ -1,11 +1,16 @@
 """The optional `cuda_cores:` block of a GPU spec (`kind: gpu_sparse_tensor_core`): schema and
 frozen record of what the CUDA cores (not the tensor cores) offer the unstructured formats.
 
-A spec without the block runs masks as 2:4 / shrunk / dense only (archs/gpu.py says so in a note);
-with it, the kind also plans SRigL's `condensed` kernel, cuSPARSE `csr` and `blocked-ell`
+A spec without the block runs masks as 2:4 / dense only (archs/gpu.py says so in a note); with it,
+the kind also plans SRigL's `condensed` kernel, cuSPARSE `csr` and `blocked-ell`
 (archs/gpu_cuda_core.py), and fp32 GEMMs under `fp32_matmul_precision: highest` run as SIMT SGEMM
 on the CUDA cores. Fields are datasheet values or stated microbenchmark / software priors (the
 YAML names the source of each); nothing here is fitted.
+
+Host time per call follows the software stack, as the tensor-core libraries' does: each kernel's
+`host_overhead_s` here is the base (0 unless given: the `kernel` stack times the device alone), and
+a stack adds its own in `software.profiles.NAME.cuda_cores.KERNEL.host_overhead_s`
+(`PROFILE_CUDA_CORES_SCHEMA`; `with_host_overheads` applies it).
 
 This module imports nothing from gpu_spec (gpu_spec imports it): the SIMT SGEMM library is
 described with its own small schema and turned into a `KernelLibrary` by gpu_cuda_core.
@@ -13,18 +18,26 @@ described with its own small schema and turned into a `KernelLibrary` by gpu_cud
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 from simsparse.errors import SpecError
 from simsparse.specs import Field, ListOf, Optional, validate
 
 PRECISIONS = ("high", "highest")          # torch.set_float32_matmul_precision names
 INPUT_LAYOUTS = ("transposed", "transpose", "row_major")
+KERNELS = ("sgemm", "condensed", "csr", "blocked_ell")     # the block's kernels, each with a host time per call
+
+
+def _host(*, partial: bool = False) -> Field:
+    return Field(float, required=False, default=None if partial else 0.0, min=0.0, max=1e-2,
+                 doc="host time per call (base stack; software.profiles.NAME.cuda_cores adds a stack's own)")
+
 
 _SGEMM_SCHEMA = {
     "mainloop_efficiency": Field(float, min=0.05, max=1.0,
                                  doc="share of the CUDA cores' FP32 peak a CTA's K-loop sustains"),
-    "host_overhead_s": Field(float, min=0.0, max=1e-2, doc="host time per call"),
+    "host_overhead_s": _host(),
     "k_step_bytes": Field(int, min=4, max=1024, doc="bytes of K per pipeline stage"),
     "split_k": ListOf(Field(int, min=1, max=64), min_len=1),
     "epilogue_clk": Field(int, min=0, max=100000),
@@ -40,20 +53,20 @@ _CONDENSED_SCHEMA = {
     "input": Field(str, choices=INPUT_LAYOUTS,
                    doc="transposed: x^T given (coalesced gathers); transpose: the call transposes x first; "
                        "row_major: gathers of x rows (one line per lane)"),
-    "host_overhead_s": Field(float, min=0.0, max=1e-2),
+    "host_overhead_s": _host(),
 }
 
 _CSR_SCHEMA = {
     "threads_per_block": Field(int, min=32, max=1024),
     "registers_per_thread": Field(int, min=16, max=255),
-    "host_overhead_s": Field(float, min=0.0, max=1e-2),
+    "host_overhead_s": _host(),
 }
 
 _BLOCKED_ELL_SCHEMA = {
     "block_sizes": ListOf(Field(int, min=2, max=64), min_len=1),
     "efficiency": Field(float, min=0.05, max=1.0,
                         doc="share of the dense tensor-core main loop the Blocked-ELL kernel sustains"),
-    "host_overhead_s": Field(float, min=0.0, max=1e-2),
+    "host_overhead_s": _host(),
 }
 
 CUDA_CORES_SCHEMA = Optional({
@@ -72,6 +85,10 @@ CUDA_CORES_SCHEMA = Optional({
     "blocked_ell": _BLOCKED_ELL_SCHEMA,
     "sources": Field(str, required=False, default=""),
 })
+
+# what a software stack changes in the block: each kernel's host time per call (added to the base)
+PROFILE_CUDA_CORES_SCHEMA = Optional({k: Optional({"host_overhead_s": _host(partial=True)}) for k in KERNELS},
+                                     default={})
 
 
 @dataclass(frozen=True)
@@ -131,6 +148,16 @@ class CudaCoreSpec:
     def fp32_on_cuda_cores(self) -> bool:
         """fp32 GEMMs run as IEEE fp32 on the CUDA cores (PyTorch 'highest'), not as TF32."""
         return self.fp32_matmul_precision == "highest"
+
+    def host_overheads_s(self) -> dict[str, float]:
+        """Each kernel's host time per call: {sgemm, condensed, csr, blocked_ell: seconds}."""
+        return {k: getattr(self, k).host_overhead_s for k in KERNELS}
+
+    def with_host_overheads(self, extra_s: Mapping[str, float]) -> "CudaCoreSpec":
+        """The block with `extra_s` (kernel -> seconds, a software stack's own) added to each
+        kernel's host time per call."""
+        return replace(self, **{k: replace(getattr(self, k), host_overhead_s=getattr(self, k).host_overhead_s + v)
+                                for k, v in extra_s.items() if v})
 
 
 def parse_cuda_cores(data: dict | None, *, source: str) -> CudaCoreSpec | None:

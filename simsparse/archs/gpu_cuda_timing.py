@@ -148,24 +148,27 @@ def cuda_cores_of(spec: GpuSpec) -> CudaCoreSpec:
 
 @lru_cache(maxsize=64)
 def simt_spec(spec: GpuSpec) -> GpuSpec:
-    """`spec` whose dense library is cuBLAS's SIMT SGEMM on the CUDA cores (fp32 FMA rate)."""
+    """`spec` whose dense library is cuBLAS's SIMT SGEMM on the CUDA cores (fp32 FMA rate), its host
+    time per call the active software stack's. No power limit: the `power:` block models the tensor
+    cores' load, SIMT SGEMM runs at `clock_hz`."""
     s = cuda_cores_of(spec).sgemm
-    lib = KernelLibrary(name="cublas-sgemm", mainloop_efficiency=s.mainloop_efficiency,
+    lib = KernelLibrary(name="cublas-sgemm", mainloop_efficiency={"fp32": s.mainloop_efficiency},
                         host_overhead_s=s.host_overhead_s, k_step_bytes=s.k_step_bytes, split_k=s.split_k,
                         epilogue_clk=s.epilogue_clk, tiles=tuple(TileConfig(*t) for t in s.tiles),
-                        min_shapes={"fp32": (1, 1, 1, 1)})
-    return replace(spec, dense=lib, max_ctas_per_sm=s.max_ctas_per_sm,
-                   dense_fma_per_clk_per_sm={"fp32": spec.cuda_cores.fp32_fma_per_clk_per_sm})
+                        min_shapes={"fp32": (1, 1, 1, 1)}, output_dtypes={})
+    return spec.with_dense_library(lib, max_ctas_per_sm=s.max_ctas_per_sm, power=None,
+                                   dense_fma_per_clk_per_sm={"fp32": spec.cuda_cores.fp32_fma_per_clk_per_sm})
 
 
 @lru_cache(maxsize=64)
 def blocked_ell_spec(spec: GpuSpec) -> GpuSpec:
     """`spec` whose dense library is cuSPARSE's Blocked-ELL SpMM on the tensor cores: the dense
-    library's tiles at `blocked_ell.efficiency` of its main loop (the indirect block-column loads)."""
+    library's tiles at `blocked_ell.efficiency` of its main loop (the indirect block-column loads),
+    its host time per call the active software stack's."""
     b = cuda_cores_of(spec).blocked_ell
     lib = replace(spec.dense, name="cusparse-blocked-ell", host_overhead_s=b.host_overhead_s,
-                  mainloop_efficiency=spec.dense.mainloop_efficiency * b.efficiency)
-    return replace(spec, dense=lib)
+                  mainloop_efficiency={d: e * b.efficiency for d, e in spec.dense.mainloop_efficiency.items()})
+    return spec.with_dense_library(lib)
 
 
 def library_spec(spec: GpuSpec, library: str) -> GpuSpec:

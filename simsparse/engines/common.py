@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from simsparse.records import Estimate, ExecutionPlan
+from simsparse.records import ErrorBand, Estimate, ExecutionPlan
 
 
 def estimate_from_plan(plan: ExecutionPlan, *, engine: str, latency_s: float, cycles: float, bound: str,
-                       energy_j: float = 0.0, notes: tuple[str, ...] = ()) -> Estimate:
+                       energy_j: float = 0.0, notes: tuple[str, ...] = (), software: str = "",
+                       error_band: ErrorBand | None = None) -> Estimate:
     """An `Estimate` carrying the plan's work figures (FLOPs, bytes, shape, density, notes) and the
     engine's timing (`latency_s`, `cycles` at the arch's clock, `bound`, `energy_j`, extra `notes`).
 
     flops_dense = 2·m·n·k·count of the layer's own GEMM; flops_effective = 2·m·nnz·count;
     flops_executed = 2 x the MACs the hardware issues (padding included, halved by 2:4).
+    `software` names the software stack, `error_band` the expected error (kinds that have them).
     """
     g = plan.gemm
     return Estimate(
@@ -21,6 +23,7 @@ def estimate_from_plan(plan: ExecutionPlan, *, engine: str, latency_s: float, cy
         cycles=cycles, latency_s=latency_s, bound=bound, notes=tuple(plan.notes) + tuple(notes),
         energy_j=energy_j, m=g.m if g else 0, n=g.n if g else 0, k=g.k if g else 0, density=plan.density,
         alternatives=dict(plan.alternatives),
+        software=software, error_band=error_band,
     )
 
 

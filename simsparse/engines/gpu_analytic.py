@@ -3,6 +3,8 @@
 The plan holds the library call as launched (padding, chosen tile and split-K, copy kernels);
 `archs.gpu_kernel` times its main kernel in closed form (waves, K-loop, traffic) and
 `archs.gpu_call` adds the split-K reduction, copies and launch gaps against the host overhead.
+Every estimate names its software stack and carries its expected error band
+(`engines.gpu_error_bands`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from simsparse.archs.gpu_kernel import KernelTiming
 from simsparse.engines import register
 from simsparse.engines.common import bound_of, estimate_from_plan
 from simsparse.engines.gpu_cuda_core import cuda_core_analytic
+from simsparse.engines.gpu_error_bands import band_for, memory_band
 from simsparse.records import Estimate, ExecutionPlan
 
 
@@ -25,20 +28,25 @@ def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *,
     host = host_s(spec, spec.dense)
     latency = max(device, host)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
-                              bound="overhead" if host > device else "memory")
+                              bound="overhead" if host > device else "memory", software=spec.software,
+                              error_band=memory_band(spec.name, spec.software))
 
 
 def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str, t: KernelTiming,
                   kernel_clk: float, compute: float, memory: float) -> Estimate:
-    """A library call whose main kernel (closed-form model `t`) took `kernel_clk` clocks, of which
+    """A library call whose main kernel (closed-form model `t`) took `kernel_clk` clocks (at the
+    kernel's own, possibly power-limited, clock `t.clock_hz`), of which
     `compute` vs `memory` (any unit) says what bound it: + reduction, copies, launches vs host."""
     spec, lc = model.spec, plan.payload.call
-    kernel_s = kernel_clk / spec.clock_hz
+    kernel_s = kernel_clk / t.clock_hz
     device = call_device_s(spec, lc, t, kernel_s=kernel_s)
     bound = bound_of(compute_s=compute, memory_s=memory, device_s=device,
                      host_s=host_s(spec, library_of(spec, lc.call)))
     latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
-    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound)
+    band = band_for(spec.name, spec.software, lc.call.dtype, plan.gemm.m if plan.gemm else lc.call.cols,
+                    sparse=lc.call.sparse)
+    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound,
+                              software=spec.software, error_band=band)
 
 
 @register(KIND, "analytic")

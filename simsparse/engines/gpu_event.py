@@ -6,7 +6,8 @@ CTAs share it) and an L2->SM load port; L2 and HBM bandwidth are shared rate res
 to the representative SMs' share of the active SMs. Each CTA runs a multi-stage K-loop: a
 loader process streams K-chunks (the first one a single pipeline stage, after the memory
 latency) through port, L2 and HBM at once, into a bounded buffer; the compute process takes
-chunks and issues their MMAs on the SM's tensor cores; an epilogue ends the tile (fixed clocks,
+chunks and issues their MMAs on the SM's tensor cores (a chunk's loads take at least its K-steps
+times latency / (stages - 1), the K-loop's memory-level parallelism); an epilogue ends the tile (fixed clocks,
 then the C tile through the SM's port into the write-back L2; L2 drains it to HBM during K-loops). A full wave
 and the partial last wave are simulated once each and identical waves replicated (a fractional
 count of full waves under stream-K scheduling), so a whole network stays fast. Everything after the main kernel (split-K reduction, pad copies, launch
@@ -22,7 +23,7 @@ import simpy
 from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
 from simsparse.archs.gpu_call import config_timing
 from simsparse.archs.gpu_cuda_core import CudaCorePlan
-from simsparse.archs.gpu_kernel import KernelTiming, WaveWork
+from simsparse.archs.gpu_kernel import KernelTiming, WaveWork, at_clock
 from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.engines import register
 from simsparse.engines.gpu_analytic import call_estimate, stream_estimate
@@ -73,17 +74,19 @@ def _cta(env, t: KernelTiming, wave: WaveWork, links, tc: simpy.Resource, busy: 
     buf = simpy.Store(env, capacity=max(1, t.tile.stages - 1))
     # HBM carries the operand reads and the write-back of the previous C tiles (drained from L2
     # while the K-loop runs); the C tile itself leaves the SM through port and L2 in the epilogue
-    hbm_per_step = (wave.hbm_bytes / wave.tiles + t.tile_store_bytes) / t.k_steps
+    hbm_per_step = (wave.hbm_bytes / wave.tiles + t.tile_store_bytes * wave.hbm_store_share) / t.k_steps
     load_per_step = t.tile_load_bytes / t.k_steps
     l2_per_step = (t.tile_l2_bytes or t.tile_load_bytes) / t.k_steps   # cluster multicast shares L2 reads
     compute_per_step = t.tile_compute_clk / t.k_steps
+    latency_per_step = t.tile_latency_clk / t.k_steps       # Little's law: stages - 1 loads in flight
 
     def loader():
         yield env.timeout(latency_clk)
         for steps in chunks:
             yield env.all_of([env.process(port.transfer(steps * load_per_step)),
                               env.process(l2.transfer(steps * l2_per_step)),
-                              env.process(hbm.transfer(steps * hbm_per_step))])
+                              env.process(hbm.transfer(steps * hbm_per_step)),
+                              env.timeout(steps * latency_per_step)])
             yield buf.put(steps)
 
     env.process(loader())
@@ -119,7 +122,9 @@ def simulate_wave(spec: GpuSpec, t: KernelTiming, wave: WaveWork) -> tuple[float
 
 
 def simulate_kernel_clk(spec: GpuSpec, t: KernelTiming) -> tuple[float, float]:
-    """(clocks of the main kernel, tensor-core busy share) from one full and one partial wave."""
+    """(clocks of the main kernel at its own clock `t.clock_hz`, tensor-core busy share) from one
+    full and one partial wave."""
+    spec = at_clock(spec, t.clock_hz or spec.clock_hz)
     total, busy_clk = 0.0, 0.0
     for wave, times in ((t.full_wave, t.full_waves), (t.last_wave, 1)):
         if wave is None or times == 0:

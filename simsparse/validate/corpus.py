@@ -3,7 +3,8 @@
 Two schemas, told apart by the header:
 - `torch`: 2:4 GEMMs timed through PyTorch (`to_sparse_semi_structured`): id, gpu, dtype, m, n,
   k, sparse_backend (cusparselt | cutlass), dense_us, sparse_us, speedup; optional harness
-  (pytorch: eager calls timed in a loop, the default; kernel: device time only), source, note.
+  (pytorch or pytorch-eager: eager calls timed in a loop, the default; kernel: device time only),
+  source, note. The harness names the software stack the row is predicted with.
   A row may leave dense_us and sparse_us empty when only a speedup was published.
 - `kernel`: library kernels timed alone (device time, no host): id, gpu, dtype, m, n, k,
   dense_library, sparse_library, dense_us, sparse_us, speedup; optional shapes_from, source.
@@ -26,7 +27,7 @@ from typing import Sequence
 
 from simsparse.errors import SimSparseError
 from simsparse.units import DTYPES
-from simsparse.validate.records import SOFTWARE_STACKS, Corpus
+from simsparse.validate.records import HARNESS_SOFTWARE, Corpus
 
 COMMON = ("id", "gpu", "dtype", "m", "n", "k")
 TIMES = ("dense_us", "sparse_us", "speedup")
@@ -56,7 +57,7 @@ class PublishedRow:
     n: int
     k: int
     backend: str                    # sparse back end: sparse_backend, or sparse_library's first word, lower case
-    software: str                   # one of SOFTWARE_STACKS
+    software: str                   # one of records.SOFTWARE_STACKS
     dense_s: float | None
     sparse_s: float | None
     speedup: float
@@ -120,12 +121,13 @@ def parse_row(raw: dict[str, str], *, schema: str, where: str, line: int) -> Pub
         raise _refuse(where, "gpu is empty; name the GPU the row was measured on (e.g. A100)")
     if schema == "torch":
         backend, software = raw["sparse_backend"].lower(), raw.get("harness") or "pytorch"
+        if software not in HARNESS_SOFTWARE:
+            raise _refuse(where, f"harness = {software!r} is invalid; use one of {', '.join(HARNESS_SOFTWARE)}")
+        software = HARNESS_SOFTWARE[software]
     else:
         backend, software = (raw["sparse_library"].split() or [""])[0].lower(), "kernel"
     if not re.fullmatch(r"[a-z][a-z0-9_]*", backend):
         raise _refuse(where, f"sparse back end {backend!r} is invalid; name a library such as cusparselt or cutlass")
-    if software not in SOFTWARE_STACKS:
-        raise _refuse(where, f"harness = {software!r} is invalid; use one of {', '.join(SOFTWARE_STACKS)}")
     return PublishedRow(
         id=raw["id"], line=line, gpu=raw["gpu"], dtype=raw["dtype"],
         m=_dim(raw["m"], where=where, column="m"), n=_dim(raw["n"], where=where, column="n"),

@@ -1,9 +1,10 @@
 """`simsparse validate --device cuda`: GEMMs timed on this GPU (the measuring lives in
 kernels/cuda.py) beside the analytic model of the GPU's arch spec.
 
-Two groups of points, each a sparse kernel beside its dense baseline:
-- 2:4 (fp16): `F.linear` on a dense weight and on `to_sparse_semi_structured` (PyTorch eager
-  calls), with the spec as it is: the pytorch software stack and its default sparse back end.
+Two groups of points, each a sparse kernel beside its dense baseline, all PyTorch eager calls
+timed by torch.utils.benchmark, so the spec runs under its `pytorch-eager` software stack:
+- 2:4 (fp16): `F.linear` on a dense weight and on `to_sparse_semi_structured`, with the spec's
+  default sparse back end.
 - unstructured (fp32, SRigL's setting): the condensed Triton kernel (pre-transposed input) and
   `F.linear` on a CSR weight, against IEEE-fp32 dense; the spec is run with
   `fp32_matmul_precision: highest` (PyTorch's default: no TF32) and the condensed block shape of
@@ -47,14 +48,14 @@ def _two_four_points(gpu: str, arch: str, engine: str, min_time_s: float, progre
     timed = {(r.m, r.n, r.k, r.kernel): r for r in measure_cuda_cases(cases, min_time_s=min_time_s,
                                                                        progress=progress)}
     predictor = GpuPredictor(engine=engine)
-    model = predictor.base_model(arch)
+    model = predictor.model(arch=arch, backend="", software="pytorch-eager")
     points = []
     for m, n, k in VALIDATION_GEMMS:
         dense, sparse = timed[(m, n, k, "dense")], timed[(m, n, k, "nm")]
         pred = predictor.predict(model, name=f"{m}x{n}x{k}", m=m, n=n, k=k, dtype=DTYPE)
         points.append(MeasuredPoint(
             id=f"{m}x{n}x{k}", source="cuda", device=gpu, arch=arch, dtype=DTYPE, kernel="nm", m=m, n=n, k=k,
-            software="pytorch", format=pred.format, measured_s=sparse.median_s, predicted_s=pred.sparse_s,
+            software="pytorch-eager", format=pred.format, measured_s=sparse.median_s, predicted_s=pred.sparse_s,
             measured_dense_s=dense.median_s, predicted_dense_s=pred.dense_s,
             measured_speedup=dense.median_s / sparse.median_s, predicted_speedup=pred.dense_s / pred.sparse_s,
             median_s=sparse.median_s, min_s=sparse.min_s, iqr_s=sparse.iqr_s))
@@ -68,7 +69,7 @@ def _unstructured_points(gpu: str, arch: str, engine: str, min_time_s: float,
     cases = [Case(m=m, n=n, k=k, pattern=p, kernels=UNSTRUCTURED_KERNELS) for (m, n, k, p) in UNSTRUCTURED_CASES]
     timed = {(r.m, r.n, r.k, r.pattern, r.kernel): r
              for r in measure_cuda_cases(cases, min_time_s=min_time_s, progress=progress, dtype=UNSTRUCTURED_DTYPE)}
-    model = load_arch(arch, UNSTRUCTURED_OVERRIDES)
+    model = load_arch(arch, UNSTRUCTURED_OVERRIDES).with_software("pytorch-eager")
     points = []
     for m, n, k, pattern in UNSTRUCTURED_CASES:
         work = synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=UNSTRUCTURED_DTYPE)
@@ -79,7 +80,7 @@ def _unstructured_points(gpu: str, arch: str, engine: str, min_time_s: float,
             pred = estimate(model.plan(work, kernel=kernel), model, engine)
             points.append(MeasuredPoint(
                 id=f"{m}x{n}x{k} {pattern} {kernel}", source="cuda", device=gpu, arch=arch, dtype=UNSTRUCTURED_DTYPE,
-                kernel=kernel, m=m, n=n, k=k, pattern=pattern, software="pytorch", format=pred.format,
+                kernel=kernel, m=m, n=n, k=k, pattern=pattern, software="pytorch-eager", format=pred.format,
                 measured_s=meas.median_s, predicted_s=pred.latency_s, measured_dense_s=dense.median_s,
                 predicted_dense_s=dense_s, measured_speedup=dense.median_s / meas.median_s,
                 predicted_speedup=dense_s / pred.latency_s, median_s=meas.median_s, min_s=meas.min_s,
@@ -101,7 +102,7 @@ def run(*, progress: bool = False, min_time_s: float = 0.2, engine: str = "analy
                             summary=stats.summarize(points, metric="time"),
                             groups=stats.grouped(points, ("device", "dtype", "kernel"), metric="time"),
                             machine=gpu, elapsed_s=time.perf_counter() - t0,
-                            notes=(f"{gpu} modelled by {arch} (pytorch software stack: eager calls, timed with "
+                            notes=(f"{gpu} modelled by {arch} (pytorch-eager software stack: eager calls, timed with "
                                    "torch.utils.benchmark medians); 2:4 points fp16 with the spec as it is; "
                                    "condensed (Triton) and csr points fp32 with "
                                    + ", ".join(UNSTRUCTURED_OVERRIDES),))

@@ -1,4 +1,4 @@
-"""Predicting measured GPU rows: which spec models which GPU, how a software stack is set, and
+"""Predicting measured GPU rows: which spec models which GPU, under which software stack, and
 the dense / 2:4 pair of one GEMM.
 
 `GPU_ARCHS` is the one table from a GPU's name (as published rows and
@@ -17,6 +17,7 @@ import numpy as np
 
 from simsparse.archs import ArchModel, load_arch, shipped_arch_names
 from simsparse.engines import estimate
+from simsparse.masks.closed_form import nm_pattern
 from simsparse.masks.patterns import analyze
 from simsparse.masks.synthetic import two_four_checkerboard
 from simsparse.records import Gemm, LayerWork, Pattern
@@ -31,6 +32,10 @@ GPU_ARCHS = {
     "H100 80GB HBM3": "h100_2to4",           # the SXM5 part as torch names it
     "H100 PCIe": "h100_pcie_2to4",
     "H200": "h200_2to4",
+    "B200": "b200_2to4",
+    "GeForce RTX 4090": "rtx4090_2to4",
+    "GeForce RTX 3090": "rtx3090_2to4",
+    "GeForce RTX 2080 Ti": "rtx2080ti",
 }
 
 
@@ -54,13 +59,6 @@ def arch_for_gpu(name: str, gpu_archs: Mapping[str, str] | None = None) -> tuple
     return arch, ""
 
 
-def software_overrides(software: str) -> tuple[str, ...]:
-    """Spec overrides that model a software stack, until specs carry named software profiles:
-    `kernel` (device time of the library call) = the spec without host overhead; `pytorch`
-    (eager calls timed in a loop) = the spec as it is."""
-    return ("software.include_host_overhead=false",) if software == "kernel" else ()
-
-
 @dataclass(frozen=True)
 class PairPrediction:
     dense_s: float
@@ -70,32 +68,46 @@ class PairPrediction:
 
 class GpuPredictor:
     """Predicts the dense and 2:4 times of GEMMs, caching one model per (arch, back end,
-    software) and one analysed mask per weight shape. `overrides` apply to every spec."""
+    software stack) and one 2:4 pattern per weight shape. `overrides` apply to every spec."""
 
     def __init__(self, *, engine: str, overrides: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self.overrides = tuple(overrides)
+        self._loaded: dict[tuple[str, str], ArchModel] = {}
         self._models: dict[tuple[str, str, str], ArchModel] = {}
-        self._masks: dict[tuple[int, int], tuple[np.ndarray, Pattern]] = {}
+        self._patterns: dict[tuple[int, int], tuple[np.ndarray | None, Pattern]] = {}
 
     def base_model(self, arch: str) -> ArchModel:
         """The spec with the common overrides only (errors here are the caller's, not a row's)."""
-        return self.model(arch=arch, backend="", software="pytorch")
+        return self._load(arch, "")
+
+    def _load(self, arch: str, backend: str) -> ArchModel:
+        if (arch, backend) not in self._loaded:
+            backend_set = (f"software.backend={backend}",) if backend else ()
+            self._loaded[(arch, backend)] = load_arch(arch, self.overrides + backend_set)
+        return self._loaded[(arch, backend)]
 
     def model(self, *, arch: str, backend: str, software: str) -> ArchModel:
         """The spec for one back end ("" = the spec's own) under one software stack."""
         key = (arch, backend, software)
         if key not in self._models:
-            backend_set = (f"software.backend={backend}",) if backend else ()
-            sets = self.overrides + backend_set + software_overrides(software)
-            self._models[key] = load_arch(arch, sets)
+            self._models[key] = self._load(arch, backend).with_software(software)
         return self._models[key]
 
+    def _two_four(self, n: int, k: int) -> tuple[np.ndarray | None, Pattern]:
+        """The reference 2:4 weight (no all-zero channel, so no shrunk GEMM): its closed-form
+        Pattern, or the drawn checkerboard where no closed form exists."""
+        if (n, k) not in self._patterns:
+            closed = nm_pattern((n, k), n, k, 2, 4)
+            if closed is not None:
+                self._patterns[(n, k)] = (None, closed)
+            else:
+                mask = two_four_checkerboard(n, k)
+                self._patterns[(n, k)] = (mask, analyze(mask))
+        return self._patterns[(n, k)]
+
     def predict(self, model: ArchModel, *, name: str, m: int, n: int, k: int, dtype: str) -> PairPrediction:
-        if (n, k) not in self._masks:
-            mask = two_four_checkerboard(n, k)   # the reference 2:4 mask: no all-zero column, no shrunk GEMM
-            self._masks[(n, k)] = (mask, analyze(mask))
-        mask, pattern = self._masks[(n, k)]
+        mask, pattern = self._two_four(n, k)
         work = LayerWork(name=name, kind="gemm", op_kind="linear", gemm=Gemm(m=m, n=n, k=k, dtype=dtype),
                          mask=mask, pattern=pattern, dtype=dtype)
         dense = estimate(model.plan(work, dense=True), model, self.engine)

@@ -2,11 +2,12 @@
 published timings (or one user CSV), reported per corpus and per GPU x dtype.
 
 Each row runs on the arch spec of its GPU (`gpu_predict.GPU_ARCHS`) with its sparse back end
-(`software.backend`) and its software stack: torch-level rows keep the spec as it is (eager
-PyTorch calls, host overhead included); kernel rows are device time only. The sparse side is a
-2:4 mask on the [n, k] weight, the dense side the dense baseline of the same layer. A row whose
-GPU has no shipped spec, whose back end the spec lacks or whose dtype the model does not support
-is reported as not evaluated, with the reason.
+(`software.backend`) under the software stack it was measured with (the spec's profile of that
+name): torch-level rows under `pytorch-eager` (eager calls, host time included), kernel rows
+under `kernel` (the library alone, device time). `software` restricts a run to the rows measured
+under one stack. The sparse side is a 2:4 mask on the [n, k] weight, the dense side the dense
+baseline of the same layer. A row whose GPU has no shipped spec, whose back end the spec lacks or
+whose dtype the model does not support is reported as not evaluated, with the reason.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from simsparse.errors import SpecError, UnknownNameError
 from simsparse.resources import data_dir
 from simsparse.validate import stats
 from simsparse.validate.corpus import MODEL_DTYPES, PublishedRow, read_corpus
-from simsparse.validate.gpu_predict import GPU_ARCHS, GpuPredictor, arch_for_gpu, gpu_key, software_overrides
-from simsparse.validate.records import Corpus, MeasuredPoint, NotEvaluated, ValidationReport
+from simsparse.validate.gpu_predict import GPU_ARCHS, GpuPredictor, arch_for_gpu, gpu_key
+from simsparse.validate.records import SOFTWARE_STACKS, Corpus, MeasuredPoint, NotEvaluated, ValidationReport
 
 # the shipped corpora (accelerators/measurements/), in report order: name -> (file, role)
 CORPORA = {
@@ -99,10 +100,10 @@ def evaluate(loaded: LoadedCorpus, *, predictor: GpuPredictor, gpu_archs: Mappin
 def notes_for(points: Sequence[MeasuredPoint], gpu_archs: Mapping[str, str] | None) -> tuple[str, ...]:
     """What the reader must know about how the rows were predicted."""
     notes = []
-    kernel_rows = sum(p.software == "kernel" for p in points)
-    if kernel_rows:
-        notes.append(f"{kernel_rows} kernel rows (device time only) predicted with "
-                     f"{', '.join(software_overrides('kernel'))}: the specs have no named software profiles yet")
+    for software in SOFTWARE_STACKS:
+        rows = sum(p.software == software for p in points)
+        if rows:
+            notes.append(f"{rows} rows predicted under the {software} software stack (the stack they were measured with)")
     used = {p.device for p in points}
     for gpu, arch in (gpu_archs or {}).items():
         if gpu not in used:
@@ -132,12 +133,29 @@ def _check_gpu_archs(gpu_archs: Mapping[str, str] | None, loaded: Sequence[Loade
         load_arch(arch)   # UnknownNameError / SpecError naming the spec
 
 
+def only_software(loaded: Sequence[LoadedCorpus], software: str | None) -> tuple[LoadedCorpus, ...]:
+    """The corpora restricted to the rows measured under `software` (all rows for None); a
+    corpus left without rows is dropped."""
+    if software is None:
+        return tuple(loaded)
+    if software not in SOFTWARE_STACKS:
+        raise SpecError(f"--software {software}: published rows are measured under {', '.join(SOFTWARE_STACKS)}")
+    out = []
+    for lc in loaded:
+        rows = tuple(r for r in lc.rows if r.software == software)
+        if rows:
+            out.append(LoadedCorpus(corpus=lc.corpus, rows=rows))
+    return tuple(out)
+
+
 def run(*, corpora: Sequence[str] | None = None, csv_path: str | Path | None = None, engine: str = "analytic",
-        gpu_archs: Mapping[str, str] | None = None, overrides: Sequence[str] = ()) -> ValidationReport:
+        gpu_archs: Mapping[str, str] | None = None, overrides: Sequence[str] = (),
+        software: str | None = None) -> ValidationReport:
     """Every shipped corpus (or `corpora`, or the one CSV `csv_path`) beside the model.
-    `gpu_archs` maps GPU names to specs ahead of GPU_ARCHS; `overrides` apply to every spec."""
+    `gpu_archs` maps GPU names to specs ahead of GPU_ARCHS; `overrides` apply to every spec;
+    `software` keeps only the rows measured under that stack."""
     t0 = time.perf_counter()
-    loaded = (load_csv(csv_path),) if csv_path is not None else load(corpora)
+    loaded = only_software((load_csv(csv_path),) if csv_path is not None else load(corpora), software)
     _check_gpu_archs(gpu_archs, loaded)
     predictor = GpuPredictor(engine=engine, overrides=tuple(overrides))
     points: list[MeasuredPoint] = []

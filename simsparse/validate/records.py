@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SOFTWARE_STACKS = ("pytorch", "kernel")   # what a measurement timed: eager PyTorch calls, or device time only
+# the software stack a measurement timed (the GPU specs' profiles of the same names): eager PyTorch
+# calls, or the library alone (device time). CSV `harness` values map to them (HARNESS_SOFTWARE).
+SOFTWARE_STACKS = ("pytorch-eager", "kernel")
+HARNESS_SOFTWARE = {"pytorch": "pytorch-eager", "pytorch-eager": "pytorch-eager", "kernel": "kernel"}
 
 
 @dataclass(frozen=True)
