@@ -19,7 +19,7 @@ from simsparse.graph.catalog import write_workload
 from simsparse.graph.resolve import TraceOptions
 from simsparse.parse import (cli_type, parse_assignment, parse_batch, parse_count, parse_float, parse_nm,
                              parse_seed, parse_shape)
-from simsparse.specs import parse_override
+from simsparse.overrides import parse_override
 
 FORMATS = ("table", "json", "csv")
 

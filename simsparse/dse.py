@@ -51,7 +51,8 @@ from simsparse.fileio import prepare_target, write_atomic
 from simsparse.graph.catalog import load_workload
 from simsparse.parse import parse_pattern
 from simsparse.records import Report
-from simsparse.specs import Field, ListOf, MapOf, Override, check_version, load_yaml, validate
+from simsparse.overrides import Override
+from simsparse.specs import Field, ListOf, MapOf, check_version, load_yaml, validate
 
 MAX_POINTS = 200_000
 CSV_EVERY_S = 2.0              # the CSV is refreshed at most this often while a sweep runs (and at its end)

@@ -8,13 +8,12 @@ travel inward.
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import yaml
 from yaml.composer import Composer
@@ -335,123 +334,3 @@ def check_version(data: dict, *, source: str) -> None:
     v = data.get("version")
     if v != SPEC_VERSION:
         raise SpecError(f"{source}: field version = {v!r} is invalid; allowed: {SPEC_VERSION}")
-
-
-# --------------------------------------------------------------------------- overrides
-
-_KEY = re.compile(r"[A-Za-z0-9_\-]+", re.ASCII)
-_INT = re.compile(r"[-+]?[0-9]+", re.ASCII)
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
-_MAP_SEP = re.compile(r":\s+", re.ASCII)  # KEY: VALUE in a flat mapping; `2:4` has no space and stays text
-
-
-@dataclass(frozen=True)
-class Override:
-    """One `--set FIELD=VALUE` or sweep-grid entry: a dotted path and a typed value, parsed once.
-
-    The value is never re-read as YAML text: `2:4` stays the string "2:4". The spec's schema
-    checks it when the overridden spec is validated."""
-
-    path: tuple[str, ...]
-    value: Any
-
-    @property
-    def field(self) -> str:
-        return ".".join(self.path)
-
-    def __str__(self) -> str:
-        return f"{self.field}={render_value(self.value)}"
-
-
-def render_value(value: Any) -> str:
-    """Compact text of a typed value (stable: used in sweep point keys and CSV cells)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(render_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}: {render_value(v)}" for k, v in value.items()) + "}"
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def parse_override(text: Any) -> Override:
-    """`compute.sms=54` -> Override(("compute", "sms"), 54); `sparsity.patterns=[2:4,1:8]` -> a list of
-    strings. Values: true/false, null, plain integers, decimal/scientific floats, quoted strings, flat
-    `[a, b]` lists, flat `{k: v, k2: v2}` mappings (a space after each key's colon, so `{2:4: 1}` has the
-    key "2:4"); anything else is a string. The spec's schema types the values when it is validated."""
-    if isinstance(text, Override):
-        return text
-    if not isinstance(text, str) or "=" not in text:
-        raise SpecError(f"--set {text!r}: expected FIELD=VALUE, e.g. --set compute.sms=54")
-    key, raw = text.split("=", 1)
-    keys = key.strip().split(".")
-    if not key.strip() or not all(_KEY.fullmatch(k) for k in keys):
-        raise SpecError(f"--set {text!r}: the field must be a dotted path of names, such as memory.hbm_bytes_per_s")
-    return Override(path=tuple(keys), value=_parse_value(raw.strip(), text=text))
-
-
-def _parse_value(raw: str, *, text: str) -> Any:
-    if raw.startswith("[") and raw.endswith("]"):
-        return [_parse_scalar(item, text=text) for item in _flat_items(raw, text=text)]
-    if raw.startswith("{") and raw.endswith("}"):
-        return _parse_mapping(raw, text=text)
-    if raw[:1] in "[{":
-        raise SpecError(f"--set {text!r}: expected a flat list [a, b], a flat mapping {{k: v}} or a single value")
-    return _parse_scalar(raw, text=text)
-
-
-def _flat_items(raw: str, *, text: str) -> list[str]:
-    inner = raw[1:-1].strip()
-    if any(c in inner for c in "[]{}"):
-        raise SpecError(f"--set {text!r}: nested lists or mappings are not supported; set a flat list or mapping")
-    return [item.strip() for item in inner.split(",")] if inner else []
-
-
-def _parse_mapping(raw: str, *, text: str) -> dict:
-    out: dict = {}
-    for item in _flat_items(raw, text=text):
-        parts = _MAP_SEP.split(item, maxsplit=1)
-        if len(parts) != 2:
-            raise SpecError(f"--set {text!r}: mapping entry {item!r} is not KEY: VALUE; put a space after the "
-                            "colon, e.g. {4: 2, 8: 3}")
-        key, value = _parse_scalar(parts[0].strip(), text=text), _parse_scalar(parts[1].strip(), text=text)
-        if isinstance(key, bool) or not isinstance(key, (int, str)):
-            raise SpecError(f"--set {text!r}: mapping key {parts[0].strip()!r} must be a name or an integer")
-        if key in out:
-            raise SpecError(f"--set {text!r}: mapping key {key!r} is given twice; give each key once")
-        out[key] = value
-    return out
-
-
-def _parse_scalar(raw: str, *, text: str) -> Any:
-    if not raw:
-        raise SpecError(f"--set {text!r}: empty value; give one (quote an empty string: '')")
-    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "'\"":
-        return raw[1:-1]
-    if raw in ("true", "True", "TRUE", "false", "False", "FALSE"):
-        return raw.lower() == "true"
-    if raw in ("null", "Null", "NULL", "~"):
-        return None
-    if _INT.fullmatch(raw):
-        return int(raw)
-    if _FLOAT.fullmatch(raw):
-        return float(raw)
-    return raw
-
-
-def apply_overrides(data: dict, overrides: Sequence[Override | str], *, source: str) -> dict:
-    """A deep copy of `data` with each override applied; the field must exist in `data`."""
-    out = copy.deepcopy(data)
-    for item in overrides:
-        ov = parse_override(item)
-        node = out
-        for i, k in enumerate(ov.path[:-1]):
-            if not isinstance(node, dict) or k not in node:
-                raise SpecError(f"--set {ov}: {source} has no field {'.'.join(ov.path[:i + 1])}")
-            node = node[k]
-        if not isinstance(node, dict) or ov.path[-1] not in node:
-            raise SpecError(f"--set {ov}: {source} has no field {ov.field}")
-        node[ov.path[-1]] = copy.deepcopy(ov.value)
-    return out

@@ -9,7 +9,8 @@ from simsparse.archs import load_arch
 from simsparse.cli import main
 from simsparse.dst.recipes import load_recipe
 from simsparse.errors import SpecError
-from simsparse.specs import MAX_YAML_BYTES, Override, apply_overrides, load_yaml, parse_override, parse_yaml
+from simsparse.overrides import Override, apply_overrides, parse_override
+from simsparse.specs import MAX_YAML_BYTES, load_yaml, parse_yaml
 
 
 def test_an_alias_bomb_is_refused_before_it_expands():

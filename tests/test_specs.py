@@ -4,7 +4,8 @@ import pytest
 
 from simsparse.errors import SpecError, UnknownNameError
 from simsparse.registry import Registry
-from simsparse.specs import Field, ListOf, MapOf, apply_overrides, check_version, load_yaml, parse_yaml, validate
+from simsparse.overrides import apply_overrides
+from simsparse.specs import Field, ListOf, MapOf, check_version, load_yaml, parse_yaml, validate
 
 SCHEMA = {
     "version": Field(int),

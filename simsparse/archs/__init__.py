@@ -39,7 +39,8 @@ from simsparse.errors import SimSparseError, SpecError, UnknownNameError
 from simsparse.records import ExecutionPlan, LayerWork
 from simsparse.registry import Registry, import_submodules
 from simsparse.resources import data_dir
-from simsparse.specs import Override, apply_overrides, check_version, load_yaml
+from simsparse.overrides import Override, apply_overrides
+from simsparse.specs import check_version, load_yaml
 
 ARCH_KINDS: Registry[type["ArchModel"]] = Registry("arch kind")
 

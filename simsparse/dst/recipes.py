@@ -16,7 +16,8 @@ from typing import Any, Mapping
 
 from simsparse.errors import SpecError
 from simsparse.resources import shipped_names, shipped_yaml
-from simsparse.specs import Field, MapOf, apply_overrides, check_version, load_yaml, validate
+from simsparse.overrides import apply_overrides
+from simsparse.specs import Field, MapOf, check_version, load_yaml, validate
 
 _SCALAR = Field((int, float, str, bool))
 RECIPE_SCHEMA = {
