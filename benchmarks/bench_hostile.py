@@ -268,9 +268,11 @@ def shape_cases() -> list[Case]:
         Case(s, "--batch 1000000000000 (cycle engine)",
              lambda d: ["evaluate", "--workload", "mlp", "--pattern", "2:4", "--arch", "systolic_32x32", "--engine",
                         "cycle", "--batch", "1000000000000"], file_case=True),
-        Case(s, "--batch 100000000 (cycle engine, systolic)",
+        Case(s, "--batch 100000000 (cycle engine, systolic: a legitimate shape, answered <= 10 s)",
              lambda d: ["evaluate", "--workload", "mlp", "--pattern", "2:4", "--arch", "systolic_32x32", "--engine",
-                        "cycle", "--batch", "100000000"], file_case=True),
+                        "cycle", "--batch", "100000000"], expect="custom",
+             check=lambda r, d: (r.code == 0 and r.wall_s <= 10.0 and r.rss_mb <= 1024,
+                                 "answered" if r.code == 0 else "refused" if r.code == 2 else "crashed")),
     ]
 
 
