@@ -216,6 +216,12 @@ def test_kernels_timed_here_sit_beside_the_cpu_model_of_the_same_gemm(ckpts):
         assert m.noise >= 0
 
 
+def test_a_channel_pruned_layer_is_timed_and_modelled_with_the_shrunk_kernel_on_its_own_mask(ckpts):
+    data = api.report(checkpoints=[ckpts[2]], archs=["cpu_host"], batches=[1], measure_layers=2, allow_noisy=True)
+    shrunk = [m for m in data.measured if m.kernel == "shrunk"]
+    assert shrunk and all(m.pattern.startswith("channels=") and m.modelled_s > 0 for m in shrunk)
+
+
 def test_noisy_timings_are_refused_with_one_line_unless_allowed_then_marked(ckpts, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(kernel_measure, "problem", lambda **kw: "it got 40% of the CPU time it asked for")
     args = ["report", ckpts[0], "--arch", "cpu_host", "--batch", "1", "--max-wait", "0", "--out", str(tmp_path)]

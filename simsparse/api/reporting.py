@@ -89,14 +89,17 @@ def _measure_beside_model(networks: Sequence[Network], reports: Mapping[tuple, R
             if pattern is None:
                 continue
             gemm = f"{e.m},{e.n},{e.k}"
-            picked = evaluate(arch="cpu_host", gemm=gemm, pattern=pattern, overrides=one_thread).estimates[0].format
+            # kernel-level, as `measure` times it: the layer's own shape and mask, not shrunk first
+            # (a channels=D mask then runs the `shrunk` kernel, as it is timed)
+            same = {"arch": "cpu_host", "gemm": gemm, "pattern": pattern, "overrides": one_thread, "shrink": False}
+            picked = evaluate(**same).estimates[0].format
             for kernel in dict.fromkeys(("dense", report_data.natural_kernel(pattern), picked)):
                 if (gemm, pattern, kernel) in seen:
                     continue
                 seen.add((gemm, pattern, kernel))
                 timed = measure(device="cpu", gemm=gemm, pattern=pattern, kernel=kernel,
                                 threads=MEASURE_THREADS, **noise).results[0]
-                model = evaluate(arch="cpu_host", gemm=gemm, pattern=pattern, kernel=kernel, overrides=one_thread)
+                model = evaluate(**same, kernel=kernel)
                 out.append(MeasuredRow(network=net.label, layer=e.layer, kernel=kernel, m=e.m, n=e.n, k=e.k,
                                        pattern=pattern, measured_s=timed.median_s, iqr_s=timed.iqr_s,
                                        modelled_s=model.total.latency_s, threads=timed.threads,

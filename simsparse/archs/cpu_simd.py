@@ -65,7 +65,8 @@ def suitable_kernels(shape: Shape, *, constant_fan_in: bool, has_mask: bool) -> 
                         "condensed needs a constant fan-in among active rows; use csr or a fanin=K mask")
     why["nm"] = "" if has_mask and shape.nm is not None else "nm needs an N:M mask (N < M for M in 4..32)"
     removed = shape.rows_active < shape.n or shape.cols_active < shape.k
-    why["shrunk"] = "" if has_mask and removed else "shrunk needs all-zero rows or columns to remove"
+    why["shrunk"] = "" if has_mask and removed else ("shrunk needs all-zero rows or columns to remove (evaluate's "
+                                                     "coupled channel shrink leaves none: --no-shrink keeps them)")
     return why
 
 
