@@ -196,3 +196,30 @@ def test_a_removed_head_whose_value_bias_is_still_read_is_refused():
     assert ns.removed("heads") == 1
     with pytest.raises(GeometryError, match="removed head 0 keeps a nonzero value bias"):
         check_removable(state, ns)
+
+
+class _GroupedNet(torch.nn.Module):
+    """conv 3->8, grouped conv 8->8 (2 groups), flatten, Linear 128 -> 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.g = torch.nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.fc = torch.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.g(self.conv(x)), 1))
+
+
+def test_a_grouped_conv_keeps_its_output_channels_so_its_groups_stay_equal():
+    model = _GroupedNet()
+    wl = traced(model, torch.zeros(1, 3, 4, 4))
+    masks = masks_of(model, wl)
+    masks["g.weight"][1] = False                 # one output channel of the first group
+    masks["fc.weight"][:, 16:32] = False         # and what reads it after the flatten
+    ns = shrink.plan_from_masks(masks, wl)
+    after = ns.workload.op("g.weight")
+    assert after.weight_shape[0] % after.groups == 0
+    assert after.weight_shape == (8, 4, 3, 3)
+    grp = next(g for g in channel_groups(wl) if g.name == "g.weight")
+    assert grp.open and "grouped conv g.weight" in grp.open_reason

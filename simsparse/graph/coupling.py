@@ -11,8 +11,8 @@ output reads only channel c of its input).
 A group is *open* when its channels reach something that is not channel-wise, and `open_reason`
 says what: an attention matmul or softmax, an embedding or the network input mixed in by an
 add, a tensor the trace did not record (a parameter such as a position embedding or a class
-token), a norm that normalises across channels (LayerNorm / RMSNorm on tokens), a grouped conv,
-a Linear reading a map it does not flatten channel-major, a broadcast, or the network output.
+token), a norm that normalises across channels (LayerNorm / RMSNorm on tokens), a grouped conv
+reading or writing them (removing one would leave its groups unequal), a Linear reading a map it does not flatten channel-major, a broadcast, or the network output.
 Channels of an open group cannot be removed by shrinking.
 
 `build(workload)` returns a networkx.DiGraph over the conv/linear/norm ops: an edge producer ->
@@ -167,6 +167,8 @@ class _Walk:
             if per:
                 self.consumers.append((op.name, s, per))
         s_new = self.sp.new(_channels_out(op), 0 if op.kind == "conv" else -1)
+        if op.kind == "conv" and op.groups > 1 and not is_depthwise(op):   # removing one would unequal its groups
+            self.sp.mark_open(s_new, f"grouped conv {op.name} (groups {op.groups}) writes them")
         self.producer_of.append((s_new, op.name))
         self.out_space[op.name] = s_new
 
