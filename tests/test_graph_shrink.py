@@ -11,7 +11,7 @@ from simsparse.graph.catalog import load_workload
 from simsparse.graph.coupling import channel_groups
 from simsparse.graph.lower import layer_works
 from simsparse.graph.shrink_state import check_removable
-from simsparse.graph.shrink_works import removals_of_works, shrink_network
+from simsparse.graph.shrink_works import provenance, removals_of_works, shrink_network
 from simsparse.graph.synthetic import channel_network, synthetic_masks, synthetic_works
 from simsparse.graph.tracing import trace
 from simsparse.masks.synthetic import parse_pattern
@@ -223,3 +223,17 @@ def test_a_grouped_conv_keeps_its_output_channels_so_its_groups_stay_equal():
     assert after.weight_shape == (8, 4, 3, 3)
     grp = next(g for g in channel_groups(wl) if g.name == "g.weight")
     assert grp.open and "grouped conv g.weight" in grp.open_reason
+
+
+def test_value_rows_that_leave_with_their_head_are_not_reported_as_kept_channels():
+    rebuild = registered("bert_base", (16,), width=64, depth=1, heads=4, vocab=100)
+    model, ids = rebuild(), torch.randint(0, 100, (2, 16))
+    wl = trace(model, (ids,), name="bert")
+    value = "bert.encoder.layer.0.attention.self.value.weight"
+    masks = masks_of(model, wl)
+    masks[value][16:32] = False                              # head 1's value rows
+    ns = shrink.plan_from_masks(masks, wl)
+    assert ns.removed("heads") == 1
+    grp = next(g for g in ns.groups if g.group == value)
+    assert grp.requested == 0
+    assert not any(value in line for line in provenance(ns)["kept"])

@@ -237,14 +237,14 @@ def _kept(total: int, removed: Iterable[int]) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _channel_edits(groups, ops, removed, why, removals, head_rows) -> dict[str, _Edit]:
+def _channel_edits(groups, ops, removed, why, removals) -> dict[str, _Edit]:
     edits: dict[str, _Edit] = {}
     for grp in groups:
         gone = removed[grp.name]
         requested, reason = why[grp.name]
         if reason:
             for p in grp.producers:
-                blocked = set(removals.get(p, Removal()).rows) - gone - head_rows.get(p, set())
+                blocked = set(removals.get(p, Removal()).rows) - gone
                 if blocked:
                     edits.setdefault(p, _Edit()).notes.append(f"{len(blocked)} all-zero output channels kept: {reason}")
         if not gone:
@@ -331,6 +331,12 @@ def _shape(op: Op) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------- the plan
 
 
+def _without_head_rows(removals: Mapping[str, Removal], heads, ops) -> dict[str, Removal]:
+    """`removals` less the projection rows that leave with their attention head (not channels kept)."""
+    gone = {p: h.block.rows_of_units(ops[p], set(h.removed)) for h in heads if h.removed for p in h.block.projections}
+    return {n: replace(r, rows=r.rows - gone[n]) if n in gone else r for n, r in removals.items()}
+
+
 def plan(workload: Workload, removals: Mapping[str, Removal], *, policy: str = DEFAULT_POLICY,
          strict: bool = False) -> NetworkShrink:
     """The shrunk network of `workload` for what each op's mask removes (see the module doc)."""
@@ -338,9 +344,9 @@ def plan(workload: Workload, removals: Mapping[str, Removal], *, policy: str = D
     ops = {o.name: o for o in workload.ops}
     groups = channel_groups(workload)
     heads = shrink_heads.plan_heads(workload, removals)
-    removed, why = _channel_decisions(groups, ops, removals, policy=policy, strict=strict)
-    head_rows = {p: h.block.rows_of_units(ops[p], set(h.removed)) for h in heads for p in h.block.projections}
-    edits = _channel_edits(groups, ops, removed, why, removals, head_rows)
+    own = _without_head_rows(removals, heads, ops)
+    removed, why = _channel_decisions(groups, ops, own, policy=policy, strict=strict)
+    edits = _channel_edits(groups, ops, removed, why, own)
     _head_edits(heads, ops, edits)
     new_ops, records = [], {}
     for op in workload.ops:
