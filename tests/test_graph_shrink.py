@@ -237,3 +237,19 @@ def test_value_rows_that_leave_with_their_head_are_not_reported_as_kept_channels
     grp = next(g for g in ns.groups if g.group == value)
     assert grp.requested == 0
     assert not any(value in line for line in provenance(ns)["kept"])
+
+
+def test_a_channel_only_its_depthwise_reader_drops_may_keep_a_shift_and_the_shrunk_net_is_the_same():
+    model, x = DepthwiseNet().eval(), torch.randn(2, 8, 4, 4)
+    state = model.state_dict()
+    with torch.no_grad():
+        state["dw.weight"][3] = 0                            # the depthwise filter of channel 3: unread
+        state["bn1.bias"][3] = 0.5                           # ... so the expand side's shift is harmless
+        state["bn2.bias"][3], state["bn2.weight"][3] = 0, 0  # the dw output channel 3 carries nothing
+    model.load_state_dict(state)
+    wl = traced(model, x)
+    ns = shrink.plan_from_masks(masks_of(model, wl), wl)
+    assert ns.workload.op("expand.weight").weight_shape[0] == 15
+    check_removable(model.state_dict(), ns)
+    small = physically_shrunk(model, ns, DepthwiseNet)
+    assert torch.allclose(model(x), small(x), atol=1e-5)
