@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from simsparse.errors import SpecError
-
+from simsparse.parse import FLOAT_TEXT, INT_TEXT
 
 _KEY = re.compile(r"[A-Za-z0-9_\-]+", re.ASCII)
-_INT = re.compile(r"[-+]?[0-9]+", re.ASCII)
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
 _MAP_SEP = re.compile(r":\s+", re.ASCII)  # KEY: VALUE in a flat mapping; `2:4` has no space and stays text
 _VALUE_START = re.compile(r":\s+$", re.ASCII)  # a mapping value (which may be quoted) starts here
 
@@ -133,9 +131,9 @@ def _parse_scalar(raw: str, *, text: str) -> Any:
         return raw.lower() == "true"
     if raw in ("null", "Null", "NULL", "~"):
         return None
-    if _INT.fullmatch(raw):
+    if INT_TEXT.fullmatch(raw):
         return int(raw)
-    if _FLOAT.fullmatch(raw):
+    if FLOAT_TEXT.fullmatch(raw):
         return float(raw)
     return raw
 
