@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 import networkx as nx
-import numpy as np
 
 from simsparse.errors import GeometryError
 from simsparse.records import Op, Workload
@@ -292,11 +291,3 @@ def build(workload: Workload) -> nx.DiGraph:
                     g.add_edge(p, f, group=grp.name, channels=grp.channels, columns_per_channel=1)
     return g
 
-
-# ----------------------------------------------------------------------------- shrinking
-
-
-def removed_output_channels(mask: np.ndarray) -> set[int]:
-    """Output channels whose whole filter/row is zero."""
-    arr = np.asarray(mask).astype(bool, copy=False)
-    return set(np.flatnonzero(~arr.reshape(arr.shape[0], -1).any(axis=1)).tolist())

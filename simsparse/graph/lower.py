@@ -75,6 +75,11 @@ def lower(workload: Workload, *, batch: int, dtype: str = "fp16") -> list[tuple[
     return [(op, op_gemm(op, batch=batch, dtype=dtype)) for op in workload.ops]
 
 
+def dense_macs_per_sample(workload: Workload) -> int:
+    """Dense multiply-accumulates of all conv/linear/matmul ops for one sample."""
+    return sum(g.macs for _, g in lower(workload, batch=1) if g is not None)
+
+
 def _weight_mask(op: Op, mask: np.ndarray) -> np.ndarray:
     """The weight-shaped bool mask of `op` (a `[rows, k]` GEMM-oriented matrix is accepted too)."""
     w = tuple(op.weight_shape or ())
