@@ -32,7 +32,7 @@ from simsparse.graph.coupling import channel_groups, columns_per_channel, is_dep
 from simsparse.graph.lower import gemm_work, lower, masked_work, plain_work
 from simsparse.graph.shrink import DEFAULT_POLICY, check_policy
 from simsparse.masks.closed_form import channels_pattern
-from simsparse.masks.patterns import analyze, as_matrix
+from simsparse.masks.patterns import analyze_rows, as_matrix
 from simsparse.masks.synthetic import PatternSpec, make_mask, make_matrix, parse_pattern, synthetic_pattern
 from simsparse.records import Gemm, LayerWork, MaskRecipe, Pattern, Workload
 
@@ -143,4 +143,5 @@ def materialise(work: LayerWork) -> LayerWork:
     if work.mask is not None or work.recipe is None or work.pattern is None:
         return work
     wmask = make_mask(tuple(work.pattern.shape), work.recipe.pattern, seed=work.recipe.seed)
-    return replace(work, mask=as_matrix(wmask), pattern=analyze(wmask, name=work.name))
+    mat = as_matrix(wmask)
+    return replace(work, mask=mat, pattern=analyze_rows(mat, wmask.shape))
