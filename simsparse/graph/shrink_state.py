@@ -113,8 +113,7 @@ def _check_heads(state: Mapping[str, Any], ns: NetworkShrink) -> None:
             continue
         for unit in removed[block.name]:
             read = np.any(_as_array(state[block.out])[:, sorted(block.cols_of_units(o, {unit}))] != 0)
-            rows = sorted(block.rows_of_units(v, {unit}) & set(range(2 * v.weight_shape[0] // 3 if block.fused else 0,
-                                                                      v.weight_shape[0])))
+            rows = sorted(block.rows_of_units(v, {unit}) & block.value_rows(v))
             if read and np.any(_as_array(state[bias])[rows] != 0):
                 raise GeometryError(f"attention {block.name}: removed head {unit} keeps a nonzero value bias ({bias}) "
                                     "that the output projection still reads; zero it, or the shrunk network differs")
