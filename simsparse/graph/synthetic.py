@@ -37,13 +37,17 @@ from simsparse.masks.synthetic import PatternSpec, make_mask, make_matrix, parse
 from simsparse.records import Gemm, LayerWork, MaskRecipe, Pattern, Workload
 
 
+def _seeds(workload: Workload, seed: int) -> dict[str, int]:
+    """{op name: its mask's seed} of every masked (sparsifiable conv/linear) op: `seed` + its index."""
+    masked = (o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable)
+    return {o.name: seed + i for i, o in enumerate(masked)}
+
+
 def synthetic_masks(workload: Workload, pattern_text: str, *, seed: int) -> dict[str, np.ndarray]:
     """{op name: weight-shaped bool mask of `pattern_text`} for every sparsifiable conv/linear op."""
     spec = parse_pattern(pattern_text)  # PatternError on a bad string, before any work
-    out: dict[str, np.ndarray] = {}
-    for i, op in enumerate(o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable):
-        out[op.name] = make_mask(tuple(op.weight_shape), spec, seed=seed + i)
-    return out
+    shapes = {o.name: tuple(o.weight_shape or ()) for o in workload.ops}
+    return {name: make_mask(shapes[name], spec, seed=s) for name, s in _seeds(workload, seed).items()}
 
 
 def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: int, dtype: str,
@@ -57,8 +61,7 @@ def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: 
         return [LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, pattern=patterns[op.name],
                           dtype=dtype) if op.name in patterns else plain_work(op, gemm, batch=batch, dtype=dtype)
                 for op, gemm in lower(workload, batch=batch, dtype=dtype)]
-    masked = [o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable]
-    seeds = {o.name: seed + i for i, o in enumerate(masked)}
+    seeds = _seeds(workload, seed)
     out: list[LayerWork] = []
     for op, gemm in lower(workload, batch=batch, dtype=dtype):
         if gemm is None or op.name not in seeds:
