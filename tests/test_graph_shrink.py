@@ -253,3 +253,31 @@ def test_a_channel_only_its_depthwise_reader_drops_may_keep_a_shift_and_the_shru
     check_removable(model.state_dict(), ns)
     small = physically_shrunk(model, ns, DepthwiseNet)
     assert torch.allclose(model(x), small(x), atol=1e-5)
+
+
+class _TwoReaders(torch.nn.Module):
+    """expand 8->16, then a depthwise conv -> project, and a second 1x1 conv reading the same map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = torch.nn.Conv2d(8, 16, 1, bias=False)
+        self.dw = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
+        self.project = torch.nn.Conv2d(16, 8, 1, bias=False)
+        self.side = torch.nn.Conv2d(16, 8, 1, bias=False)
+
+    def forward(self, x):
+        x = torch.relu(self.expand(x))
+        return self.project(self.dw(x)) + self.side(x)
+
+
+def test_a_depthwise_conv_keeps_the_channels_another_reader_of_its_input_keeps():
+    model, x = _TwoReaders().eval(), torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        model.dw.weight[3] = 0                               # channel 3 of the dw output is zero ...
+    wl = traced(model, x)
+    ns = shrink.plan_from_masks(masks_of(model, wl), wl)     # ... but `side` still reads input channel 3
+    dw = ns.workload.op("dw.weight")
+    assert dw.input_shape[0] == dw.groups == dw.weight_shape[0]
+    assert dw.input_shape[0] == ns.workload.op("expand.weight").weight_shape[0]
+    small = physically_shrunk(model, ns, _TwoReaders)
+    assert torch.allclose(model(x), small(x), atol=1e-5)

@@ -16,8 +16,9 @@ group of `graph.coupling` (in the order of their producers):
 - An open group (see `graph.coupling`: attention, LayerNorm, network output, ...) keeps all its
   channels; a note says what kept them.
 - A depthwise conv keeps only groups whose input channel survives; when it is the only reader of
-  its input group, the channels it removes leave that group too (their producers' rows are unread);
-  when its output group must keep a channel its input group removed, the input channel is kept.
+  its input group, the channels it removes leave that group too (their producers' rows are unread),
+  otherwise it keeps them (it reads every channel of its input); when its output group must keep a
+  channel its input group removed, the input channel is kept.
 - Whole attention heads are removed where the value projection's rows of a head (or the output
   projection's columns of it) are all zero (`graph.shrink_heads`).
 - At least one channel of every group stays (a mask removing all is a GeometryError).
@@ -220,9 +221,13 @@ def _depthwise_consistency(groups, ops, input_group, removed, why, *, policy) ->
                 removed[a.name] = rem_a & rem_b
                 why[a.name] = (why[a.name][0], why[a.name][1] or f"depthwise conv {dw} keeps them")
                 changed = True
-            elif (rem_b - rem_a and a.consumers == (dw,) and not a.open
-                  and not (a.residual and policy == "no-skip")):  # the dw is their only reader
-                removed[a.name] = rem_a | rem_b
+            elif rem_b - rem_a:                                # the output removes what the input keeps
+                if a.consumers == (dw,) and not a.open and not (a.residual and policy == "no-skip"):
+                    removed[a.name] = rem_a | rem_b            # the dw is their only reader: both go
+                else:                                          # another reader keeps them: the dw reads them
+                    removed[b.name] = rem_a & rem_b
+                    why[b.name] = (why[b.name][0], why[b.name][1] or f"depthwise conv {dw} reads them from "
+                                                                      f"group {a.name}, which keeps them")
                 changed = True
         if not changed:
             return
