@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from simsparse.errors import SpecError
-
+from simsparse.parse import FLOAT_TEXT, INT_TEXT
 
 _KEY = re.compile(r"[A-Za-z0-9_\-]+", re.ASCII)
-_INT = re.compile(r"[-+]?[0-9]+", re.ASCII)
-_FLOAT = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
 _MAP_SEP = re.compile(r":\s+", re.ASCII)  # KEY: VALUE in a flat mapping; `2:4` has no space and stays text
+_VALUE_START = re.compile(r":\s+$", re.ASCII)  # a mapping value (which may be quoted) starts here
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,17 @@ def render_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(render_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
-        return "{" + ",".join(f"{k}: {render_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ",".join(f"{render_value(k)}: {render_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str) and not _reads_back(value):
+        return f"'{value}'" if "'" not in value else f'"{value}"'
     return repr(value) if isinstance(value, float) else str(value)
+
+
+def _reads_back(text: str) -> bool:
+    """`text` written bare parses back to the same string (else it is rendered quoted)."""
+    if not text or text != text.strip() or any(c in text for c in ",[]{}'\"") or _MAP_SEP.search(text):
+        return False
+    return _parse_scalar(text, text=text) == text
 
 
 def parse_override(text: Any) -> Override:
@@ -71,16 +79,31 @@ def _parse_value(raw: str, *, text: str) -> Any:
         return [_parse_scalar(item, text=text) for item in _flat_items(raw, text=text)]
     if raw.startswith("{") and raw.endswith("}"):
         return _parse_mapping(raw, text=text)
-    if raw[:1] in "[{":
+    if raw and raw[0] in "[{":
         raise SpecError(f"--set {text!r}: expected a flat list [a, b], a flat mapping {{k: v}} or a single value")
     return _parse_scalar(raw, text=text)
 
 
 def _flat_items(raw: str, *, text: str) -> list[str]:
+    """The comma-separated items of `[...]` or `{...}`; commas and brackets inside a quoted item
+    (one opening an item or a mapping value) are its own."""
     inner = raw[1:-1].strip()
-    if any(c in inner for c in "[]{}"):
-        raise SpecError(f"--set {text!r}: nested lists or mappings are not supported; set a flat list or mapping")
-    return [item.strip() for item in inner.split(",")] if inner else []
+    items, buf, quote = [], "", ""
+    for ch in inner:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"" and (not buf.strip() or _VALUE_START.search(buf)):
+            quote = ch
+        elif ch in "[]{}":
+            raise SpecError(f"--set {text!r}: nested lists or mappings are not supported; set a flat list or mapping")
+        elif ch == ",":
+            items.append(buf.strip())
+            buf = ""
+            continue
+        buf += ch
+    if quote:
+        raise SpecError(f"--set {text!r}: a quoted item is not closed; close it with {quote}")
+    return items + [buf.strip()] if inner else []
 
 
 def _parse_mapping(raw: str, *, text: str) -> dict:
@@ -108,9 +131,9 @@ def _parse_scalar(raw: str, *, text: str) -> Any:
         return raw.lower() == "true"
     if raw in ("null", "Null", "NULL", "~"):
         return None
-    if _INT.fullmatch(raw):
+    if INT_TEXT.fullmatch(raw):
         return int(raw)
-    if _FLOAT.fullmatch(raw):
+    if FLOAT_TEXT.fullmatch(raw):
         return float(raw)
     return raw
 

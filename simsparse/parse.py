@@ -24,8 +24,8 @@ from simsparse.errors import PatternError, SimSparseError
 
 MAX_DIM = 2**31 - 1          # largest GEMM dimension, batch size or count accepted
 MAX_SEED = 2**32 - 1
-_INT = re.compile(r"[+-]?[0-9]+", re.ASCII)
-_FLOAT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
+INT_TEXT = re.compile(r"[+-]?[0-9]+", re.ASCII)     # a plain decimal integer (the one rule: --set values too)
+FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 PATTERN_HELP = ("dense, N:M (e.g. 2:4), fanin=K (or fanin=D, 0<D<1), density=D (0<D<=1), "
                 "channels=D (0<D<=1; on a network also channels=D,skip=S|keep)")
 
@@ -49,7 +49,7 @@ def parse_int(value: Any, *, what: str = "value", min: int | None = None, max: i
         n = value
     else:
         text = _text(value, what)
-        if not _INT.fullmatch(text):
+        if not INT_TEXT.fullmatch(text):
             raise SimSparseError(f"{what} {value!r} is not a plain integer; give decimal digits only (e.g. 64)")
         n = int(text)
     return _in_range(n, what=what, value=value, min=min, max=max)
@@ -64,7 +64,7 @@ def parse_float(value: Any, *, what: str = "value", min: float | None = None, ma
         x = float(value)
     else:
         text = _text(value, what)
-        if not _FLOAT.fullmatch(text):
+        if not FLOAT_TEXT.fullmatch(text):
             raise SimSparseError(f"{what} {value!r} is not a number; give e.g. 0.5 or 1e-3")
         x = float(text)
     if not math.isfinite(x):
@@ -193,7 +193,7 @@ def parse_pattern(value: Any) -> PatternSpec:
 
 def _parse_nm(value: str, t: str) -> PatternSpec:
     n_text, _, m_text = t.partition(":")
-    if not (_INT.fullmatch(n_text) and _INT.fullmatch(m_text)) or n_text[0] in "+-" or m_text[0] in "+-":
+    if not (INT_TEXT.fullmatch(n_text) and INT_TEXT.fullmatch(m_text)) or n_text[0] in "+-" or m_text[0] in "+-":
         raise PatternError(f"pattern {value!r}: N:M needs two plain positive integers with 0 < N <= M (e.g. 2:4)")
     n, m = int(n_text), int(m_text)
     if not (0 < n <= m) or m > MAX_DIM:
@@ -207,7 +207,7 @@ def _parse_fanin(value: str, raw: str) -> PatternSpec:
         if d >= 1.0:
             raise PatternError(f"pattern {value!r}: fanin=D needs 0 < D < 1 (or an integer fan-in K >= 1)")
         return PatternSpec(kind="fanin", fan_in_fraction=d, density=d, text=f"fanin={d:g}")
-    if not _INT.fullmatch(raw) or raw[0] in "+-" or int(raw) < 1 or int(raw) > MAX_DIM:
+    if not INT_TEXT.fullmatch(raw) or raw[0] in "+-" or int(raw) < 1 or int(raw) > MAX_DIM:
         raise PatternError(f"pattern {value!r}: fanin=K needs a positive integer K (e.g. fanin=16) "
                            "or a fraction 0 < D < 1")
     k = int(raw)
@@ -230,7 +230,7 @@ def _parse_channels_skip(value: str, raw: str) -> PatternSpec:
 def _pattern_number(value: str, raw: str, *, what: str, lo: float, hi: float, alt: str = "") -> float:
     """The number in `what` (e.g. `skip=S`), named by its own letter in the message; `alt`: another form."""
     name, or_alt = what.rpartition("=")[2], f" (or {alt})" if alt else ""
-    if not _FLOAT.fullmatch(raw):
+    if not FLOAT_TEXT.fullmatch(raw):
         raise PatternError(f"pattern {value!r}: {what} needs a number 0 < {name} <= 1 (e.g. 0.25){or_alt}")
     d = float(raw)
     if not (lo < d <= hi):

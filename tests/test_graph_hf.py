@@ -69,6 +69,14 @@ def test_encoder_and_gpt2_configs_give_named_geometry(model_type, extra):
     assert any(o.kind == "matmul" for o in wl.ops) and all(o.weight_shape for o in wl.ops if o.kind == "linear")
 
 
+@pytest.mark.parametrize("model_type", ["bert", "vit"])
+def test_a_decode_step_of_an_encoder_is_refused_not_run_as_a_prefill(model_type):
+    cfg = {"model_type": model_type, "hidden_size": 64, "num_attention_heads": 4, "num_hidden_layers": 2,
+           "intermediate_size": 128, "vocab_size": 100}
+    with pytest.raises(GeometryError, match=f"--decode applies to decoders .* not {model_type}"):
+        hf.hf_workload(cfg, name=model_type, decode=True, context=8)
+
+
 def test_unknown_family_names_the_known_ones():
     with pytest.raises(GeometryError, match="llama"):
         hf.hf_workload({"model_type": "mamba"}, name="x", seq=4)

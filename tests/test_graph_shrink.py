@@ -11,7 +11,7 @@ from simsparse.graph.catalog import load_workload
 from simsparse.graph.coupling import channel_groups
 from simsparse.graph.lower import layer_works
 from simsparse.graph.shrink_state import check_removable
-from simsparse.graph.shrink_works import removals_of_works, shrink_network
+from simsparse.graph.shrink_works import provenance, removals_of_works, shrink_network
 from simsparse.graph.synthetic import channel_network, synthetic_masks, synthetic_works
 from simsparse.graph.tracing import trace
 from simsparse.masks.synthetic import parse_pattern
@@ -196,3 +196,88 @@ def test_a_removed_head_whose_value_bias_is_still_read_is_refused():
     assert ns.removed("heads") == 1
     with pytest.raises(GeometryError, match="removed head 0 keeps a nonzero value bias"):
         check_removable(state, ns)
+
+
+class _GroupedNet(torch.nn.Module):
+    """conv 3->8, grouped conv 8->8 (2 groups), flatten, Linear 128 -> 10."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.g = torch.nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.fc = torch.nn.Linear(8 * 4 * 4, 10)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.g(self.conv(x)), 1))
+
+
+def test_a_grouped_conv_keeps_its_output_channels_so_its_groups_stay_equal():
+    model = _GroupedNet()
+    wl = traced(model, torch.zeros(1, 3, 4, 4))
+    masks = masks_of(model, wl)
+    masks["g.weight"][1] = False                 # one output channel of the first group
+    masks["fc.weight"][:, 16:32] = False         # and what reads it after the flatten
+    ns = shrink.plan_from_masks(masks, wl)
+    after = ns.workload.op("g.weight")
+    assert after.weight_shape[0] % after.groups == 0
+    assert after.weight_shape == (8, 4, 3, 3)
+    grp = next(g for g in channel_groups(wl) if g.name == "g.weight")
+    assert grp.open and "grouped conv g.weight" in grp.open_reason
+
+
+def test_value_rows_that_leave_with_their_head_are_not_reported_as_kept_channels():
+    rebuild = registered("bert_base", (16,), width=64, depth=1, heads=4, vocab=100)
+    model, ids = rebuild(), torch.randint(0, 100, (2, 16))
+    wl = trace(model, (ids,), name="bert")
+    value = "bert.encoder.layer.0.attention.self.value.weight"
+    masks = masks_of(model, wl)
+    masks[value][16:32] = False                              # head 1's value rows
+    ns = shrink.plan_from_masks(masks, wl)
+    assert ns.removed("heads") == 1
+    grp = next(g for g in ns.groups if g.group == value)
+    assert grp.requested == 0
+    assert not any(value in line for line in provenance(ns)["kept"])
+
+
+def test_a_channel_only_its_depthwise_reader_drops_may_keep_a_shift_and_the_shrunk_net_is_the_same():
+    model, x = DepthwiseNet().eval(), torch.randn(2, 8, 4, 4)
+    state = model.state_dict()
+    with torch.no_grad():
+        state["dw.weight"][3] = 0                            # the depthwise filter of channel 3: unread
+        state["bn1.bias"][3] = 0.5                           # ... so the expand side's shift is harmless
+        state["bn2.bias"][3], state["bn2.weight"][3] = 0, 0  # the dw output channel 3 carries nothing
+    model.load_state_dict(state)
+    wl = traced(model, x)
+    ns = shrink.plan_from_masks(masks_of(model, wl), wl)
+    assert ns.workload.op("expand.weight").weight_shape[0] == 15
+    check_removable(model.state_dict(), ns)
+    small = physically_shrunk(model, ns, DepthwiseNet)
+    assert torch.allclose(model(x), small(x), atol=1e-5)
+
+
+class _TwoReaders(torch.nn.Module):
+    """expand 8->16, then a depthwise conv -> project, and a second 1x1 conv reading the same map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.expand = torch.nn.Conv2d(8, 16, 1, bias=False)
+        self.dw = torch.nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
+        self.project = torch.nn.Conv2d(16, 8, 1, bias=False)
+        self.side = torch.nn.Conv2d(16, 8, 1, bias=False)
+
+    def forward(self, x):
+        x = torch.relu(self.expand(x))
+        return self.project(self.dw(x)) + self.side(x)
+
+
+def test_a_depthwise_conv_keeps_the_channels_another_reader_of_its_input_keeps():
+    model, x = _TwoReaders().eval(), torch.randn(2, 8, 4, 4)
+    with torch.no_grad():
+        model.dw.weight[3] = 0                               # channel 3 of the dw output is zero ...
+    wl = traced(model, x)
+    ns = shrink.plan_from_masks(masks_of(model, wl), wl)     # ... but `side` still reads input channel 3
+    dw = ns.workload.op("dw.weight")
+    assert dw.input_shape[0] == dw.groups == dw.weight_shape[0]
+    assert dw.input_shape[0] == ns.workload.op("expand.weight").weight_shape[0]
+    small = physically_shrunk(model, ns, _TwoReaders)
+    assert torch.allclose(model(x), small(x), atol=1e-5)

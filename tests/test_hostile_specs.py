@@ -74,6 +74,8 @@ def test_scalars_follow_yaml_1_2_core_so_nm_patterns_stay_strings():
     ("sparsity.metadata_bits_per_value={4: 0, 8: 3}", ("sparsity", "metadata_bits_per_value"), {4: 0, 8: 3}),
     ("options={2:4: 1, name: '8', on: true}", ("options",), {"2:4": 1, "name": "8", "on": True}),
     ("options={}", ("options",), {}),
+    ("names=['a, b', \"[c]\"]", ("names",), ["a, b", "[c]"]),
+    ("options={a: '1, 2', b: 3}", ("options",), {"a": "1, 2", "b": 3}),
 ])
 def test_override_values_are_typed_once_and_never_read_as_yaml(text, path, value):
     assert parse_override(text) == Override(path=path, value=value)
@@ -87,10 +89,15 @@ def test_malformed_overrides_are_refused(text):
 
 
 @pytest.mark.parametrize("text", ["sparsity.metadata_bits_per_value={4: 0, 8: 3}", "options={2:4: 1, name: x}",
-                                  "sparsity.patterns=[2:4,1:8]"])
+                                  "sparsity.patterns=[2:4,1:8]", "name='123'", "names=['a, b', c]", "x=''"])
 def test_a_rendered_override_parses_back_to_itself(text):
     ov = parse_override(text)
     assert parse_override(str(ov)) == ov
+
+
+def test_an_empty_override_value_is_named_as_empty():
+    with pytest.raises(SpecError, match="empty value"):
+        parse_override("compute.sms=")
 
 
 def test_a_flat_mapping_override_is_typed_by_the_spec_schema():

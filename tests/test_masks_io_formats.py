@@ -140,3 +140,18 @@ def test_legacy_torch_pickle_of_a_state_dict_is_read(tmp_path):
     maskset = mio.load(tmp_path / "old.pt")
     _assert_masks_equal(maskset, masks)
     assert maskset.provenance["container"] == "torch-legacy"
+
+
+def test_a_foreign_tensor_subclass_inside_a_wrapped_state_dict_is_named_in_the_note():
+    from simsparse.masks import coverage
+    from simsparse.masks.loaders_common import RawCheckpoint
+    from simsparse.masks.safe_pickle import _placeholder_class
+    from simsparse.records import LayerMask, MaskSet
+
+    foreign = _placeholder_class("torchao.dtypes.AffineQuantizedTensor")()
+    raw = RawCheckpoint(path="x.pt", container="torch-zip",
+                        obj={"state_dict": {"a.weight": torch.ones(4, 4), "b.weight": foreign}})
+    mask = np.ones((4, 4), bool)
+    maskset = MaskSet(layers={"a.weight": LayerMask(fqn="a.weight", weight_shape=(4, 4), mask=mask)})
+    notes = coverage.annotate(maskset, raw).provenance["notes"]
+    assert any(n.startswith("b.weight: a torchao.dtypes.AffineQuantizedTensor tensor subclass") for n in notes)

@@ -103,6 +103,14 @@ def test_a_missing_shard_is_an_error_not_dense_layers(tmp_path):
         mio.load(tmp_path)
 
 
+def test_a_directory_without_its_index_still_refuses_a_missing_numbered_shard(tmp_path):
+    _write_shards(tmp_path)
+    (tmp_path / "model.safetensors.index.json").unlink()
+    (tmp_path / "model-00003-of-00003.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model-00003-of-00003.safetensors is missing"):
+        mio.load(tmp_path)
+
+
 def test_a_single_shard_of_a_model_fails_evaluate_unless_partial_is_allowed(tmp_path):
     _write_shards(tmp_path)
     shard = tmp_path / "model-00001-of-00003.safetensors"

@@ -26,6 +26,7 @@ transformer_wmt is the Transformer-big of WMT En-De (6+6 layers, d 1024, FFN 409
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import sys
 from dataclasses import fields
@@ -40,6 +41,7 @@ from simsparse.fileio import write_atomic
 from simsparse.geometry_io import OP_KINDS, OP_SCHEMA, PHASE_SCHEMA, op_from_dict  # noqa: F401  (one op schema)
 from simsparse.geometry_io import check_op as _check_op
 from simsparse.graph import hf
+from simsparse.graph.lower import dense_macs_per_sample  # noqa: F401  (re-exported: list_workloads' figure)
 from simsparse.records import Op, Workload
 from simsparse.resources import data_dir, shipped_names, shipped_yaml
 from simsparse.specs import Field, ListOf, MapOf, Optional
@@ -129,8 +131,6 @@ def _load_cached(name_or_path: str | Path) -> tuple[dict, Workload]:
 
 def load_spec(name_or_path: str | Path) -> dict:
     """Validated plain data of a workload file (a copy; safe to modify)."""
-    import copy
-
     return copy.deepcopy(_load_cached(name_or_path)[0])
 
 
@@ -156,13 +156,6 @@ def _workload_from_spec(data: dict, *, source: str) -> Workload:
     ops = tuple(op_from_dict({k: v for k, v in op.items() if v is not None}, source=source) for op in data["ops"])
     return Workload(name=data["name"], input_shape=tuple(data["input_shape"]), ops=ops, source=source,
                     phase=data.get("phase") or "", tokens=data.get("tokens") or 0, context=data.get("context") or 0)
-
-
-def dense_macs_per_sample(workload: Workload) -> int:
-    """Dense multiply-accumulates of all conv/linear/matmul ops for one sample."""
-    from simsparse.graph.lower import lower
-
-    return sum(g.macs for _, g in lower(workload, batch=1) if g is not None)
 
 
 def list_workloads() -> list[WorkloadInfo]:

@@ -11,8 +11,8 @@ output reads only channel c of its input).
 A group is *open* when its channels reach something that is not channel-wise, and `open_reason`
 says what: an attention matmul or softmax, an embedding or the network input mixed in by an
 add, a tensor the trace did not record (a parameter such as a position embedding or a class
-token), a norm that normalises across channels (LayerNorm / RMSNorm on tokens), a grouped conv,
-a Linear reading a map it does not flatten channel-major, a broadcast, or the network output.
+token), a norm that normalises across channels (LayerNorm / RMSNorm on tokens), a grouped conv
+reading or writing them (removing one would leave its groups unequal), a Linear reading a map it does not flatten channel-major, a broadcast, or the network output.
 Channels of an open group cannot be removed by shrinking.
 
 `build(workload)` returns a networkx.DiGraph over the conv/linear/norm ops: an edge producer ->
@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 import networkx as nx
-import numpy as np
 
 from simsparse.errors import GeometryError
 from simsparse.records import Op, Workload
@@ -167,6 +166,8 @@ class _Walk:
             if per:
                 self.consumers.append((op.name, s, per))
         s_new = self.sp.new(_channels_out(op), 0 if op.kind == "conv" else -1)
+        if op.kind == "conv" and op.groups > 1 and not is_depthwise(op):   # removing one would unequal its groups
+            self.sp.mark_open(s_new, f"grouped conv {op.name} (groups {op.groups}) writes them")
         self.producer_of.append((s_new, op.name))
         self.out_space[op.name] = s_new
 
@@ -290,11 +291,3 @@ def build(workload: Workload) -> nx.DiGraph:
                     g.add_edge(p, f, group=grp.name, channels=grp.channels, columns_per_channel=1)
     return g
 
-
-# ----------------------------------------------------------------------------- shrinking
-
-
-def removed_output_channels(mask: np.ndarray) -> set[int]:
-    """Output channels whose whole filter/row is zero."""
-    arr = np.asarray(mask).astype(bool, copy=False)
-    return set(np.flatnonzero(~arr.reshape(arr.shape[0], -1).any(axis=1)).tolist())

@@ -281,12 +281,12 @@ def hf_workload(cfg: Mapping[str, Any], *, name: str, seq: int | None = None, de
                 context: int | None = None, image: tuple[int, int, int] = ()) -> Workload:
     """The per-sample geometry of one forward pass of the model `cfg` describes (see module docstring)."""
     kind = family(cfg)
+    if decode and kind in ("bert", "vit"):
+        raise GeometryError(f"--decode applies to decoders (llama, mistral, qwen2, gemma, gpt2), not {kind}")
     if kind == "vit":
         ops, t = _vit(cfg, image)
         c = ops[0].input_shape
         return Workload(name=name, input_shape=tuple(c), ops=tuple(ops), source=f"hf:{kind}", phase="prefill", tokens=t)
-    if decode and kind == "bert":
-        raise GeometryError("--decode applies to decoders (llama, mistral, qwen2, gemma, gpt2), not bert")
     phase = Phase.of(seq=seq, decode=decode, context=context)
     ops = _decoder(cfg, phase) if kind in DECODERS else _gpt2(cfg, phase) if kind == "gpt2" else _bert(cfg, phase)
     return Workload(name=name, input_shape=(phase.tokens,), ops=tuple(ops), source=f"hf:{kind}",

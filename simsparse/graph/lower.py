@@ -27,7 +27,7 @@ from typing import Mapping
 import numpy as np
 
 from simsparse.errors import GeometryError
-from simsparse.masks.patterns import analyze, as_matrix, from_gemm_rows, to_bool_array
+from simsparse.masks.patterns import analyze, analyze_rows, as_matrix, from_gemm_rows, to_bool_array
 from simsparse.records import Gemm, LayerWork, Op, Workload
 from simsparse.units import dtype_bytes
 
@@ -75,6 +75,11 @@ def lower(workload: Workload, *, batch: int, dtype: str = "fp16") -> list[tuple[
     return [(op, op_gemm(op, batch=batch, dtype=dtype)) for op in workload.ops]
 
 
+def dense_macs_per_sample(workload: Workload) -> int:
+    """Dense multiply-accumulates of all conv/linear/matmul ops for one sample."""
+    return sum(g.macs for _, g in lower(workload, batch=1) if g is not None)
+
+
 def _weight_mask(op: Op, mask: np.ndarray) -> np.ndarray:
     """The weight-shaped bool mask of `op` (a `[rows, k]` GEMM-oriented matrix is accepted too)."""
     w = tuple(op.weight_shape or ())
@@ -110,8 +115,9 @@ def plain_work(op: Op, gemm: Gemm | None, *, batch: int, dtype: str) -> LayerWor
 def masked_work(op: Op, gemm: Gemm, mask: np.ndarray, *, dtype: str) -> LayerWork:
     """The LayerWork of a GEMM op with its mask (weight-shaped or `[rows, k]`), measured once."""
     wmask = _weight_mask(op, mask)
-    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=as_matrix(wmask),
-                     pattern=analyze(wmask, name=op.name), dtype=dtype)
+    mat = as_matrix(wmask)
+    return LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, mask=mat,
+                     pattern=analyze_rows(mat, wmask.shape), dtype=dtype)
 
 
 def layer_works(workload: Workload, *, batch: int, dtype: str,

@@ -105,8 +105,9 @@ def _factory(target: str, opts: TraceOptions, spec: str) -> Workload:
     return _trace_module(model, inputs if inputs is not None else _example_inputs(opts, spec), name=attr)
 
 
-def _hf(path: str, opts: TraceOptions) -> Workload:
-    cfg = hf.load_config(path)
+def _hf(path: str, opts: TraceOptions, cfg: dict | None = None) -> Workload:
+    """The geometry of the config at `path` (`cfg`: that config, already read)."""
+    cfg = hf.load_config(path) if cfg is None else cfg
     name = Path(path).stem if Path(path).suffix == ".json" and Path(path).stem != "config" else Path(path).name
     if Path(path).name == "config.json":
         name = Path(path).parent.name or "hf"
@@ -151,8 +152,9 @@ def geometry_for_checkpoint(maskset: MaskSet, *, checkpoint: str | Path, workloa
         return maskset.geometry, "checkpoint"
     cfg = hf_config_beside(checkpoint)
     if cfg is not None:
-        if not opts.seq and not opts.decode and hf.family(hf.load_config(cfg)) != "vit":
+        config = hf.load_config(cfg)
+        if not opts.seq and not opts.decode and hf.family(config) != "vit":
             raise GeometryError(f"{checkpoint}: found {cfg}; give --seq N (prefill) or --decode --context C "
                                 "to say which forward pass to estimate")
-        return _hf(str(cfg), opts), f"config {cfg}"
+        return _hf(str(cfg), opts, config), f"config {cfg}"
     raise GeometryError(f"{checkpoint}: the checkpoint carries no layer geometry; {OPTIONS_TEXT}")

@@ -16,8 +16,9 @@ group of `graph.coupling` (in the order of their producers):
 - An open group (see `graph.coupling`: attention, LayerNorm, network output, ...) keeps all its
   channels; a note says what kept them.
 - A depthwise conv keeps only groups whose input channel survives; when it is the only reader of
-  its input group, the channels it removes leave that group too (their producers' rows are unread);
-  when its output group must keep a channel its input group removed, the input channel is kept.
+  its input group, the channels it removes leave that group too (their producers' rows are unread),
+  otherwise it keeps them (it reads every channel of its input); when its output group must keep a
+  channel its input group removed, the input channel is kept.
 - Whole attention heads are removed where the value projection's rows of a head (or the output
   projection's columns of it) are all zero (`graph.shrink_heads`).
 - At least one channel of every group stays (a mask removing all is a GeometryError).
@@ -220,9 +221,13 @@ def _depthwise_consistency(groups, ops, input_group, removed, why, *, policy) ->
                 removed[a.name] = rem_a & rem_b
                 why[a.name] = (why[a.name][0], why[a.name][1] or f"depthwise conv {dw} keeps them")
                 changed = True
-            elif (rem_b - rem_a and a.consumers == (dw,) and not a.open
-                  and not (a.residual and policy == "no-skip")):  # the dw is their only reader
-                removed[a.name] = rem_a | rem_b
+            elif rem_b - rem_a:                                # the output removes what the input keeps
+                if a.consumers == (dw,) and not a.open and not (a.residual and policy == "no-skip"):
+                    removed[a.name] = rem_a | rem_b            # the dw is their only reader: both go
+                else:                                          # another reader keeps them: the dw reads them
+                    removed[b.name] = rem_a & rem_b
+                    why[b.name] = (why[b.name][0], why[b.name][1] or f"depthwise conv {dw} reads them from "
+                                                                      f"group {a.name}, which keeps them")
                 changed = True
         if not changed:
             return
@@ -237,14 +242,14 @@ def _kept(total: int, removed: Iterable[int]) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
-def _channel_edits(groups, ops, removed, why, removals, head_rows) -> dict[str, _Edit]:
+def _channel_edits(groups, ops, removed, why, removals) -> dict[str, _Edit]:
     edits: dict[str, _Edit] = {}
     for grp in groups:
         gone = removed[grp.name]
         requested, reason = why[grp.name]
         if reason:
             for p in grp.producers:
-                blocked = set(removals.get(p, Removal()).rows) - gone - head_rows.get(p, set())
+                blocked = set(removals.get(p, Removal()).rows) - gone
                 if blocked:
                     edits.setdefault(p, _Edit()).notes.append(f"{len(blocked)} all-zero output channels kept: {reason}")
         if not gone:
@@ -331,6 +336,12 @@ def _shape(op: Op) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------- the plan
 
 
+def _without_head_rows(removals: Mapping[str, Removal], heads, ops) -> dict[str, Removal]:
+    """`removals` less the projection rows that leave with their attention head (not channels kept)."""
+    gone = {p: h.block.rows_of_units(ops[p], set(h.removed)) for h in heads if h.removed for p in h.block.projections}
+    return {n: replace(r, rows=r.rows - gone[n]) if n in gone else r for n, r in removals.items()}
+
+
 def plan(workload: Workload, removals: Mapping[str, Removal], *, policy: str = DEFAULT_POLICY,
          strict: bool = False) -> NetworkShrink:
     """The shrunk network of `workload` for what each op's mask removes (see the module doc)."""
@@ -338,9 +349,9 @@ def plan(workload: Workload, removals: Mapping[str, Removal], *, policy: str = D
     ops = {o.name: o for o in workload.ops}
     groups = channel_groups(workload)
     heads = shrink_heads.plan_heads(workload, removals)
-    removed, why = _channel_decisions(groups, ops, removals, policy=policy, strict=strict)
-    head_rows = {p: h.block.rows_of_units(ops[p], set(h.removed)) for h in heads for p in h.block.projections}
-    edits = _channel_edits(groups, ops, removed, why, removals, head_rows)
+    own = _without_head_rows(removals, heads, ops)
+    removed, why = _channel_decisions(groups, ops, own, policy=policy, strict=strict)
+    edits = _channel_edits(groups, ops, removed, why, own)
     _head_edits(heads, ops, edits)
     new_ops, records = [], {}
     for op in workload.ops:

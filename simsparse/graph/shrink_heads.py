@@ -48,6 +48,11 @@ class AttentionBlock:
                 out.update(range(start, start + per))
         return out
 
+    def value_rows(self, v: Op) -> set[int]:
+        """The rows of the (possibly fused) value projection that hold V."""
+        rows = v.weight_shape[0]
+        return set(range(2 * rows // 3, rows)) if self.fused else set(range(rows))
+
     def cols_of_units(self, op: Op, units: set[int]) -> set[int]:
         per = op.weight_shape[1] // self.units
         return {c for u in units for c in range(u * per, (u + 1) * per)}
@@ -137,18 +142,12 @@ def decide(block: AttentionBlock, ops: Mapping[str, Op], removals: Mapping) -> H
     o_cols = removals[block.out].cols if block.out in removals else frozenset()
     dead = []
     for u in range(block.units):
-        v_dead = bool(v_rows) and block.rows_of_units(v, {u}) & _value_rows(block, v) <= v_rows
+        v_dead = bool(v_rows) and block.rows_of_units(v, {u}) & block.value_rows(v) <= v_rows
         o_dead = bool(o_cols) and block.cols_of_units(o, {u}) <= o_cols
         if v_dead or o_dead:
             dead.append(u)
     removed = dead[:-1] if len(dead) == block.units else dead          # keep one unit
     return HeadDecision(block=block, removed=tuple(removed), requested=len(dead))
-
-
-def _value_rows(block: AttentionBlock, v: Op) -> set[int]:
-    """The rows of the (possibly fused) value projection that hold V."""
-    rows = v.weight_shape[0]
-    return set(range(2 * rows // 3, rows)) if block.fused else set(range(rows))
 
 
 def plan_heads(workload: Workload, removals: Mapping) -> list[HeadDecision]:

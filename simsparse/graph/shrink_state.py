@@ -8,8 +8,9 @@ running statistics: the tensors named `<op>.<x>` whose first dimension is the ch
 Works on torch tensors and numpy arrays alike (fancy indexing only); other entries are kept as they
 are. `check_removable(state, ns)` refuses a removal that would change the network's function: a
 removed channel whose producer bias, or whose norm's shift (bias, and weight x running mean), is
-not zero still carries a constant into the consumers (Chase zeroes them with the channel); so does
-a removed attention head whose value bias is not zero while the output projection still reads it.
+not zero still carries a constant into the consumers (Chase zeroes them with the channel), unless
+its only readers are depthwise convs whose filters of it are zero; so does a removed attention
+head whose value bias is not zero while the output projection still reads it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from simsparse.errors import GeometryError
+from simsparse.graph.coupling import ChannelGroup, channel_groups, is_depthwise
 from simsparse.graph.shrink import NetworkShrink
 from simsparse.graph.shrink_heads import find_blocks
 
@@ -69,11 +71,12 @@ def check_removable(state: Mapping[str, Any], ns: NetworkShrink) -> None:
     """GeometryError when a removed channel still carries a constant (see the module doc)."""
     ops = {o.name: o for o in ns.original.ops}
     blocks = {g.group for g in ns.groups if g.kind == "heads"}
+    group_of = {m: g for g in channel_groups(ns.original) for m in g.producers + g.followers}
     for name, rec in ns.ops.items():
         op = ops[name]
         if rec.kept_out is None or op.kind == "matmul" or set(rec.groups) <= blocks:
             continue                                   # attention projections: _check_heads
-        removed = np.setdiff1d(np.arange(rec.channels), rec.kept_out)
+        removed = _read(state, group_of.get(name), ops, np.setdiff1d(np.arange(rec.channels), rec.kept_out))
         if op.kind in GEMM:
             b = bias_name(name)
             if b in state and np.any(_as_array(state[b])[removed] != 0):
@@ -88,6 +91,19 @@ def check_removable(state: Mapping[str, Any], ns: NetworkShrink) -> None:
     _check_heads(state, ns)
 
 
+def _read(state: Mapping[str, Any], group: ChannelGroup | None, ops, removed: np.ndarray) -> np.ndarray:
+    """The `removed` channels some consumer still reads: all, unless every consumer is a depthwise conv
+    (filter c reads channel c alone), whose zero filters leave their channels unread."""
+    readers = group.consumers if group is not None else ()
+    if not readers or not all(is_depthwise(ops[c]) and c in state for c in readers):
+        return removed
+    read = np.zeros(removed.size, bool)
+    for c in readers:
+        w = _as_array(state[c])[removed]
+        read |= w.reshape(removed.size, -1).any(axis=1)
+    return removed[read]
+
+
 def _check_heads(state: Mapping[str, Any], ns: NetworkShrink) -> None:
     removed = {g.group: set(g.removed) for g in ns.groups if g.kind == "heads" and g.removed}
     ops = {o.name: o for o in ns.original.ops}
@@ -97,8 +113,7 @@ def _check_heads(state: Mapping[str, Any], ns: NetworkShrink) -> None:
             continue
         for unit in removed[block.name]:
             read = np.any(_as_array(state[block.out])[:, sorted(block.cols_of_units(o, {unit}))] != 0)
-            rows = sorted(block.rows_of_units(v, {unit}) & set(range(2 * v.weight_shape[0] // 3 if block.fused else 0,
-                                                                      v.weight_shape[0])))
+            rows = sorted(block.rows_of_units(v, {unit}) & block.value_rows(v))
             if read and np.any(_as_array(state[bias])[rows] != 0):
                 raise GeometryError(f"attention {block.name}: removed head {unit} keeps a nonzero value bias ({bias}) "
                                     "that the output projection still reads; zero it, or the shrunk network differs")

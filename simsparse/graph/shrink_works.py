@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from simsparse.errors import GeometryError
-from simsparse.graph.lower import gemm_work, masked_work, op_gemm, plain_work
+from simsparse.graph.lower import dense_macs_per_sample, gemm_work, masked_work, op_gemm, plain_work
 from simsparse.graph.shrink import NetworkShrink, OpShrink, Removal, plan, removal_of_pattern
 from simsparse.masks.patterns import from_gemm_rows
 from simsparse.masks.synthetic import make_mask
@@ -159,8 +159,7 @@ def label(estimate: Estimate, work: LayerWork, baseline: Estimate) -> Estimate:
 def dense_size(workload: Workload) -> tuple[int, int]:
     """(conv/linear weight parameters, dense MACs of one sample) of a workload."""
     params = sum(math.prod(o.weight_shape) for o in workload.ops if o.kind in ("conv", "linear") and o.weight_shape)
-    macs = sum(op_gemm(o, batch=1).macs for o in workload.ops if op_gemm(o, batch=1) is not None)
-    return params, macs
+    return params, dense_macs_per_sample(workload)
 
 
 def provenance(ns: NetworkShrink, *, layers: bool = True) -> dict[str, Any]:

@@ -32,18 +32,22 @@ from simsparse.graph.coupling import channel_groups, columns_per_channel, is_dep
 from simsparse.graph.lower import gemm_work, lower, masked_work, plain_work
 from simsparse.graph.shrink import DEFAULT_POLICY, check_policy
 from simsparse.masks.closed_form import channels_pattern
-from simsparse.masks.patterns import analyze, as_matrix
+from simsparse.masks.patterns import analyze_rows, as_matrix
 from simsparse.masks.synthetic import PatternSpec, make_mask, make_matrix, parse_pattern, synthetic_pattern
 from simsparse.records import Gemm, LayerWork, MaskRecipe, Pattern, Workload
+
+
+def _seeds(workload: Workload, seed: int) -> dict[str, int]:
+    """{op name: its mask's seed} of every masked (sparsifiable conv/linear) op: `seed` + its index."""
+    masked = (o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable)
+    return {o.name: seed + i for i, o in enumerate(masked)}
 
 
 def synthetic_masks(workload: Workload, pattern_text: str, *, seed: int) -> dict[str, np.ndarray]:
     """{op name: weight-shaped bool mask of `pattern_text`} for every sparsifiable conv/linear op."""
     spec = parse_pattern(pattern_text)  # PatternError on a bad string, before any work
-    out: dict[str, np.ndarray] = {}
-    for i, op in enumerate(o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable):
-        out[op.name] = make_mask(tuple(op.weight_shape), spec, seed=seed + i)
-    return out
+    shapes = {o.name: tuple(o.weight_shape or ()) for o in workload.ops}
+    return {name: make_mask(shapes[name], spec, seed=s) for name, s in _seeds(workload, seed).items()}
 
 
 def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: int, dtype: str,
@@ -57,8 +61,7 @@ def synthetic_works(workload: Workload, pattern_text: str, *, seed: int, batch: 
         return [LayerWork(name=op.name, kind="gemm", op_kind=op.kind, gemm=gemm, pattern=patterns[op.name],
                           dtype=dtype) if op.name in patterns else plain_work(op, gemm, batch=batch, dtype=dtype)
                 for op, gemm in lower(workload, batch=batch, dtype=dtype)]
-    masked = [o for o in workload.ops if o.kind in ("conv", "linear") and o.sparsifiable]
-    seeds = {o.name: seed + i for i, o in enumerate(masked)}
+    seeds = _seeds(workload, seed)
     out: list[LayerWork] = []
     for op, gemm in lower(workload, batch=batch, dtype=dtype):
         if gemm is None or op.name not in seeds:
@@ -143,4 +146,5 @@ def materialise(work: LayerWork) -> LayerWork:
     if work.mask is not None or work.recipe is None or work.pattern is None:
         return work
     wmask = make_mask(tuple(work.pattern.shape), work.recipe.pattern, seed=work.recipe.seed)
-    return replace(work, mask=as_matrix(wmask), pattern=analyze(wmask, name=work.name))
+    mat = as_matrix(wmask)
+    return replace(work, mask=mat, pattern=analyze_rows(mat, wmask.shape))

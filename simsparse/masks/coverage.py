@@ -47,8 +47,7 @@ def _state(obj: Any) -> Mapping[str, Any]:
         inner = unwrap_state_dict(obj)
         candidates = [o for o in (obj.get("state_dict"), obj.get("model")) if isinstance(o, Mapping)]
         full = candidates[0] if candidates else obj
-        return {**{k: v for k, v in strip_prefixes({str(k): v for k, v in full.items()}).items()},
-                **(inner or {})}
+        return {**strip_prefixes({str(k): v for k, v in full.items()}), **(inner or {})}
     return {}
 
 
@@ -69,19 +68,19 @@ def unread_keys(raw: RawCheckpoint, maskset: MaskSet) -> list[str]:
     return out
 
 
-def foreign_weights(raw: RawCheckpoint) -> list[str]:
-    """State-dict entries that are foreign objects (tensor subclasses such as torchao's), by key."""
-    return [k for k, v in _state(raw.obj).items() if is_placeholder(v)]
+def foreign_weights(raw: RawCheckpoint) -> dict[str, str]:
+    """{key: foreign class name} of the state-dict entries that are foreign objects (tensor subclasses
+    such as torchao's)."""
+    return {k: v.foreign_name for k, v in _state(raw.obj).items() if is_placeholder(v)}
 
 
 def annotate(maskset: MaskSet, raw: RawCheckpoint) -> MaskSet:
     """The MaskSet with provenance "unread_keys" and, for foreign tensor subclasses, a note."""
     unread = unread_keys(raw, maskset)
     notes = list(maskset.provenance.get("notes", []))
-    for key in foreign_weights(raw):
-        notes.append(f"{key}: a {getattr(raw.obj.get(key) if isinstance(raw.obj, Mapping) else None, 'foreign_name', 'foreign')} "
-                     "tensor subclass (e.g. torchao) that simsparse cannot read safely; its layer is not in this "
-                     "report: save the plain weights (e.g. the dense or sparse tensor's to_dense()) to include it")
+    for key, cls in foreign_weights(raw).items():
+        notes.append(f"{key}: a {cls} tensor subclass (e.g. torchao) that simsparse cannot read safely; its "
+                     "layer is not in this report: save the plain weights (e.g. the dense or sparse tensor's to_dense()) to include it")
     return replace(maskset, provenance={**maskset.provenance, "unread_keys": unread, "notes": notes})
 
 

@@ -3,8 +3,9 @@ those libraries.
 
 Containers (`read_hf`): a model directory (`config.json` + `*.safetensors` or `pytorch_model*.bin`
 shards) or a sharded index (`model.safetensors.index.json` / `pytorch_model.bin.index.json`,
-whose `weight_map` names the shard of every tensor). Every shard is read (a missing one is an
-error, never silently dense) and merged into one state dict; `config.json` rides along in the
+whose `weight_map` names the shard of every tensor). Every shard is read (a missing one, named by
+the index or by the `-0000i-of-0000n` numbering of a directory without one, is an error, never
+silently dense) and merged into one state dict; `config.json` rides along in the
 metadata as `hf_config`.
 
 Loaders:
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -46,6 +48,7 @@ INDEX_SUFFIXES = (".safetensors.index.json", ".bin.index.json")
 MAX_JSON_BYTES = 64 * 2**20     # a shard index or config.json (Llama-3-70B's index: ~60 kB)
 MAX_SHARDS = 10_000
 SHARD_GLOBS = ("*.safetensors", "pytorch_model*.bin")
+_NUMBERED = re.compile(r"(?P<stem>.+)-(?P<i>[0-9]+)-of-(?P<n>[0-9]+)\.(?P<ext>safetensors|bin)")
 
 
 def is_hf_checkpoint(path: Path) -> bool:
@@ -78,7 +81,24 @@ def _shards(path: Path) -> tuple[list[Path], Path]:
     if not files:
         raise CheckpointError(f"{path} is a directory without *.safetensors or pytorch_model*.bin files; "
                               "pass a Hugging Face model directory or the checkpoint file inside it")
+    _check_numbered(files, folder)
     return files, folder
+
+
+def _check_numbered(files: list[Path], folder: Path) -> None:
+    """Shards named `<stem>-0000i-of-0000n.<ext>` without an index: every i of 1..n must be there."""
+    found: dict[tuple[str, int, str, int], set[int]] = {}
+    for f in files:
+        m = _NUMBERED.fullmatch(f.name)
+        if m:
+            key = (m["stem"], len(m["i"]), m["ext"], int(m["n"]))
+            found.setdefault(key, set()).add(int(m["i"]))
+    for (stem, width, ext, n), have in found.items():
+        missing = [i for i in range(1, min(n, MAX_SHARDS) + 1) if i not in have]
+        if missing:
+            name = f"{stem}-{missing[0]:0{width}d}-of-{n:0{width}d}.{ext}"
+            raise CheckpointError(f"{folder}: shard {name} is missing ({len(missing)} of {n}); "
+                                  "download every shard of the checkpoint")
 
 
 def read_hf(path: Path, *, keep_weights: bool, read_file) -> RawCheckpoint:

@@ -178,8 +178,13 @@ def _blocks(mat: np.ndarray, nnz: int) -> dict[int, float]:
 def analyze(mask, *, name: str = "mask") -> Pattern:
     """Measure the structure of one weight-shaped mask (numpy bool array or torch tensor)."""
     arr = to_bool_array(mask, name=name)
-    shape = tuple(int(s) for s in arr.shape)
-    mat = as_matrix(arr)
+    return analyze_rows(as_matrix(arr), tuple(arr.shape))
+
+
+def analyze_rows(mat: np.ndarray, weight_shape: tuple[int, ...]) -> Pattern:
+    """`analyze` of a weight-shaped mask given as its `[n, k]` GEMM view `mat` (`as_matrix`), for a
+    caller that keeps the view too (no second transposing copy)."""
+    shape = tuple(int(s) for s in weight_shape)
     n, k = mat.shape
     nnz = int(np.count_nonzero(mat))
     row_nnz = np.count_nonzero(mat, axis=1)
@@ -188,8 +193,8 @@ def analyze(mask, *, name: str = "mask") -> Pattern:
                    max=int(active.max()) if active.size else 0,
                    constant=bool(active.size and active.min() == active.max()))
     removed_rows = np.flatnonzero(row_nnz == 0)
-    in_axis_alive = arr.any(axis=tuple(i for i in range(arr.ndim) if i != 1)) if arr.ndim > 1 else arr
-    removed_cols = np.flatnonzero(~in_axis_alive)
+    cin = shape[1]                                     # Cin innermost: column j reads channel j % Cin
+    removed_cols = np.flatnonzero(~mat.reshape(n, k // max(1, cin), cin).any(axis=(0, 1)))
     values, counts = np.unique(row_nnz, return_counts=True)
     along_k = _group_stats(mat)
     return Pattern(
