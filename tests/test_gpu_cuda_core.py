@@ -178,3 +178,13 @@ def test_the_cycle_engine_replays_the_closed_form_of_warp_chains(a100_fp32, kern
     w = fanin(m, 154)
     analytic, cycle = latency(a100_fp32, w, kernel=kernel), latency(a100_fp32, w, kernel=kernel, engine="cycle")
     assert cycle == pytest.approx(analytic, rel=0.1)
+
+
+@pytest.mark.parametrize("software", ["kernel", "pytorch-eager"])
+@pytest.mark.parametrize("fmt", ["condensed", "csr", "blocked-ell"])
+def test_a_cuda_core_estimate_names_its_software_stack(a100, fmt, software):
+    model = a100.with_software(software)
+    w = work(block_mask(768, 1024), m=512, dtype="fp16")
+    for engine in ("analytic", "cycle"):
+        assert estimate(model.plan(w, kernel=fmt), model, engine).software == software
+
