@@ -188,3 +188,11 @@ def test_a_cuda_core_estimate_names_its_software_stack(a100, fmt, software):
     for engine in ("analytic", "cycle"):
         assert estimate(model.plan(w, kernel=fmt), model, engine).software == software
 
+
+def test_a_grouped_layer_stores_each_groups_blocked_ell_indices_once(a100):
+    single = block_mask(768, 1024, seed=3)
+    one = a100.plan(work(single, m=512, dtype="fp16"), kernel="blocked-ell")
+    grouped = gemm_work(name="conv.weight", gemm=Gemm(m=512, n=768, k=1024, dtype="fp16", count=4),
+                        mask=np.vstack([single] * 4), op_kind="conv")
+    four = a100.plan(grouped, kernel="blocked-ell")
+    assert four.metadata_bytes == pytest.approx(4 * one.metadata_bytes)

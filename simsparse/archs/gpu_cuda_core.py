@@ -206,12 +206,13 @@ def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionP
                            "or condensed for a mask without block structure")
     b, block_rows, width = shape
     groups = max(1, p.rows // max(1, g.n))
-    n_eff = math.ceil(block_rows / groups) * b
+    group_block_rows = math.ceil(block_rows / groups)      # one GEMM's (one group's) block rows
+    n_eff = group_block_rows * b
     equivalent = Gemm(m=g.m, n=n_eff, k=width * b, dtype=g.dtype, count=g.count)
     lspec = library_spec(spec, "cusparse-blocked-ell")
     lc = library_call(lspec, lspec.dense, equivalent, sparse=False)
     t = best_config(lspec, lspec.dense, lc.call)
-    meta = block_rows * width * CSR_INDEX_BYTES * g.count
+    meta = group_block_rows * width * CSR_INDEX_BYTES * g.count
     payload = CudaCorePlan(kernel="blocked-ell", library="cusparse-blocked-ell", call=lc,
                            kernels_launched=lc.kernels_launched, host_overhead_s=lspec.dense.host_overhead_s)
     note = (f"blocked-ell: {b}x{b} blocks, ELL width {width} of {math.ceil(g.k / b)} block columns "
