@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from simsparse.archs.gpu_call import LibraryCall, call_device_s, config_timing, host_s, library_call
+from simsparse.archs.gpu_call import LibraryCall, call_times_s, config_timing, library_call
 from simsparse.archs.gpu_cuda_spec import CudaCoreSpec
 from simsparse.archs.gpu_cuda_timing import (LINE_BYTES, SECTOR_BYTES, WARP, WarpChains, chain_timing,
                                              gather_latency_clk, library_spec, occupancy_blocks, simt_spec)
@@ -249,14 +249,13 @@ def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: st
 def cuda_core_times_s(spec: GpuSpec, payload: CudaCorePlan, *, kernel_clk: float | None = None) -> tuple[float, float]:
     """(device seconds, host seconds) of one call: the main kernel in closed form, or `kernel_clk`
     simulated clocks of it (cycle engine; a library kernel's at its own, possibly power-limited,
-    clock), plus copies and the active software stack's launch gaps; the host time is the stack's
-    (0 under `kernel`, which times the device alone)."""
+    clock), plus copies and the active software stack's launch gaps; the host time per call is the
+    stack's for that kernel (`cuda_cores` block plus `software.profiles.NAME.cuda_cores`)."""
     if payload.call is not None:
         lspec = library_spec(spec, payload.library)
         t = config_timing(lspec, payload.call)
         clk = t.kernel_clk if kernel_clk is None else kernel_clk
-        device = call_device_s(lspec, payload.call, t, kernel_s=clk / (t.clock_hz or lspec.clock_hz))
-        return device, host_s(lspec, lspec.dense)
+        return call_times_s(lspec, payload.call, t, kernel_s=clk / (t.clock_hz or lspec.clock_hz))
     clk = chain_timing(spec, spec.cuda_cores, payload.chains).kernel_clk if kernel_clk is None else kernel_clk
     device = (clk / spec.clock_hz + payload.copy_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency)
               + payload.kernels_launched * spec.launch_gap_s)
