@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.gpu_call import LibraryCall, closed_form_latency_s, config_timing, gpu_dtype, library_call
 from simsparse.archs.gpu_cuda_core import (CUDA_CORE_FORMATS, CudaCorePlan, candidates, choose, cuda_core_latency_s,
-                                           forced_plan, sgemm_plan)
+                                           forced_plan, fp32_on_cuda_cores, sgemm_plan)
 from simsparse.archs.gpu_spec import GpuSpec, parse_gpu_spec
 from simsparse.errors import PatternError, SimSparseError
 from simsparse.records import ExecutionPlan, Gemm, LayerWork, Pattern
@@ -113,10 +113,6 @@ class GpuSparseTensorCore(ArchModel):
             return cuda_core_latency_s(self.spec, plan.payload)
         return closed_form_latency_s(self.spec, plan.payload.call)
 
-    def _fp32_on_cuda_cores(self, dtype: str) -> bool:
-        cc = self.spec.cuda_cores
-        return dtype == "fp32" and cc is not None and (cc.fp32_on_cuda_cores or "tf32" not in self.spec.tensor_dtypes)
-
     def _plan_forced(self, work: LayerWork, kernel: str) -> ExecutionPlan:
         """`kernel` forced (the CLI's --kernel; PatternError when it cannot run this mask), with the
         model's own choice beside it."""
@@ -179,7 +175,7 @@ class GpuSparseTensorCore(ArchModel):
     def _plan_gemm(self, work: LayerWork, gemm: Gemm, *, fmt: str,
                    notes: tuple[str, ...]) -> ExecutionPlan[GpuPlan]:
         spec = self.spec
-        if fmt != "2:4" and self._fp32_on_cuda_cores(gemm.dtype):
+        if fmt != "2:4" and fp32_on_cuda_cores(spec, gemm.dtype):
             plan = sgemm_plan(spec, work, gemm, arch=self.name, fmt=fmt)
             return replace(plan, notes=notes + plan.notes)
         sparse = fmt == "2:4"

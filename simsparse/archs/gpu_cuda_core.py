@@ -71,10 +71,15 @@ class _Rows:
     nnz: int
 
 
-def _rows(pattern: Pattern, gemm: Gemm) -> _Rows:
-    groups = max(1, pattern.rows // max(1, gemm.n))
-    return _Rows(active=math.ceil((pattern.rows - pattern.rows_removed) / groups),
-                 fan_in_max=pattern.fan_in.max, nnz=math.ceil(pattern.nnz / groups))
+def _groups(pattern: Pattern, gemm: Gemm) -> int:
+    """GEMMs whose rows the pattern stacks (a grouped conv's groups; 1 when every GEMM shares the mask)."""
+    return max(1, pattern.rows // max(1, gemm.n))
+
+
+def _rows(work: LayerWork) -> _Rows:
+    p = work.pattern
+    return _Rows(active=math.ceil((p.rows - p.rows_removed) / _groups(p, work.gemm)),
+                 fan_in_max=p.fan_in.max, nnz=math.ceil(work.nnz_per_gemm))
 
 
 def _plan(work: LayerWork, arch: str, fmt: str, payload: CudaCorePlan, *, macs_issued: int,
@@ -99,7 +104,7 @@ def condensed_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPla
     cc: CudaCoreSpec = spec.cuda_cores
     k_spec = cc.condensed
     g, p = work.gemm, work.pattern
-    rows = _rows(p, g)
+    rows = _rows(work)
     vb, ib = dtype_bytes(g.dtype), k_spec.index_bytes if g.k <= 2 ** 15 else 4
     fan_in = math.ceil(rows.fan_in_max / k_spec.vector_width) * k_spec.vector_width
     lanes = min(g.m, WARP)
@@ -141,8 +146,8 @@ def condensed_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPla
 
 def csr_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPlan[CudaCorePlan]:
     cc: CudaCoreSpec = spec.cuda_cores
-    g, p = work.gemm, work.pattern
-    rows = _rows(p, g)
+    g = work.gemm
+    rows = _rows(work)
     vb = dtype_bytes(g.dtype)
     chunks = max(1, math.ceil(rows.fan_in_max / WARP))
     mean_row = rows.nnz / max(1, rows.active)
@@ -196,7 +201,7 @@ def _ell_shape(spec: GpuSpec, pattern: Pattern, gemm: Gemm) -> tuple[int, int, i
 
 def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPlan[CudaCorePlan]:
     g, p = work.gemm, work.pattern
-    if g.dtype == "fp32" and (spec.cuda_cores.fp32_on_cuda_cores or "tf32" not in spec.tensor_dtypes):
+    if fp32_on_cuda_cores(spec, g.dtype):
         raise PatternError(f"layer {work.name}: blocked-ell runs on the tensor cores; IEEE fp32 "
                            "(fp32_matmul_precision highest) has none: use fp16/bf16 or precision high (TF32)")
     shape = _ell_shape(spec, p, g)
@@ -205,8 +210,7 @@ def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionP
                            f"{spec.cuda_cores.blocked_ell.block_sizes} (block fill {dict(p.block)}): use csr "
                            "or condensed for a mask without block structure")
     b, block_rows, width = shape
-    groups = max(1, p.rows // max(1, g.n))
-    group_block_rows = math.ceil(block_rows / groups)      # one GEMM's (one group's) block rows
+    group_block_rows = math.ceil(block_rows / _groups(p, g))      # one GEMM's (one group's) block rows
     n_eff = group_block_rows * b
     equivalent = Gemm(m=g.m, n=n_eff, k=width * b, dtype=g.dtype, count=g.count)
     lspec = library_spec(spec, "cusparse-blocked-ell")
@@ -225,6 +229,12 @@ def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionP
 # ----------------------------------------------------------------------------- dense on CUDA cores
 
 
+def fp32_on_cuda_cores(spec: GpuSpec, dtype: str) -> bool:
+    """An fp32 GEMM runs as IEEE fp32 on the CUDA cores (precision `highest`, or no TF32 tensor cores)."""
+    cc = spec.cuda_cores
+    return dtype == "fp32" and cc is not None and (cc.fp32_on_cuda_cores or "tf32" not in spec.tensor_dtypes)
+
+
 def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: str) -> ExecutionPlan[CudaCorePlan]:
     """`gemm` as cuBLAS SIMT SGEMM on the CUDA cores (IEEE fp32)."""
     sspec = simt_spec(spec)
@@ -234,13 +244,10 @@ def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: st
                      kernels_launched=1 + (1 if t.split_k > 1 else 0), pad_copy_bytes=0.0)
     payload = CudaCorePlan(kernel="sgemm", library="cublas-sgemm", call=lc, kernels_launched=lc.kernels_launched,
                            host_overhead_s=sspec.dense.host_overhead_s)
-    orig = work.gemm
     note = "fp32 on the CUDA cores (fp32_matmul_precision highest): cuBLAS SIMT SGEMM, no TF32"
-    return ExecutionPlan(layer=work.name, arch=arch, kind=KIND, format=fmt, gemm=orig, padded=gemm,
-                         macs_dense=orig.macs, macs_effective=round(orig.m * work.nnz_per_gemm * orig.count),
-                         macs_issued=int(t.macs_issued),
-                         bytes_by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes},
-                         metadata_bytes=0.0, payload=payload, notes=(note,))
+    return _plan(work, arch, fmt, payload, macs_issued=t.macs_issued,
+                 by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes}, metadata_bytes=0.0,
+                 notes=(note,), padded=gemm)
 
 
 # ----------------------------------------------------------------------------- timing and choice
