@@ -1,5 +1,5 @@
 """The GPU kind's CUDA-core formats (archs/gpu_cuda_core.py): condensed, csr, blocked-ell and fp32
-SIMT SGEMM, ranked with 2:4 / shrunk / dense by the closed form."""
+SIMT SGEMM, ranked with 2:4 / dense by the closed form."""
 
 from __future__ import annotations
 
