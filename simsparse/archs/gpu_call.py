@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from simsparse.archs.gpu_kernel import KernelCall, KernelTiming, best_config, time_config
-from simsparse.archs.gpu_spec import GPU_DTYPES, GpuSpec, KernelLibrary, TileConfig
+from simsparse.archs.gpu_software import GPU_DTYPES, KernelLibrary, TileConfig
+from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.errors import SimSparseError
 from simsparse.records import Gemm
 from simsparse.units import dtype_bytes
