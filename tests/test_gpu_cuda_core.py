@@ -1,5 +1,5 @@
 """The GPU kind's CUDA-core formats (archs/gpu_cuda_core.py): condensed, csr, blocked-ell and fp32
-SIMT SGEMM, ranked with 2:4 / shrunk / dense by the closed form."""
+SIMT SGEMM, ranked with 2:4 / dense by the closed form."""
 
 from __future__ import annotations
 
@@ -178,3 +178,21 @@ def test_the_cycle_engine_replays_the_closed_form_of_warp_chains(a100_fp32, kern
     w = fanin(m, 154)
     analytic, cycle = latency(a100_fp32, w, kernel=kernel), latency(a100_fp32, w, kernel=kernel, engine="cycle")
     assert cycle == pytest.approx(analytic, rel=0.1)
+
+
+@pytest.mark.parametrize("software", ["kernel", "pytorch-eager"])
+@pytest.mark.parametrize("fmt", ["condensed", "csr", "blocked-ell"])
+def test_a_cuda_core_estimate_names_its_software_stack(a100, fmt, software):
+    model = a100.with_software(software)
+    w = work(block_mask(768, 1024), m=512, dtype="fp16")
+    for engine in ("analytic", "cycle"):
+        assert estimate(model.plan(w, kernel=fmt), model, engine).software == software
+
+
+def test_a_grouped_layer_stores_each_groups_blocked_ell_indices_once(a100):
+    single = block_mask(768, 1024, seed=3)
+    one = a100.plan(work(single, m=512, dtype="fp16"), kernel="blocked-ell")
+    grouped = gemm_work(name="conv.weight", gemm=Gemm(m=512, n=768, k=1024, dtype="fp16", count=4),
+                        mask=np.vstack([single] * 4), op_kind="conv")
+    four = a100.plan(grouped, kernel="blocked-ell")
+    assert four.metadata_bytes == pytest.approx(4 * one.metadata_bytes)

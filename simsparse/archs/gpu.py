@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.gpu_call import LibraryCall, closed_form_latency_s, config_timing, gpu_dtype, library_call
 from simsparse.archs.gpu_cuda_core import (CUDA_CORE_FORMATS, CudaCorePlan, candidates, choose, cuda_core_latency_s,
-                                           forced_plan, sgemm_plan)
+                                           forced_plan, fp32_on_cuda_cores, sgemm_plan)
 from simsparse.archs.gpu_spec import GpuSpec, parse_gpu_spec
 from simsparse.errors import PatternError, SimSparseError
 from simsparse.records import ExecutionPlan, Gemm, LayerWork, Pattern
@@ -47,9 +47,14 @@ class GpuPlan:
     stream_bytes: float = 0.0
 
 
+def _nm_rule(dtype: str) -> tuple[int, int]:
+    """(kept, group) the sparse tensor cores need along K: 2:4, or 1:2 for tf32 (fp32 GEMMs)."""
+    return (1, 2) if gpu_dtype(dtype) == "tf32" else (2, 4)
+
+
 def _compliance(pattern: Pattern, dtype: str) -> tuple[bool, float]:
     """(2:4-compliant for this dtype, share of violating groups) from the measured pattern."""
-    n_keep, group = (1, 2) if dtype == "tf32" else (2, 4)
+    n_keep, group = _nm_rule(dtype)
     ok = pattern.is_nm(n_keep, group)
     return ok, (0.0 if ok else pattern.nm_violation_share(n_keep, group))
 
@@ -113,10 +118,6 @@ class GpuSparseTensorCore(ArchModel):
             return cuda_core_latency_s(self.spec, plan.payload)
         return closed_form_latency_s(self.spec, plan.payload.call)
 
-    def _fp32_on_cuda_cores(self, dtype: str) -> bool:
-        cc = self.spec.cuda_cores
-        return dtype == "fp32" and cc is not None and (cc.fp32_on_cuda_cores or "tf32" not in self.spec.tensor_dtypes)
-
     def _plan_forced(self, work: LayerWork, kernel: str) -> ExecutionPlan:
         """`kernel` forced (the CLI's --kernel; PatternError when it cannot run this mask), with the
         model's own choice beside it."""
@@ -126,9 +127,9 @@ class GpuSparseTensorCore(ArchModel):
         elif kernel == "dense":
             plan = self._plan_gemm(work, work.gemm, fmt="dense", notes=())
         else:
-            rule = "1:2" if gpu_dtype(work.gemm.dtype) == "tf32" else "2:4"
-            if not self.spec.has_sparse_tensor_cores or not _compliance(p, gpu_dtype(work.gemm.dtype))[0]:
-                raise PatternError(f"layer {work.name}: kernel 2:4 needs sparse tensor cores and a {rule} mask")
+            if not self.spec.has_sparse_tensor_cores or not _compliance(p, work.gemm.dtype)[0]:
+                raise PatternError(f"layer {work.name}: kernel 2:4 needs sparse tensor cores and a "
+                                   "{}:{} mask".format(*_nm_rule(work.gemm.dtype)))
             plan = self._plan_gemm(work, work.gemm, fmt="2:4", notes=())
         own = self._choose_format(work)
         forced_s, own_s = self._latency_s(plan), self._latency_s(own)
@@ -144,9 +145,8 @@ class GpuSparseTensorCore(ArchModel):
         form against the CUDA-core formats the mask allows (`cuda_cores` block). A 2:4 mask keeps
         2:4 (converting the layer is the user's choice; a note says when dense would be faster)."""
         pattern, gemm = work.pattern, work.gemm
-        dtype = gpu_dtype(gemm.dtype)
-        ok, share = _compliance(pattern, dtype)
-        rule = "1:2" if dtype == "tf32" else "2:4"
+        ok, share = _compliance(pattern, gemm.dtype)
+        rule = "{}:{}".format(*_nm_rule(gemm.dtype))
         if not self.spec.has_sparse_tensor_cores:
             base = self._plan_gemm(work, gemm, fmt="dense",
                                    notes=(f"{self.name} has no sparse tensor cores: the mask runs dense",))
@@ -179,7 +179,7 @@ class GpuSparseTensorCore(ArchModel):
     def _plan_gemm(self, work: LayerWork, gemm: Gemm, *, fmt: str,
                    notes: tuple[str, ...]) -> ExecutionPlan[GpuPlan]:
         spec = self.spec
-        if fmt != "2:4" and self._fp32_on_cuda_cores(gemm.dtype):
+        if fmt != "2:4" and fp32_on_cuda_cores(spec, gemm.dtype):
             plan = sgemm_plan(spec, work, gemm, arch=self.name, fmt=fmt)
             return replace(plan, notes=notes + plan.notes)
         sparse = fmt == "2:4"

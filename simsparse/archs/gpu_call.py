@@ -6,11 +6,12 @@ the closed-form kernel time), and add copy kernels (padding the dense operand, c
 back). The result, `LibraryCall`, is plain data: the shape, the configuration, the kernels launched
 and the bytes they copy.
 
-`call_latency_s` composes a call's seconds from its main kernel's seconds: split-K reduction, copy
-kernels and launch gaps on the device, against the host time per call of the spec's software
-stack (a steady stream of calls costs the slower of the two; the `kernel` stack has no host time). The analytic engine feeds it the closed-form kernel time
-(`closed_form_latency_s`), the cycle engine the simulated one; the arch model ranks formats (2:4
-vs shrunk) by the closed form, as PyTorch users pick the faster conversion.
+`call_times_s` composes a call's (device, host) seconds from its main kernel's seconds: split-K
+reduction, copy kernels and launch gaps on the device; the host time per call is the library's
+under the spec's software stack. A steady stream of calls costs the slower of the two
+(`call_latency_s`). The analytic engine feeds it the closed-form kernel time
+(`closed_form_latency_s`), the cycle engine the simulated one; the arch model ranks formats (2:4,
+dense, the CUDA-core formats) by the closed form, as PyTorch users pick the faster conversion.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from simsparse.archs.gpu_kernel import KernelCall, KernelTiming, best_config, time_config
-from simsparse.archs.gpu_spec import GPU_DTYPES, GpuSpec, KernelLibrary, TileConfig
+from simsparse.archs.gpu_software import GPU_DTYPES, KernelLibrary, TileConfig
+from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.errors import SimSparseError
 from simsparse.records import Gemm
 from simsparse.units import dtype_bytes
@@ -91,20 +93,17 @@ def config_timing(spec: GpuSpec, lc: LibraryCall) -> KernelTiming:
     return _config_timing(spec, lib, lc.call, lc.tile, lc.split_k, lc.stream_k)
 
 
-def host_s(spec: GpuSpec, lib: KernelLibrary) -> float:
-    """Host time per call under the spec's software stack (0 where it times the device alone)."""
-    return lib.host_overhead_s
-
-
-def call_device_s(spec: GpuSpec, lc: LibraryCall, t: KernelTiming, *, kernel_s: float) -> float:
-    """Device seconds of a call whose main kernel takes `kernel_s`: + split-K reduction, copies, launches."""
+def call_times_s(spec: GpuSpec, lc: LibraryCall, t: KernelTiming, *, kernel_s: float) -> tuple[float, float]:
+    """(device, host) seconds of a call whose main kernel takes `kernel_s`: the device adds the split-K
+    reduction, copies and launch gaps; the host time per call is its library's under the active stack."""
     pad_s = lc.pad_copy_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency)
-    return kernel_s + t.reduction_s + pad_s + lc.kernels_launched * spec.launch_gap_s
+    device = kernel_s + t.reduction_s + pad_s + lc.kernels_launched * spec.launch_gap_s
+    return device, library_of(spec, lc.call).host_overhead_s
 
 
 def call_latency_s(spec: GpuSpec, lc: LibraryCall, t: KernelTiming, *, kernel_s: float) -> float:
     """Per-call time in a steady stream of calls: the slower of host and device."""
-    return max(call_device_s(spec, lc, t, kernel_s=kernel_s), host_s(spec, library_of(spec, lc.call)))
+    return max(call_times_s(spec, lc, t, kernel_s=kernel_s))
 
 
 def closed_form_latency_s(spec: GpuSpec, lc: LibraryCall) -> float:

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from simsparse.archs.gpu_call import LibraryCall, call_device_s, config_timing, host_s, library_call
+from simsparse.archs.gpu_call import LibraryCall, call_times_s, config_timing, library_call
 from simsparse.archs.gpu_cuda_spec import CudaCoreSpec
 from simsparse.archs.gpu_cuda_timing import (LINE_BYTES, SECTOR_BYTES, WARP, WarpChains, chain_timing,
                                              gather_latency_clk, library_spec, occupancy_blocks, simt_spec)
@@ -71,10 +71,15 @@ class _Rows:
     nnz: int
 
 
-def _rows(pattern: Pattern, gemm: Gemm) -> _Rows:
-    groups = max(1, pattern.rows // max(1, gemm.n))
-    return _Rows(active=math.ceil((pattern.rows - pattern.rows_removed) / groups),
-                 fan_in_max=pattern.fan_in.max, nnz=math.ceil(pattern.nnz / groups))
+def _groups(pattern: Pattern, gemm: Gemm) -> int:
+    """GEMMs whose rows the pattern stacks (a grouped conv's groups; 1 when every GEMM shares the mask)."""
+    return max(1, pattern.rows // max(1, gemm.n))
+
+
+def _rows(work: LayerWork) -> _Rows:
+    p = work.pattern
+    return _Rows(active=math.ceil((p.rows - p.rows_removed) / _groups(p, work.gemm)),
+                 fan_in_max=p.fan_in.max, nnz=math.ceil(work.nnz_per_gemm))
 
 
 def _plan(work: LayerWork, arch: str, fmt: str, payload: CudaCorePlan, *, macs_issued: int,
@@ -99,7 +104,7 @@ def condensed_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPla
     cc: CudaCoreSpec = spec.cuda_cores
     k_spec = cc.condensed
     g, p = work.gemm, work.pattern
-    rows = _rows(p, g)
+    rows = _rows(work)
     vb, ib = dtype_bytes(g.dtype), k_spec.index_bytes if g.k <= 2 ** 15 else 4
     fan_in = math.ceil(rows.fan_in_max / k_spec.vector_width) * k_spec.vector_width
     lanes = min(g.m, WARP)
@@ -141,8 +146,8 @@ def condensed_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPla
 
 def csr_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPlan[CudaCorePlan]:
     cc: CudaCoreSpec = spec.cuda_cores
-    g, p = work.gemm, work.pattern
-    rows = _rows(p, g)
+    g = work.gemm
+    rows = _rows(work)
     vb = dtype_bytes(g.dtype)
     chunks = max(1, math.ceil(rows.fan_in_max / WARP))
     mean_row = rows.nnz / max(1, rows.active)
@@ -196,7 +201,7 @@ def _ell_shape(spec: GpuSpec, pattern: Pattern, gemm: Gemm) -> tuple[int, int, i
 
 def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionPlan[CudaCorePlan]:
     g, p = work.gemm, work.pattern
-    if g.dtype == "fp32" and (spec.cuda_cores.fp32_on_cuda_cores or "tf32" not in spec.tensor_dtypes):
+    if fp32_on_cuda_cores(spec, g.dtype):
         raise PatternError(f"layer {work.name}: blocked-ell runs on the tensor cores; IEEE fp32 "
                            "(fp32_matmul_precision highest) has none: use fp16/bf16 or precision high (TF32)")
     shape = _ell_shape(spec, p, g)
@@ -205,13 +210,13 @@ def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionP
                            f"{spec.cuda_cores.blocked_ell.block_sizes} (block fill {dict(p.block)}): use csr "
                            "or condensed for a mask without block structure")
     b, block_rows, width = shape
-    groups = max(1, p.rows // max(1, g.n))
-    n_eff = math.ceil(block_rows / groups) * b
+    group_block_rows = math.ceil(block_rows / _groups(p, g))      # one GEMM's (one group's) block rows
+    n_eff = group_block_rows * b
     equivalent = Gemm(m=g.m, n=n_eff, k=width * b, dtype=g.dtype, count=g.count)
     lspec = library_spec(spec, "cusparse-blocked-ell")
     lc = library_call(lspec, lspec.dense, equivalent, sparse=False)
     t = best_config(lspec, lspec.dense, lc.call)
-    meta = block_rows * width * CSR_INDEX_BYTES * g.count
+    meta = group_block_rows * width * CSR_INDEX_BYTES * g.count
     payload = CudaCorePlan(kernel="blocked-ell", library="cusparse-blocked-ell", call=lc,
                            kernels_launched=lc.kernels_launched, host_overhead_s=lspec.dense.host_overhead_s)
     note = (f"blocked-ell: {b}x{b} blocks, ELL width {width} of {math.ceil(g.k / b)} block columns "
@@ -224,6 +229,12 @@ def blocked_ell_plan(spec: GpuSpec, work: LayerWork, *, arch: str) -> ExecutionP
 # ----------------------------------------------------------------------------- dense on CUDA cores
 
 
+def fp32_on_cuda_cores(spec: GpuSpec, dtype: str) -> bool:
+    """An fp32 GEMM runs as IEEE fp32 on the CUDA cores (precision `highest`, or no TF32 tensor cores)."""
+    cc = spec.cuda_cores
+    return dtype == "fp32" and cc is not None and (cc.fp32_on_cuda_cores or "tf32" not in spec.tensor_dtypes)
+
+
 def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: str) -> ExecutionPlan[CudaCorePlan]:
     """`gemm` as cuBLAS SIMT SGEMM on the CUDA cores (IEEE fp32)."""
     sspec = simt_spec(spec)
@@ -233,13 +244,10 @@ def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: st
                      kernels_launched=1 + (1 if t.split_k > 1 else 0), pad_copy_bytes=0.0)
     payload = CudaCorePlan(kernel="sgemm", library="cublas-sgemm", call=lc, kernels_launched=lc.kernels_launched,
                            host_overhead_s=sspec.dense.host_overhead_s)
-    orig = work.gemm
     note = "fp32 on the CUDA cores (fp32_matmul_precision highest): cuBLAS SIMT SGEMM, no TF32"
-    return ExecutionPlan(layer=work.name, arch=arch, kind=KIND, format=fmt, gemm=orig, padded=gemm,
-                         macs_dense=orig.macs, macs_effective=round(orig.m * work.nnz_per_gemm * orig.count),
-                         macs_issued=int(t.macs_issued),
-                         bytes_by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes},
-                         metadata_bytes=0.0, payload=payload, notes=(note,))
+    return _plan(work, arch, fmt, payload, macs_issued=t.macs_issued,
+                 by_level={"hbm": t.hbm_bytes, "l2": t.l2_bytes, "smem": t.smem_bytes}, metadata_bytes=0.0,
+                 notes=(note,), padded=gemm)
 
 
 # ----------------------------------------------------------------------------- timing and choice
@@ -248,14 +256,13 @@ def sgemm_plan(spec: GpuSpec, work: LayerWork, gemm: Gemm, *, arch: str, fmt: st
 def cuda_core_times_s(spec: GpuSpec, payload: CudaCorePlan, *, kernel_clk: float | None = None) -> tuple[float, float]:
     """(device seconds, host seconds) of one call: the main kernel in closed form, or `kernel_clk`
     simulated clocks of it (cycle engine; a library kernel's at its own, possibly power-limited,
-    clock), plus copies and the active software stack's launch gaps; the host time is the stack's
-    (0 under `kernel`, which times the device alone)."""
+    clock), plus copies and the active software stack's launch gaps; the host time per call is the
+    stack's for that kernel (`cuda_cores` block plus `software.profiles.NAME.cuda_cores`)."""
     if payload.call is not None:
         lspec = library_spec(spec, payload.library)
         t = config_timing(lspec, payload.call)
         clk = t.kernel_clk if kernel_clk is None else kernel_clk
-        device = call_device_s(lspec, payload.call, t, kernel_s=clk / (t.clock_hz or lspec.clock_hz))
-        return device, host_s(lspec, lspec.dense)
+        return call_times_s(lspec, payload.call, t, kernel_s=clk / (t.clock_hz or lspec.clock_hz))
     clk = chain_timing(spec, spec.cuda_cores, payload.chains).kernel_clk if kernel_clk is None else kernel_clk
     device = (clk / spec.clock_hz + payload.copy_bytes / (spec.hbm_bytes_per_s * spec.hbm_efficiency)
               + payload.kernels_launched * spec.launch_gap_s)

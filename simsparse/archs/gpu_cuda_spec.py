@@ -8,9 +8,10 @@ on the CUDA cores. Fields are datasheet values or stated microbenchmark / softwa
 YAML names the source of each); nothing here is fitted.
 
 Host time per call follows the software stack, as the tensor-core libraries' does: each kernel's
-`host_overhead_s` here is the base (0 unless given: the `kernel` stack times the device alone), and
-a stack adds its own in `software.profiles.NAME.cuda_cores.KERNEL.host_overhead_s`
-(`PROFILE_CUDA_CORES_SCHEMA`; `with_host_overheads` applies it).
+`host_overhead_s` here is the base every stack starts from (0 unless given; the shipped specs give
+none, so under `kernel` these kernels have no host time), and a stack adds its own in
+`software.profiles.NAME.cuda_cores.KERNEL.host_overhead_s` (`PROFILE_CUDA_CORES_SCHEMA`;
+`with_host_overheads` applies it).
 
 This module imports nothing from gpu_spec (gpu_spec imports it): the SIMT SGEMM library is
 described with its own small schema and turned into a `KernelLibrary` by gpu_cuda_core.
@@ -148,10 +149,6 @@ class CudaCoreSpec:
     def fp32_on_cuda_cores(self) -> bool:
         """fp32 GEMMs run as IEEE fp32 on the CUDA cores (PyTorch 'highest'), not as TF32."""
         return self.fp32_matmul_precision == "highest"
-
-    def host_overheads_s(self) -> dict[str, float]:
-        """Each kernel's host time per call: {sgemm, condensed, csr, blocked_ell: seconds}."""
-        return {k: getattr(self, k).host_overhead_s for k in KERNELS}
 
     def with_host_overheads(self, extra_s: Mapping[str, float]) -> "CudaCoreSpec":
         """The block with `extra_s` (kernel -> seconds, a software stack's own) added to each

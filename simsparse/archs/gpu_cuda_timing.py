@@ -27,7 +27,8 @@ from functools import lru_cache
 
 from simsparse.archs.gpu_cuda_spec import CudaCoreSpec
 from simsparse.archs.gpu_kernel import soft_max
-from simsparse.archs.gpu_spec import GpuSpec, KernelLibrary, TileConfig
+from simsparse.archs.gpu_software import KernelLibrary, TileConfig
+from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.errors import SpecError
 
 WARP = 32

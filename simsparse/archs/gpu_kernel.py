@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from simsparse.archs.gpu_power import sustained_clock_hz
-from simsparse.archs.gpu_spec import GpuSpec, KernelLibrary, TileConfig
+from simsparse.archs.gpu_software import KernelLibrary, TileConfig
+from simsparse.archs.gpu_spec import GpuSpec
 from simsparse.errors import SimSparseError
 from simsparse.units import dtype_bytes
 

@@ -10,8 +10,7 @@ Every estimate names its software stack and carries its expected error band
 from __future__ import annotations
 
 from simsparse.archs.gpu import KIND, GpuPlan, GpuSparseTensorCore
-from simsparse.archs.gpu_call import (call_device_s, call_latency_s, config_timing, host_s, library_of,
-                                      stream_kernel_s)
+from simsparse.archs.gpu_call import call_times_s, config_timing, stream_kernel_s
 from simsparse.archs.gpu_cuda_core import CudaCorePlan
 from simsparse.archs.gpu_kernel import KernelTiming
 from simsparse.engines import register
@@ -25,7 +24,7 @@ def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *,
     """A memory-bound kernel: bytes over HBM bandwidth + latency + a launch gap, against the host time."""
     spec = model.spec
     device = stream_kernel_s(spec, plan.payload.stream_bytes) + spec.launch_gap_s
-    host = host_s(spec, spec.dense)
+    host = spec.dense.host_overhead_s                   # the stack's dispatch of an op, as for a dense GEMM
     latency = max(device, host)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
                               bound="overhead" if host > device else "memory", software=spec.software,
@@ -38,11 +37,9 @@ def call_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, e
     kernel's own, possibly power-limited, clock `t.clock_hz`), of which
     `compute` vs `memory` (any unit) says what bound it: + reduction, copies, launches vs host."""
     spec, lc = model.spec, plan.payload.call
-    kernel_s = kernel_clk / t.clock_hz
-    device = call_device_s(spec, lc, t, kernel_s=kernel_s)
-    bound = bound_of(compute_s=compute, memory_s=memory, device_s=device,
-                     host_s=host_s(spec, library_of(spec, lc.call)))
-    latency = call_latency_s(spec, lc, t, kernel_s=kernel_s)
+    device, host = call_times_s(spec, lc, t, kernel_s=kernel_clk / t.clock_hz)
+    bound = bound_of(compute_s=compute, memory_s=memory, device_s=device, host_s=host)
+    latency = max(device, host)
     band = band_for(spec.name, spec.software, lc.call.dtype, plan.gemm.m if plan.gemm else lc.call.cols,
                     sparse=lc.call.sparse)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound,

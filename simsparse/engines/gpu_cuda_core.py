@@ -94,7 +94,8 @@ def _estimate(plan: ExecutionPlan[CudaCorePlan], model, *, engine: str, kernel_c
     else:
         limit = chain_timing(spec, spec.cuda_cores, p.chains).bound
         bound = "overhead" if host > device else BOUNDS.get(limit, "memory")
-    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound)
+    return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz, bound=bound,
+                              software=spec.software)
 
 
 def cuda_core_analytic(plan: ExecutionPlan[CudaCorePlan], model) -> Estimate:

@@ -7,7 +7,7 @@ the rows of the estimate's GPU spec, software stack, dtype and regime:
   skinny  m <= 256 tokens (decode and small batches: latency- and weight-bandwidth-bound),
   square  256 < m < 8192,
   large   m >= 8192 (compute-bound, power-limited clocks).
-A dense or shrunk call takes the dense-time band, a 2:4 call the sparse-time band and the speedup
+A dense call takes the dense-time band, a 2:4 call the sparse-time band and the speedup
 band; a memory-bound kernel takes its spec's `memory` entry. Entries without rows of their own are
 marked as priors and name what they borrow. A spec outside the table (a user's YAML) gets the
 widest band the table holds for its dtype and regime, marked as a prior.

@@ -17,14 +17,13 @@ figures and the error bands are reproduced without refitting (`loo_points`).
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-
-import json
-from pathlib import Path
 
 from simsparse.archs import arch_data, load_arch
 from simsparse.archs.gpu_call import closed_form_latency_s, library_call
