@@ -15,7 +15,7 @@ from simsparse.engines import estimate
 from simsparse.errors import SimSparseError, SpecError
 from simsparse.graph.lower import gemm_work
 from simsparse.masks.synthetic import two_four_checkerboard
-from simsparse.records import Gemm
+from simsparse.records import Gemm, LayerWork
 from simsparse.resources import data_dir
 
 GPUS = tuple(a for a in shipped_arch_names() if arch_data(a)[0].get("kind") == "gpu_sparse_tensor_core")
@@ -120,3 +120,18 @@ def test_validate_restricts_to_the_rows_of_one_stack():
     report = published.run(software="pytorch-eager")
     assert report.points and {p.software for p in report.points} == {"pytorch-eager"}
     assert {p.source for p in report.points} <= {"a100_2to4_dev", "gpu_2to4_heldout"}
+
+
+@pytest.mark.parametrize("arch", ("a100_2to4", "h100_2to4"))
+def test_a_memory_bound_op_pays_no_library_host_time_only_its_stacks_dispatch(arch):
+    op = LayerWork(name="relu", kind="memory", op_kind="relu", bytes_moved=4096)
+    times = {}
+    for software in STACKS:
+        model = load_arch(arch).with_software(software)
+        e = estimate(model.plan(op), model, "analytic")
+        times[software] = e.latency_s
+        assert e.latency_s >= model.spec.profile.op_host_overhead_s
+    kernel = load_arch(arch).with_software("kernel").spec
+    # a ReLU launched from C++ costs its device time, not cuBLASLt's host time per call (H100: 8.3 us)
+    assert times["kernel"] < kernel.dense.host_overhead_s or kernel.dense.host_overhead_s == 0
+    assert times["kernel"] <= times["pytorch-eager"] and times["pytorch-eager"] >= 8.0e-6   # eager's dispatch

@@ -70,6 +70,9 @@ PROFILE_SCHEMA = {
     "launch_gap_s": Field(float, min=0.0, max=1e-4, doc="device gap per kernel launched back to back"),
     "warm_l2": Field(bool, required=False, default=False,
                      doc="calls repeat on the same tensors without an L2 flush: what fits stays in L2"),
+    "op_host_overhead_s": Field(float, required=False, default=0.0, min=0.0, max=1e-2,
+                                doc="host time per memory-bound op (norm, activation, add: a framework's dispatch, "
+                                    "no library call); 0: ops launched back to back from C++"),
     "on_top_of": Field(str, required=False, default="",
                        doc="a stack this one runs on top of (a framework calling the same library API): its "
                            "launch_gap_s and host_overhead_s are its own extra seconds over that stack's"),
@@ -130,6 +133,7 @@ class SoftwareProfile:
     backends: Mapping[str, KernelLibrary]
     warm_l2: bool = False
     cuda_cores: CudaCoreSpec | None = None
+    op_host_overhead_s: float = 0.0      # host time per memory-bound op (no library call)
 
 
 def _tiles(rows: list) -> tuple[TileConfig, ...]:
@@ -175,10 +179,11 @@ def parse_profile(name: str, p: dict, s: dict, cuda: CudaCoreSpec | None) -> Sof
     dense = _merged(s["dense"], p["dense"])
     sparse = {k: _merged(v, (p["backends"] or {}).get(k)) for k, v in backends.items()}
     base_name = p["on_top_of"]
-    launch_gap_s = p["launch_gap_s"]
+    launch_gap_s, op_host_s = p["launch_gap_s"], p["op_host_overhead_s"]
     if base_name:                      # the base stack's launch gap and host time per call, plus this stack's own
         base = s["profiles"][base_name]
         launch_gap_s += base["launch_gap_s"]
+        op_host_s += base["op_host_overhead_s"]
         dense["host_overhead_s"] += _merged(s["dense"], base["dense"])["host_overhead_s"]
         for k in sparse:
             sparse[k]["host_overhead_s"] += _merged(backends[k], (base["backends"] or {}).get(k))["host_overhead_s"]
@@ -186,7 +191,7 @@ def parse_profile(name: str, p: dict, s: dict, cuda: CudaCoreSpec | None) -> Sof
     return SoftwareProfile(
         name=name, description=p["description"] or "", launch_gap_s=launch_gap_s, warm_l2=bool(p["warm_l2"]),
         dense=_library(dense), backends={k: _library(v) for k, v in sparse.items()},
-        cuda_cores=cuda.with_host_overheads(cuda_host) if cuda is not None else None)
+        cuda_cores=cuda.with_host_overheads(cuda_host) if cuda is not None else None, op_host_overhead_s=op_host_s)
 
 
 def check_libraries(d: dict, source: str) -> None:

@@ -24,7 +24,7 @@ def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *,
     """A memory-bound kernel: bytes over HBM bandwidth + latency + a launch gap, against the host time."""
     spec = model.spec
     device = stream_kernel_s(spec, plan.payload.stream_bytes) + spec.launch_gap_s
-    host = spec.dense.host_overhead_s                   # the stack's dispatch of an op, as for a dense GEMM
+    host = spec.profile.op_host_overhead_s              # the stack's dispatch of an op (no library call)
     latency = max(device, host)
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
                               bound="overhead" if host > device else "memory", software=spec.software,
