@@ -20,6 +20,7 @@ from simsparse.cli import main
 from simsparse.graph.catalog import load_workload
 from simsparse.kernels import measure as kernel_measure
 from simsparse.masks import native
+from simsparse.errors import SimSparseError
 from simsparse.records import Estimate
 
 from ckpt_factory import fanin_mask, nm_mask
@@ -247,3 +248,13 @@ def test_the_committed_validation_summary_is_current():
     `PYTHONPATH=. python benchmarks/bench_report_validation.py --write`."""
     committed = json.loads(report_data.validation_summary_path().read_text())
     assert report_data.validation_summary(api.validate(device="published")) == committed
+
+
+@pytest.mark.parametrize("text", ["1_0", "６４", "1,99999999999", "1,,2", "", "1,x"])
+def test_report_batches_are_read_by_the_strict_parser(text):
+    with pytest.raises(SimSparseError, match="--batch"):
+        api.parse_batches(text)
+
+
+def test_report_batches_keep_their_order_without_repeats():
+    assert api.parse_batches("256,1,256") == (256, 1) and api.parse_batches([8, 1]) == (8, 1)

@@ -308,13 +308,9 @@ def _parameters(state: Mapping[str, Any]) -> int:
 
 
 def parse_batches(text: str | Sequence[int]) -> tuple[int, ...]:
-    """"1,256" (or a sequence of ints) as distinct positive batch sizes, in the order given."""
-    try:
-        items = [int(x) for x in (text.split(",") if isinstance(text, str) else text)]
-    except ValueError:
-        raise SimSparseError(f"--batch {text!r}: expected positive integers separated by commas, e.g. 1,256") from None
-    if not items or min(items) < 1:
-        raise SimSparseError(f"--batch {text!r}: expected positive integers separated by commas, e.g. 1,256")
-    return tuple(dict.fromkeys(items))
-
-
+    """"1,256" (or a sequence of ints) as distinct batch sizes, in the order given; each item is read
+    by the one strict parser (`parse.parse_batch`: plain ASCII decimal, 1..MAX_DIM)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    if not items:
+        raise SimSparseError("--batch is empty: expected positive integers separated by commas, e.g. 1,256")
+    return tuple(dict.fromkeys(parse_batch(x) for x in items))
