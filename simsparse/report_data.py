@@ -216,7 +216,9 @@ def natural_kernel(pattern: str) -> str:
 
 
 def largest_gemm_layers(report: Report, count: int) -> list[Estimate]:
-    gemms = [e for e in report.estimates if e.format != "memory" and e.m]
+    """The `count` GEMM layers of most dense FLOPs, as the network has them before any shrinking
+    (the dense baseline's estimates): the shape a layer's mask, and so its measured pattern, describes."""
+    gemms = [e for e in report.dense_estimates if e.format != "memory" and e.m]
     return sorted(gemms, key=lambda e: e.flops_dense, reverse=True)[:count]
 
 
