@@ -6,7 +6,7 @@ name: nm-support
 archs: [systolic_32x32, vegeta_like]          # names or paths
 grid:                                         # optional: dotted spec fields -> values (cartesian product)
   memory.dram_bytes_per_clk: [8, 16, 32]
-  sparsity.patterns: [["2:4"], ["2:4", "1:8"]]  # values are typed once; 2:4 is never a number
+  sparsity.patterns: [["2:4"], ["1:4", "2:4"]]  # values are typed once; 2:4 is never a number
 inputs:                                       # workloads with synthetic patterns, and/or checkpoints
   - {workload: resnet50, patterns: ["2:4", "fanin=0.1", "channels=0.6"]}
   - {mask: runs/srigl.pt}
