@@ -41,10 +41,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
                      input_shape=a.input, seq=a.seq, decode=a.decode, context=a.context,
                      allow_partial=a.allow_partial, shrink=not a.no_shrink, residual_policy=a.residual_policy,
                      strict=a.strict, software=a.software)
-    if a.out:
-        write_atomic(Path(a.out) / "report.json", report.render_reports([r], "json"), what="--out report")
-        write_atomic(Path(a.out) / "report.csv", report.render_reports([r], "csv"), what="--out report")
-    _emit(report.render_reports([r], a.format))
+    texts = {fmt: report.render_reports([r], fmt) for fmt in ("json", "csv") if a.out}   # each rendered once
+    for fmt, text in texts.items():
+        write_atomic(Path(a.out) / f"report.{fmt}", text, what="--out report")
+    _emit(texts.get(a.format) or report.render_reports([r], a.format))
 
 
 def cmd_trace(a: argparse.Namespace) -> None:
