@@ -1,6 +1,6 @@
 """The only place that wires steps together, for every command: inspect, evaluate, compare, trace,
-sweep, train (and its --explain), measure, validate, calibrate, archs, workloads (the demo is a
-scripted tour of these). Every function takes keyword-only arguments and returns records or plain
+shrink, report, sweep, train (and its --explain), measure, validate, calibrate, archs, workloads
+(the demo is a scripted tour of these). Every function takes keyword-only arguments and returns records or plain
 data; rendering is report.py's (and validate/render.py's) job, argument parsing cli.py's.
 
 The pipeline of `evaluate` (DESIGN.md §2): masks (masks.io) -> bound once to the geometry
