@@ -88,6 +88,7 @@ def run(*, out: Path, quick: bool = False, steps: int | None = None, progress: b
     progress = sys.stderr.isatty() if progress is None else progress
     if out.exists() and not out.is_dir():
         raise SimSparseError(f"--out {out}: is a file; give a folder for the checkpoints and the report")
+    api.software_stacks(archs=ARCHS, software=software)   # a bad --software fails now, not after training
     out.mkdir(parents=True, exist_ok=True)
     t0, c0 = time.perf_counter(), time.process_time()
     _say(f"[1/2] training {len(RUNS)} networks (cnn of width {size.width} on synthetic data, {size.steps} steps each)")

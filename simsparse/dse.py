@@ -6,7 +6,7 @@ name: nm-support
 archs: [systolic_32x32, vegeta_like]          # names or paths
 grid:                                         # optional: dotted spec fields -> values (cartesian product)
   memory.dram_bytes_per_clk: [8, 16, 32]
-  sparsity.patterns: [["2:4"], ["2:4", "1:8"]]  # values are typed once; 2:4 is never a number
+  sparsity.patterns: [["2:4"], ["1:4", "2:4"]]  # values are typed once; 2:4 is never a number
 inputs:                                       # workloads with synthetic patterns, and/or checkpoints
   - {workload: resnet50, patterns: ["2:4", "fanin=0.1", "channels=0.6"]}
   - {mask: runs/srigl.pt}
@@ -49,7 +49,7 @@ from simsparse.dse_store import Journal, open_journal
 from simsparse.errors import SimSparseError, SpecError
 from simsparse.fileio import prepare_target, write_atomic
 from simsparse.graph.catalog import load_workload
-from simsparse.parse import parse_pattern
+from simsparse.parse import MAX_DIM, parse_pattern
 from simsparse.records import Report
 from simsparse.overrides import Override
 from simsparse.specs import Field, ListOf, MapOf, check_version, load_yaml, validate
@@ -63,7 +63,7 @@ SWEEP_SCHEMA = {
     "archs": ListOf(Field(str), min_len=1),
     "grid": MapOf(ListOf(Field((int, float, str, bool, list)), min_len=1), required=False, default={}),
     "inputs": ListOf(INPUT_SCHEMA, min_len=1),
-    "batches": ListOf(Field(int, min=1, max=2**31 - 1), required=False, default=[1]),
+    "batches": ListOf(Field(int, min=1, max=MAX_DIM), required=False, default=[1]),
     "engine": Field(str, required=False, default="analytic", choices=("analytic", "cycle")),
     "dtype": Field((str, type(None)), required=False, default=None),
 }

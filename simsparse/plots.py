@@ -44,18 +44,14 @@ def _short(layer: str) -> str:
 def speedup_plot(reports: Sequence[Report], path: Path) -> Path:
     """Grouped bars: one group per checkpoint/workload, one bar per arch; 1.0 = dense on that arch."""
     plt = _pyplot()
-    labels, archs = [], []
-    for r in reports:
-        src = Path(str(r.provenance.get("checkpoint") or r.provenance.get("workload") or "?")).stem
-        labels += [src] if src not in labels else []
-        archs += [r.arch] if r.arch not in archs else []
+    sources = [Path(str(r.provenance.get("checkpoint") or r.provenance.get("workload") or "?")).stem for r in reports]
+    labels, archs = list(dict.fromkeys(sources)), list(dict.fromkeys(r.arch for r in reports))
     width = 0.8 / max(1, len(archs))
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(labels) * max(1, len(archs))), 3.6), layout="constrained")
     for j, arch in enumerate(archs):
         xs, ys = [], []
-        for r in reports:
+        for r, src in zip(reports, sources):
             if r.arch == arch:
-                src = Path(str(r.provenance.get("checkpoint") or r.provenance.get("workload") or "?")).stem
                 xs.append(labels.index(src) + j * width)
                 ys.append(r.speedup_vs_dense)
         ax.bar(xs, ys, width=width, label=arch)

@@ -1,7 +1,5 @@
-"""Rendering: tables for people, JSON/CSV for programs (stable keys: README "Using it").
-
-Also writes output files atomically (temp file + rename), so a failure never leaves a
-half-written file behind.
+"""Rendering: tables for people, JSON/CSV for programs (stable keys: README "Using it"). Writing
+the text to files is fileio's (atomic: never a half-written file).
 """
 
 from __future__ import annotations

@@ -5,17 +5,10 @@ behind report.md. The pure choices `api.report` needs live here too: checkpoint 
 layers and patterns to time, the focus network, the what-if patterns.
 
 No number is made up here. A figure the records do not carry stays None ("n/a" in report.md).
-The hooks read what other parts of simsparse add to the records as they grow; each looks in one
-documented place, so adapting one when those parts land is a one-line change:
-
-- `software_of(report)`: the named software stack (`--software kernel|pytorch-eager|pytorch-graph`),
-  `Report.software` (None for kinds without named stacks).
-- `error_band_of(report)`: the expected error from validation residuals, `Report.total.error_band`.
-- `alternatives_of(estimate)`: what each other execution format would cost, from
-  `Estimate.alternatives` ({format: latency_s} of the formats the arch ranked).
-- `shrink_of(report, estimate)` / `residual_policy_of(report)`: a layer's original and shrunk
-  shapes and the residual policy of coupled channel shrinking, from `provenance["shrink"]`
-  (`graph.shrink_works.provenance`: "policy", and "layers" {name: shape, shrunk_shape}).
+The software stack (`Report.software`), the expected error (`Report.total.error_band`) and the
+other formats' costs (`Estimate.alternatives`) are read straight from the records; how a network
+was shrunk comes from `provenance["shrink"]` (`graph.shrink_works.provenance`: "policy", and
+"layers" {name: shape, shrunk_shape}), read by `shrink_of` and `residual_policy_of`.
 """
 
 from __future__ import annotations
@@ -34,7 +27,7 @@ from simsparse.errors import SimSparseError
 from simsparse.graph.shrink import POLICIES as SHRINK_POLICIES
 from simsparse.masks.patterns import best_nm
 from simsparse.records import Estimate, Pattern, Report
-from simsparse.report import plain
+from simsparse.report import plain, to_json as json_text
 from simsparse.report_records import (ArchInfo, LayerRow, Network, ReportData, Roofline, RooflinePoint, Row,
                                       Structure)
 from simsparse.resources import data_dir
@@ -50,19 +43,7 @@ VALIDATION_SUMMARY = "validation_summary.json"   # in accelerators/measurements/
 VALIDATION_COMMAND = "simsparse validate --device published"
 
 
-# ----------------------------------------------------------------------------- hooks
-
-
-def software_of(report: Report) -> str | None:
-    return report.software or None
-
-
-def error_band_of(report: Report) -> Any:
-    return report.total.error_band
-
-
-def alternatives_of(estimate: Estimate) -> Mapping[str, Any] | None:
-    return dict(estimate.alternatives) or None
+# ----------------------------------------------------------------------------- shrinking
 
 
 def shrink_of(report: Report, estimate: Estimate) -> str | None:
@@ -136,12 +117,12 @@ def row_of(network: Network, report: Report, *, batch: int, kind: str) -> Row:
     modelled = d.energy_j > 0          # an arch without an energy model reports 0 J for the dense network too
     structure = network.structure.text() if network.structure else f"synthetic {network.pattern}"
     return Row(label=network.label, workload=network.workload, synthetic=network.synthetic, arch=report.arch,
-               kind=kind, batch=batch, engine=report.engine, dtype=report.dtype, software=software_of(report),
+               kind=kind, batch=batch, engine=report.engine, dtype=report.dtype, software=report.software or None,
                accuracy=network.accuracy, density=t.density, structure=structure, flops_dense=t.flops_dense,
                flops_executed=t.flops_executed, offchip_bytes=offchip_bytes(t), latency_s=t.latency_s,
                dense_latency_s=d.latency_s, speedup=report.speedup_vs_dense,
                energy_j=t.energy_j if modelled else None, dense_energy_j=d.energy_j if modelled else None,
-               formats=formats_text(report), overhead_share=overhead_share(report), error_band=error_band_of(report))
+               formats=formats_text(report), overhead_share=overhead_share(report), error_band=report.total.error_band)
 
 
 def layer_rows(report: Report) -> tuple[LayerRow, ...]:
@@ -154,7 +135,7 @@ def layer_rows(report: Report) -> tuple[LayerRow, ...]:
             continue
         out.append(LayerRow(arch=report.arch, layer=e.layer, gemm=f"{e.m}×{e.n}×{e.k}", format=e.format,
                             density=e.density, latency_s=e.latency_s, dense_latency_s=d.latency_s, bound=e.bound,
-                            alternatives=alternatives_of(e), shrunk=shrink_of(report, e), notes=tuple(e.notes)))
+                            alternatives=dict(e.alternatives) or None, shrunk=shrink_of(report, e), notes=tuple(e.notes)))
     if other_dense:
         out.append(LayerRow(arch=report.arch, layer="other ops (non-GEMM)", gemm="-", format="memory", density=1.0,
                             latency_s=other, dense_latency_s=other_dense, bound="-", alternatives=None, shrunk=None))
@@ -216,7 +197,9 @@ def natural_kernel(pattern: str) -> str:
 
 
 def largest_gemm_layers(report: Report, count: int) -> list[Estimate]:
-    gemms = [e for e in report.estimates if e.format != "memory" and e.m]
+    """The `count` GEMM layers of most dense FLOPs, as the network has them before any shrinking
+    (the dense baseline's estimates): the shape a layer's mask, and so its measured pattern, describes."""
+    gemms = [e for e in report.dense_estimates if e.format != "memory" and e.m]
     return sorted(gemms, key=lambda e: e.flops_dense, reverse=True)[:count]
 
 
@@ -264,7 +247,7 @@ def load_validation_summary() -> dict[str, Any]:
 
 
 def to_json(data: ReportData) -> str:
-    return json.dumps(plain(data), indent=2) + "\n"
+    return json_text(data) + "\n"
 
 
 def records_csv(records: Sequence[Any], extra: Mapping[str, Any] | None = None) -> str:
@@ -302,7 +285,7 @@ def arch_info(model: ArchModel, reports: Mapping[tuple, Report], *, engine: str)
     """How one arch's numbers were obtained (`reports` keyed by (label, arch, batch))."""
     first = next(r for (_, a, _), r in reports.items() if a == model.name)
     return ArchInfo(name=model.name, kind=model.kind, source=model.source,
-                    description=getattr(model.spec, "description", ""), engine=engine, software=software_of(first),
+                    description=getattr(model.spec, "description", ""), engine=engine, software=first.software or None,
                     calibration=getattr(model.spec, "calibration", None), residual_policy=residual_policy_of(first))
 
 

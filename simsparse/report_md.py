@@ -53,30 +53,18 @@ def pct0(x: float) -> str:
     return f"{100 * x:.0f} %"
 
 
-def band_text(value: Any) -> str:
-    """An error band or shape in whatever form the record holds (a number is a ± share)."""
-    if value is None:
+def band_text(band: ErrorBand | None) -> str:
+    """The latency band, 10th..90th percentile of validation residuals ("(prior)": borrowed)."""
+    if band is None:
         return NA
-    if isinstance(value, ErrorBand):               # the latency band, 10th..90th percentile of residuals
-        return (f"{100 * value.latency_low:+.0f} % … {100 * value.latency_high:+.0f} %"
-                + (" (prior)" if value.prior else ""))
-    if isinstance(value, (int, float)):
-        return f"±{100 * value:.0f} %"
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
-        return f"{100 * value[0]:+.0f} % … {100 * value[1]:+.0f} %"
-    if isinstance(value, Mapping):
-        return ", ".join(f"{k} {v}" for k, v in value.items())
-    return str(value)
+    return f"{100 * band.latency_low:+.0f} % … {100 * band.latency_high:+.0f} %" + (" (prior)" if band.prior else "")
 
 
-def alternatives_text(alts: Mapping[str, Any] | None) -> str:
+def alternatives_text(alts: Mapping[str, float] | None) -> str:
+    """The other formats the arch ranked, each with its latency."""
     if not alts:
         return NA
-    out = []
-    for name, value in alts.items():
-        seconds = getattr(value, "latency_s", value)
-        out.append(f"{name} {time_text(seconds)}" if isinstance(seconds, (int, float)) else f"{name} {value}")
-    return ", ".join(out)
+    return ", ".join(f"{name} {time_text(seconds)}" for name, seconds in alts.items())
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -210,7 +198,7 @@ def _networks(data: ReportData) -> str:
 def _layers(data: ReportData) -> str:
     rows = [[r.arch, r.layer, r.gemm, r.format, f"{r.density:.3f}", time_text(r.latency_s), time_text(r.dense_latency_s),
              f"{r.dense_latency_s / r.latency_s:.3f}×" if r.latency_s > 0 else NA, r.bound,
-             alternatives_text(r.alternatives), band_text(r.shrunk), "; ".join(r.notes) or "-"] for r in data.layers]
+             alternatives_text(r.alternatives), r.shrunk or NA, "; ".join(r.notes) or "-"] for r in data.layers]
     return table(("arch", "layer", "m×n×k", "format", "density", "latency", "dense", "speedup", "bound",
                   "other formats", "shrunk shape", "model's notes"), rows)
 

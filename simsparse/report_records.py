@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from simsparse.records import ErrorBand
+
 
 @dataclass(frozen=True)
 class Structure:
@@ -79,7 +81,7 @@ class Row:
     dense_energy_j: float | None
     formats: str
     overhead_share: float             # share of the latency spent in overhead-bound layers (launch, host)
-    error_band: Any                   # the build's own band record (report_data.error_band_of) or None
+    error_band: ErrorBand | None      # the total's expected error (GPU archs), from validation residuals
 
 
 @dataclass(frozen=True)
@@ -94,7 +96,7 @@ class LayerRow:
     latency_s: float
     dense_latency_s: float
     bound: str
-    alternatives: Mapping[str, Any] | None   # format -> seconds (or a record with latency_s), or None
+    alternatives: Mapping[str, float] | None  # format -> seconds of the formats the arch ranked, or None
     shrunk: str | None                       # "256x64 -> 171x64" where the network was shrunk, else None
     notes: tuple[str, ...] = ()              # what the arch model says about this layer (its choice, padding...)
 

@@ -24,3 +24,11 @@ def test_demo_trains_every_family_and_writes_the_report(tmp_path, capsys):
     md = (out / "report.md").read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(images) >= 4 and all((out / name).is_file() for name in images)
+
+
+def test_an_unknown_software_stack_is_refused_before_any_training(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out), "--software", "no-such-stack"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no-such-stack" in err
+    assert not out.exists()

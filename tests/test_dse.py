@@ -65,3 +65,9 @@ def test_a_bad_point_is_an_error_cell_not_a_crash(tmp_path):
 def test_invalid_sweep_names_the_field(tmp_path):
     with pytest.raises(SpecError, match="batches.0"):
         dse.load_sweep(write(tmp_path, SWEEP.replace("[1, 8]", "[0, 8]")))
+
+
+def test_the_module_docstring_example_is_a_valid_sweep(tmp_path):
+    example = dse.__doc__.split("```yaml\n", 1)[1].split("```", 1)[0]
+    sweep = dse.load_sweep(write(tmp_path, example))
+    assert sweep.name == "nm-support" and sweep.size == 2 * 4 * 2 * 3 * 2   # archs x inputs x batches x grid

@@ -29,7 +29,7 @@ LAYERS = {
     "dse_store": 5, "dse_dask": 5,
     "testing": 6,
     "api": 7,
-    "cli": 8, "demo": 8, "__main__": 8,
+    "cli": 8, "cli_args": 8, "demo": 8, "__main__": 8,
 }
 DST_IMPORTERS = {"simsparse.api", "simsparse.api.jobs", "simsparse.cli", "simsparse.demo"}
 DST_MAY_IMPORT_UP_TO = 2

@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, replace
+from types import SimpleNamespace
 
 import markdown
 import numpy as np
 import pytest
 
 from simsparse import api, plots, report_data, report_md
+from simsparse.api import reporting
 from simsparse.cli import main
 from simsparse.graph.catalog import load_workload
 from simsparse.kernels import measure as kernel_measure
 from simsparse.masks import native
+from simsparse.errors import SimSparseError
 from simsparse.records import Estimate
 
 from ckpt_factory import fanin_mask, nm_mask
@@ -222,6 +225,16 @@ def test_a_channel_pruned_layer_is_timed_and_modelled_with_the_shrunk_kernel_on_
     assert shrunk and all(m.pattern.startswith("channels=") and m.modelled_s > 0 for m in shrunk)
 
 
+def test_kernels_are_timed_on_the_shape_their_mask_describes_not_the_shrunk_one(ckpts, monkeypatch):
+    # the channels network is shrunk before the archs run it (fc1 256x64 -> 170x64, fc2 256x256 -> 256x170);
+    # its masks (and so the measured patterns) describe the layers as trained
+    timed = SimpleNamespace(median_s=1e-5, iqr_s=0.0, threads=1, load_avg_1min=0.0, noise=0.0, noisy="")
+    monkeypatch.setattr(reporting, "measure", lambda **kw: SimpleNamespace(results=[timed]))
+    data = api.report(checkpoints=[ckpts[2]], archs=["cpu_host"], batches=[1], measure_layers=2)
+    shapes = {m.layer: (m.n, m.k) for m in data.measured}
+    assert shapes == {"fc1.weight": (256, 64), "fc2.weight": (256, 256)}
+
+
 def test_noisy_timings_are_refused_with_one_line_unless_allowed_then_marked(ckpts, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(kernel_measure, "problem", lambda **kw: "it got 40% of the CPU time it asked for")
     args = ["report", ckpts[0], "--arch", "cpu_host", "--batch", "1", "--max-wait", "0", "--out", str(tmp_path)]
@@ -247,3 +260,13 @@ def test_the_committed_validation_summary_is_current():
     `PYTHONPATH=. python benchmarks/bench_report_validation.py --write`."""
     committed = json.loads(report_data.validation_summary_path().read_text())
     assert report_data.validation_summary(api.validate(device="published")) == committed
+
+
+@pytest.mark.parametrize("text", ["1_0", "６４", "1,99999999999", "1,,2", "", "1,x"])
+def test_report_batches_are_read_by_the_strict_parser(text):
+    with pytest.raises(SimSparseError, match="--batch"):
+        api.parse_batches(text)
+
+
+def test_report_batches_keep_their_order_without_repeats():
+    assert api.parse_batches("256,1,256") == (256, 1) and api.parse_batches([8, 1]) == (8, 1)

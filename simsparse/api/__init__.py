@@ -1,6 +1,6 @@
 """The only place that wires steps together, for every command: inspect, evaluate, compare, trace,
-sweep, train (and its --explain), measure, validate, calibrate, archs, workloads (the demo is a
-scripted tour of these). Every function takes keyword-only arguments and returns records or plain
+shrink, report, sweep, train (and its --explain), measure, validate, calibrate, archs, workloads
+(the demo is a scripted tour of these). Every function takes keyword-only arguments and returns records or plain
 data; rendering is report.py's (and validate/render.py's) job, argument parsing cli.py's.
 
 The pipeline of `evaluate` (DESIGN.md §2): masks (masks.io) -> bound once to the geometry
@@ -21,7 +21,8 @@ validating against them) import their module inside the function, each with its 
 from __future__ import annotations
 
 from simsparse.api.core import (SCALESIM_MAX_ROWS, InspectResult, compare, estimate_works, evaluate, inspect,
-                                load_masks, mask_works, parse_batches, run_model, shrink, token_rates, trace)
+                                load_masks, mask_works, parse_batches, run_model, shrink, software_stacks,
+                                token_rates, trace)
 from simsparse.api.jobs import (VALIDATE_DEVICES, calibrate, explain_training, list_archs, list_workloads, measure,
                                 sweep, train, validate)
 from simsparse.api.reporting import MEASURE_THREADS, report
@@ -29,6 +30,6 @@ from simsparse.archs import load_arch
 from simsparse.parse import parse_gemm
 
 __all__ = ["SCALESIM_MAX_ROWS", "InspectResult", "compare", "estimate_works", "evaluate", "inspect", "load_masks",
-           "mask_works", "parse_batches", "run_model", "shrink", "token_rates", "trace", "VALIDATE_DEVICES", "calibrate",
+           "mask_works", "parse_batches", "run_model", "shrink", "software_stacks", "token_rates", "trace", "VALIDATE_DEVICES", "calibrate",
            "explain_training", "list_archs", "list_workloads", "measure", "sweep", "train", "validate",
            "MEASURE_THREADS", "report", "load_arch", "parse_gemm"]

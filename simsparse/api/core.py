@@ -250,7 +250,7 @@ def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None 
     """Every checkpoint on every arch (each beside its own dense baseline; shrunk as `evaluate` does).
     `software` applies to the archs that have named software stacks (GPUs); it is refused if none
     of them has."""
-    stacks = _stacks(archs, software)
+    stacks = software_stacks(archs=archs, software=software)
     reports = []
     for arch in archs:
         for m in masks:
@@ -260,14 +260,20 @@ def compare(*, masks: Sequence[str], archs: Sequence[str], workload: str | None 
     return reports
 
 
-def _stacks(archs: Sequence[str], software: str | None) -> dict[str, str | None]:
+def software_stacks(*, archs: Sequence[str], software: str | None) -> dict[str, str | None]:
     """arch -> the software stack to time it under: `software` for the archs that name stacks (GPUs),
-    None for the others (and for all when `software` is None); refused when no arch names stacks."""
-    named = {a: bool(load_arch(a).software_stacks()) for a in archs}
+    None for the others (and for all when `software` is None). Checked before any work: refused when
+    no arch names stacks, or when an arch that does has no stack of that name."""
+    models = {a: load_arch(a) for a in archs}
+    named = {a: bool(m.software_stacks()) for a, m in models.items()}
     if software is not None and not any(named.values()):
         raise SimSparseError(f"--software {software}: none of the archs ({', '.join(archs)}) has named software "
                              "stacks; --software applies to GPU archs")
-    return {a: software if named[a] else None for a in archs}
+    stacks = {a: software if named[a] else None for a in archs}
+    for a, stack in stacks.items():
+        if stack is not None:
+            models[a].with_software(stack)   # an unknown stack: SpecError naming the known ones
+    return stacks
 
 
 def shrink(*, path: str | Path, out: str | Path, workload: str | Workload | None = None, model: str | None = None,
@@ -308,13 +314,9 @@ def _parameters(state: Mapping[str, Any]) -> int:
 
 
 def parse_batches(text: str | Sequence[int]) -> tuple[int, ...]:
-    """"1,256" (or a sequence of ints) as distinct positive batch sizes, in the order given."""
-    try:
-        items = [int(x) for x in (text.split(",") if isinstance(text, str) else text)]
-    except ValueError:
-        raise SimSparseError(f"--batch {text!r}: expected positive integers separated by commas, e.g. 1,256") from None
-    if not items or min(items) < 1:
-        raise SimSparseError(f"--batch {text!r}: expected positive integers separated by commas, e.g. 1,256")
-    return tuple(dict.fromkeys(items))
-
-
+    """"1,256" (or a sequence of ints) as distinct batch sizes, in the order given; each item is read
+    by the one strict parser (`parse.parse_batch`: plain ASCII decimal, 1..MAX_DIM)."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    if not items:
+        raise SimSparseError("--batch is empty: expected positive integers separated by commas, e.g. 1,256")
+    return tuple(dict.fromkeys(parse_batch(x) for x in items))

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 from tqdm import tqdm
 
 from simsparse import report_data, report_md
-from simsparse.api.core import _stacks, evaluate, inspect, parse_batches
+from simsparse.api.core import evaluate, inspect, parse_batches, software_stacks
 from simsparse.api.jobs import _noise_limits, measure
 from simsparse.archs import load_arch
 from simsparse.graph.catalog import load_workload
@@ -30,7 +30,7 @@ def report(*, checkpoints: Sequence[str | Path], archs: Sequence[str], batches: 
     timings are refused unless `allow_noisy`, then shown with their noise), and how every number
     was obtained. With `out`, writes report.md, its figures and the JSON/CSV behind it there.
     Checkpoints are labelled by file name without suffix; bad input fails before any estimate."""
-    batches, stacks = parse_batches(batches), _stacks(archs, software)
+    batches, stacks = parse_batches(batches), software_stacks(archs=archs, software=software)
     noise = {"allow_noisy": allow_noisy, **_noise_limits(max_noise=max_noise, max_wait_s=max_wait_s)}
     labels = report_data.checkpoint_labels(checkpoints, focus=focus, out=out)
     models = {a: load_arch(a) if stacks[a] is None else load_arch(a).with_software(stacks[a]) for a in archs}
