@@ -1,5 +1,5 @@
-"""Closed-form time of a fold stream on an `nm_systolic` array (pure math; moved here unchanged
-from engines/systolic_analytic.py so that the arch model can rank patterns by it).
+"""Closed-form time of a fold stream on an `nm_systolic` array (pure math in archs, so that the
+arch model can rank patterns by it).
 
 The layer is a stream of folds (all passes back to back). Each fold needs `fill` bytes from
 DRAM before it computes and sends `writeback` bytes to DRAM after; with double-buffered SRAMs
