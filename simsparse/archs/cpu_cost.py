@@ -190,7 +190,7 @@ def latency_breakdown(plan: CpuPlan, spec: CpuSpec) -> Breakdown:
         pp = phase_params(spec, plan, ph)
         t_eff = threads_eff(spec, parallel=ph.parallel, threaded=plan.threaded, units=ph.units,
                             threads=plan.threads, params=pp)
-        used = plan.threads if ph.parallel and plan.threaded else 1
+        used = min(plan.threads, max(1, ph.units)) if ph.parallel and plan.threaded else 1   # cores with rows
         c = phase_compute_s(spec, pp, ph, t_eff)
         mem = phase_memory_s(spec, pp, ph, used)
         compute += c
