@@ -19,16 +19,19 @@ def data_dir(name: str) -> Path:
     raise FileNotFoundError(f"simsparse data folder {name!r} is missing from the installation")
 
 
+def _shipped_folder(folder: str) -> Path:
+    """The shipped folder `folder` ("accelerators", "workloads/models", ...)."""
+    top, _, sub = folder.partition("/")
+    return data_dir(top) / sub if sub else data_dir(top)
+
+
 def shipped_yaml(folder: str, name: str) -> Path | None:
     """Path of `folder/name.yaml` among the shipped data, or None."""
-    base = data_dir(folder.split("/")[0])
-    sub = folder.split("/", 1)[1] if "/" in folder else ""
-    path = (base / sub / f"{name}.yaml") if sub else (base / f"{name}.yaml")
+    path = _shipped_folder(folder) / f"{name}.yaml"
     return path if path.is_file() else None
 
 
 def shipped_names(folder: str) -> list[str]:
-    base = data_dir(folder.split("/")[0])
-    sub = folder.split("/", 1)[1] if "/" in folder else ""
-    d = base / sub if sub else base
+    """Names of the YAML files in the shipped `folder` (sorted; [] when it is absent)."""
+    d = _shipped_folder(folder)
     return sorted(p.stem for p in d.glob("*.yaml")) if d.is_dir() else []

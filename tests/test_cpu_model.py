@@ -92,6 +92,14 @@ def test_engines_agree_when_rows_split_evenly(kernel, m, n, k):
     assert c == pytest.approx(a, rel=0.02)
 
 
+@pytest.mark.parametrize("m, n, k", [(1, 2, 100_000), (12, 20, 50_000)])   # memory-bound, compute-bound
+def test_engines_agree_on_a_layer_with_fewer_work_units_than_threads(m, n, k):
+    model = load_arch("spr_socket")                  # 56 threads; the layer's rows keep 1 or 2 of them busy
+    plan = model.plan(work(m, n, k, None), kernel="dense")
+    assert estimate(plan, model, "cycle").latency_s == pytest.approx(estimate(plan, model, "analytic").latency_s,
+                                                                     rel=model.engines_agree_rel)
+
+
 def test_cycle_engine_sees_idle_cores_of_an_uneven_split():
     model = load_arch("spr_socket", ["software.threads=2", "software.parallel_eff=1.0"])
     w = work(1, 3, 4096, "fanin=4096")            # 3 rows on 2 threads: blocks of 2 and 1

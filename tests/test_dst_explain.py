@@ -52,3 +52,9 @@ def test_train_without_out_or_explain_is_a_one_line_error(capsys):
     assert cli.main(["train", "--method", "rigl", "--model", "mlp", "--data", "synthetic", "--sparsity", "0.9",
                      "--steps", "2"]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_explained_options_show_the_nm_target_given_on_the_command_line_not_the_recipe_default():
+    plan = api.explain_training(method="nm-mask-decay", sparsity=0.5, nm=(2, 4), model="mlp", data="synthetic",
+                                steps=20)
+    assert plan.nm == "2:4" and plan.options["nm"] == "2:4"

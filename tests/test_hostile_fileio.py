@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from simsparse import hostinfo
+from simsparse import hostcache
 from simsparse.cli import main
 from simsparse.errors import SimSparseError
 from simsparse.fileio import atomic_writer, open_locked, write_atomic
@@ -70,7 +70,7 @@ def test_the_host_cache_never_writes_through_a_fixed_tmp_name(tmp_path):
     victim = tmp_path / "victim"
     victim.write_text("precious")
     (tmp_path / "host_x.tmp").symlink_to(victim)
-    hostinfo.write_json(tmp_path / "host_x.json", {"a": 1})
+    hostcache.write_json(tmp_path / "host_x.json", {"a": 1})
     assert victim.read_text() == "precious"
 
 

@@ -20,7 +20,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "simsparse"
 # module (or package prefix) -> layer; the longest matching prefix wins
 LAYERS = {
     "simsparse": 0, "records": 0, "errors": 0, "units": 0, "specs": 0, "registry": 0, "parse": 0,
-    "fileio": 0, "resources": 0, "hostinfo": 0, "geometry_io": 0, "overrides": 0,
+    "fileio": 0, "resources": 0, "hostinfo": 0, "hostcache": 0, "geometry_io": 0, "overrides": 0,
     "masks": 1, "models": 1,
     "graph": 2,
     "archs": 3,

@@ -2,7 +2,7 @@
 memory levels) and the closed form of its time (pure math; the analytic engine is this formula,
 and the model ranks kernels by it, as `simsparse` recommends the fastest suitable kernel).
 
-Placement: each data stream of a phase (archs/cpu_loops.py) is served by the levels its working
+Placement: each data stream of a phase (archs/cpu_phases.py) is served by the levels its working
 set fits (warm cache, LRU-like and smooth at the boundary) or by main memory (a first-touch stream
 with a cold cache, `memory.cache_state`).
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-from simsparse.archs.cpu_loops import LoopProfile, PortCycles, row_line_bytes
+from simsparse.archs.cpu_phases import LoopProfile, PortCycles, row_line_bytes
 from simsparse.archs.cpu_spec import CpuSpec, KernelParams, MemLevel
 
 
@@ -190,7 +190,7 @@ def latency_breakdown(plan: CpuPlan, spec: CpuSpec) -> Breakdown:
         pp = phase_params(spec, plan, ph)
         t_eff = threads_eff(spec, parallel=ph.parallel, threaded=plan.threaded, units=ph.units,
                             threads=plan.threads, params=pp)
-        used = plan.threads if ph.parallel and plan.threaded else 1
+        used = min(plan.threads, max(1, ph.units)) if ph.parallel and plan.threaded else 1   # cores with rows
         c = phase_compute_s(spec, pp, ph, t_eff)
         mem = phase_memory_s(spec, pp, ph, used)
         compute += c

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simsparse import hostinfo
+from simsparse import hostcache, hostinfo
 from simsparse.archs.cpu_spec import KIND, SCHEMA
 from simsparse.specs import validate
 
@@ -19,7 +19,7 @@ LEVEL_NAMES = {1: "l1", 2: "l2", 3: "llc", 4: "llc"}
 
 
 def calibration_path(key: str) -> Path:
-    return hostinfo.cache_dir() / f"cpu_calibration_{key}.json"
+    return hostcache.cache_dir() / f"cpu_calibration_{key}.json"
 
 
 CALIBRATION_VERSION = 1
@@ -27,8 +27,8 @@ CALIBRATION_VERSION = 1
 
 def load_calibration(key: str) -> dict | None:
     """The stored calibration of machine `key` ({"kernels": {...}, ...}) or None; a malformed or
-    other-version file is discarded with a note (hostinfo.read_cache)."""
-    return hostinfo.read_cache(calibration_path(key), version=CALIBRATION_VERSION, what="calibration cache",
+    other-version file is discarded with a note (hostcache.read_cache)."""
+    return hostcache.read_cache(calibration_path(key), version=CALIBRATION_VERSION, what="calibration cache",
                                valid=lambda d: d["machine"] == key and _valid_kernels(d),
                                unversioned=CALIBRATION_VERSION)
 
@@ -36,13 +36,13 @@ def load_calibration(key: str) -> dict | None:
 def _valid_kernels(data: dict) -> bool:
     """The stored kernels pass the cpu_simd schema (so a bad file can never fail every cpu_host use)."""
     validate(data["kernels"], SCHEMA["software"]["kernels"], source="calibration")
-    return "parallel_eff" not in data or hostinfo.positive_number(data["parallel_eff"])
+    return "parallel_eff" not in data or hostcache.positive_number(data["parallel_eff"])
 
 
 def store_calibration(key: str, data: dict) -> str:
     """Write machine `key`'s calibration (versioned, atomic); its path."""
     path = calibration_path(key)
-    hostinfo.write_json(path, {**data, "machine": key, "cache_version": CALIBRATION_VERSION})
+    hostcache.write_json(path, {**data, "machine": key, "cache_version": CALIBRATION_VERSION})
     return str(path)
 
 

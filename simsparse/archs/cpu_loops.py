@@ -1,14 +1,7 @@
 """Inner-loop throughput models of the real CPU kernels (simsparse/kernels), one function each.
 
-Each function says what one call of the kernel does, as phases run one after the other; a phase
-holds single-thread cycles per execution port and the bytes of each data stream with its working
-set. Within a phase the ports and the memory streams overlap (the slowest wins, see
-archs/cpu_cost.py); phases add. Ports:
-
-    fma     vector FMAs / fma_ports                 load    loads (vector or scalar) / load_ports
-    store   stores / store_ports                    gather  gathered elements / gather_elements_per_clk
-    chain   loop-carried latency (an accumulator that round-trips memory: fma + store forwarding)
-    serial  per-row work that does not overlap (horizontal sums, loop set-up)
+Each function says what one call of the kernel does, as phases run one after the other (the
+records, with the execution ports a phase's cycles are counted on, are in archs/cpu_phases.py).
 
 The loops modelled (see the kernels' own docstrings):
   dense     torch F.linear: MKL sgemv at batch 1 (weights streamed once, bandwidth-bound); sgemm
@@ -33,15 +26,14 @@ The loops modelled (see the kernels' own docstrings):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
 
+from simsparse.archs.cpu_phases import LoopProfile, Phase, PortCycles, Shape, Stream, row_line_bytes
 from simsparse.archs.cpu_spec import CpuSpec
 from simsparse.masks.formats import (BLOCK_BATCH, CONDENSED_COLUMNS_MAX_BATCH, CONDENSED_ROW_ID_BYTES,
                                      CONDENSED_SLICE_ROWS, CSR_INDEX_BYTES, NM_COLUMNS_MAX_BATCH, NM_OFFSET_BYTES,
                                      condensed_index_bytes, condensed_size, condensed_stored_rows, csr_size, nm_size,
                                      nm_slots_per_row, shrunk_size)
 
-CACHE_LINE_BYTES = 64
 TORCH_PARALLEL_GRAIN = 32768   # elements below which torch's element-wise ops stay on one thread
 GROUP_OVERHEAD_CLK = 30.0      # numba blocked path: per group of 8 nonzeros (loop set-up, 8 slice views, 8
                                # strided value/index loads from the 64-row slices). Measured 1 thread,
@@ -56,80 +48,6 @@ CSR_NNZ_CLK_FAST = 1.2         # ... and ~1/1.5 of that at batch 4 and 8 (whole-
 CSR_FAST_WIDTHS = (4, 8)       # (2048x1024, fan-in 154, x^T in L1, 1 thread; benchmarks/bench_kernels.py)
 DENSE_STREAM_MAX_M = 2         # MKL sgemm with m <= 2 rows streams the weights once without packing
                                # (measured: m = 2 costs what m = 1 does; m = 4 costs ~2x)
-
-
-@dataclass(frozen=True)
-class PortCycles:
-    """Single-thread cycles of a phase per execution port (module doc); `serial` never overlaps."""
-
-    fma: float = 0.0
-    load: float = 0.0
-    store: float = 0.0
-    gather: float = 0.0
-    alu: float = 0.0
-    chain: float = 0.0
-    serial: float = 0.0
-
-    @property
-    def busiest_port(self) -> float:
-        """The slowest of the overlapping ports (all but `serial`)."""
-        return max(self.fma, self.load, self.store, self.gather, self.alu, self.chain)
-
-    def scaled(self, factor: float) -> "PortCycles":
-        return PortCycles(**{f.name: getattr(self, f.name) * factor for f in fields(self)})
-
-
-@dataclass(frozen=True)
-class Stream:
-    name: str
-    bytes: float                 # bytes moved by one call, all threads together
-    working_set_bytes: float     # footprint it competes for cache with, per thread
-    first_touch: bool = True     # read once per call: comes from memory when the cache is cold
-    gathered_rows: bool = False  # short rows at data-dependent addresses (x^T rows per nonzero):
-                                 # see memory.gathered_row_efficiency
-    gather_loop: bool = False    # streamed by a gather-dot loop (its gathers hold the load ports and
-                                 # fill buffers): memory.gather_loop_efficiency of the bandwidth
-    row_bytes: float = 0.0       # gathered_rows: the bytes of one row (an L1-resident row costs its
-                                 # own bytes, not a whole line: the load ports already count it)
-    cross_core: bool = False     # lines another core just wrote (memory.cross_core_efficiency of the
-                                 # LLC's per-core bandwidth; not hidden behind the phase's compute)
-
-
-@dataclass(frozen=True)
-class Phase:
-    name: str
-    cycles: PortCycles           # single-thread cycles per port (see module doc)
-    streams: tuple[Stream, ...]
-    parallel: bool               # split over the threads
-    units: int = 1               # independent work units (rows) the split can use
-    params: str = ""             # kernel whose parameters time this phase ("" = the plan's kernel)
-    batched: bool = False        # part of the batched (m > 1) code path (KernelParams.batched_eff)
-
-
-@dataclass(frozen=True)
-class LoopProfile:
-    kernel: str
-    phases: tuple[Phase, ...]
-    calls: int                   # Python/torch/numba dispatches per call
-    threaded: bool
-    macs_issued: int
-    metadata_bytes: float
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """What a kernel needs to know about one GEMM and its mask."""
-
-    m: int                       # batch rows
-    n: int
-    k: int
-    nnz: int
-    rows_active: int             # rows with at least one nonzero
-    cols_active: int             # reduction columns with at least one nonzero
-    fan_in: int                  # max nonzeros per row (condensed stores rows_active x fan_in)
-    nm: tuple[int, int] | None   # (N, M) the nm kernel would use
-    value_bytes: int = 4
 
 
 def _lanes(spec: CpuSpec, vb: int) -> int:
@@ -227,12 +145,6 @@ def _sparse_streams(*, m: int, n: int, k: int, rows: int, per_row: int, vb: int,
                   x_ws, first_touch=m == 1, gathered_rows=m > 1, row_bytes=m * vb if m > 1 else 0.0),
            Stream("y", m * n * vb, m * n * vb / threads, first_touch=False)]
     return tuple(out)
-
-
-def row_line_bytes(row_bytes: float) -> float:
-    """Bytes the memory system moves for one gathered row of x^T: whole cache lines (a row of
-    8 fp32 = 32 B at a data-dependent address still brings in its 64 B line)."""
-    return CACHE_LINE_BYTES * math.ceil(row_bytes / CACHE_LINE_BYTES)
 
 
 TRANSPOSE_CLK_PER_ELEM = 1.5  # torch x.t().contiguous(): measured 0.55-0.7 ns per element at 2.7 GHz for

@@ -27,7 +27,8 @@ from dataclasses import replace
 from simsparse.archs import ARCH_KINDS, DYNAMIC_ARCHS, ArchModel, load_arch
 from simsparse.archs.cpu_cost import CpuPlan, PlacedPhase, latency_breakdown, place, place_phases
 from simsparse.archs.cpu_host import host_spec_data
-from simsparse.archs.cpu_loops import PROFILES, TORCH_PARALLEL_GRAIN, LoopProfile, PortCycles, Shape
+from simsparse.archs.cpu_loops import PROFILES, TORCH_PARALLEL_GRAIN
+from simsparse.archs.cpu_phases import LoopProfile, PortCycles, Shape
 from simsparse.archs.cpu_spec import KIND, parse_cpu_spec
 from simsparse.errors import PatternError, SimSparseError
 from simsparse.masks.formats import FORMATS, NM_GROUP_CHOICES

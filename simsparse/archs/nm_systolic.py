@@ -21,9 +21,10 @@ from typing import Mapping
 
 from simsparse.archs import ARCH_KINDS, ArchModel
 from simsparse.archs.systolic_folds import FoldTraffic, Pass, fold_counts, fold_traffic, temporal_pieces
-from simsparse.archs.systolic_memory import ScalesimPass, pass_timing, pass_traffic, plan_pass, total_timing
+from simsparse.archs.systolic_memory import (ScalesimPass, ScalesimTiming, pass_timing, pass_traffic, plan_pass,
+                                             total_timing)
 from simsparse.archs.systolic_patterns import Choice, choose, dense_choice
-from simsparse.archs.systolic_pipeline import closed_form, fold_stream
+from simsparse.archs.systolic_pipeline import FoldStream, closed_form, fold_stream
 from simsparse.archs.systolic_spec import SystolicSpec, spec_from_data
 from simsparse.errors import GeometryError
 from simsparse.records import ExecutionPlan, Gemm, LayerWork
@@ -135,10 +136,8 @@ class NmSystolic(ArchModel):
     def _cycles(self, payload: SystolicPlan) -> float:
         """Closed-form cycles (stalls included) of one repeat of a planned GEMM."""
         if payload.scalesim:                     # memory.reuse: scalesim (systolic_memory)
-            return total_timing([pass_timing(sp) for sp in payload.scalesim]).cycles
-        stream = fold_stream([(p.traffic, p.repeat) for p in payload.pieces],
-                             dram_bytes_per_clk=self.spec.memory.dram_bytes_per_clk)
-        return closed_form(stream, double_buffered=self.spec.memory.double_buffered).cycles
+            return scalesim_timing(payload).cycles
+        return closed_form(payload_stream(payload, self.spec), double_buffered=self.spec.memory.double_buffered).cycles
 
     def _payload(self, work: LayerWork, choice: Choice, *, nnz: float) -> SystolicPlan:
         g, s = work.gemm, self.spec
@@ -190,6 +189,16 @@ class NmSystolic(ArchModel):
             macs_dense=0, macs_effective=0, macs_issued=0,
             bytes_by_level={"dram": float(work.bytes_moved), "sram": 0.0}, metadata_bytes=0.0, payload=payload,
             notes=(f"{work.op_kind} on the vector unit, streamed from DRAM",))
+
+
+def payload_stream(payload: SystolicPlan, spec: SystolicSpec) -> FoldStream:
+    """The fold stream of one repeat of a planned GEMM on the array's DRAM interface (ideal-tiling)."""
+    return fold_stream([(p.traffic, p.repeat) for p in payload.pieces], dram_bytes_per_clk=spec.memory.dram_bytes_per_clk)
+
+
+def scalesim_timing(payload: SystolicPlan) -> ScalesimTiming:
+    """SCALE-Sim scratchpad timing of one repeat of a planned GEMM (memory.reuse: scalesim)."""
+    return total_timing([pass_timing(sp) for sp in payload.scalesim])
 
 
 def _memory_note(s: SystolicSpec, dtype_bytes: int) -> str:

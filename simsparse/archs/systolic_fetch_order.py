@@ -53,8 +53,29 @@ def _band_count(d: np.ndarray, first_row: int, end_row: int, w: int) -> np.ndarr
     return _tri_sum(d - first_row, w) - _tri_sum(d - end_row, w)
 
 
+class _StackedBlocks:
+    """`blocks` blocks of `depth` rows x `width` columns, the last one using only `last_width`."""
+
+    blocks: int
+    width: int
+    last_width: int
+
+    @property
+    def depth(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def total(self) -> int:
+        """Words of real data (the unused columns of the last block hold none)."""
+        return self.depth * (self.width * (self.blocks - 1) + self.last_width)
+
+    @property
+    def padded_total(self) -> int:
+        return self.depth * self.width * self.blocks
+
+
 @dataclass(frozen=True)
-class DiagonalOrder:
+class DiagonalOrder(_StackedBlocks):
     """Stacked blocks of t x width flattened by diagonals (see module docstring)."""
 
     blocks: int
@@ -63,12 +84,8 @@ class DiagonalOrder:
     last_width: int
 
     @property
-    def total(self) -> int:
-        return self.t * (self.width * (self.blocks - 1) + self.last_width)
-
-    @property
-    def padded_total(self) -> int:
-        return self.t * self.width * self.blocks
+    def depth(self) -> int:
+        return self.t
 
     def _before(self, d: np.ndarray) -> np.ndarray:
         """Ranks taken by diagonals < d."""
@@ -110,7 +127,7 @@ class DiagonalOrder:
 
 
 @dataclass(frozen=True)
-class RowOrder:
+class RowOrder(_StackedBlocks):
     """Column blocks of height x width flattened row by row (see module docstring)."""
 
     blocks: int
@@ -120,12 +137,8 @@ class RowOrder:
     rows: int          # array rows: a fold demands up to `rows` rows of its block
 
     @property
-    def total(self) -> int:
-        return self.height * (self.width * (self.blocks - 1) + self.last_width)
-
-    @property
-    def padded_total(self) -> int:
-        return self.height * self.width * self.blocks
+    def depth(self) -> int:
+        return self.height
 
     def _used_rows(self, fold_row: np.ndarray) -> np.ndarray:
         return np.minimum(self.rows, self.height - fold_row * self.rows)

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -310,6 +311,7 @@ def chain_stall(misses: ReadMisses, *, first: int, count: int, cycle: float) -> 
     return (first + count) * d - 1.0 - cycle + u - 1.0
 
 
+@lru_cache(maxsize=1024)   # plan ranks formats by it, then the analytic engine times the chosen pass again
 def pass_timing(sp: ScalesimPass) -> ScalesimTiming:
     """Cycles of one pass through SCALE-Sim's scratchpads, event by event (module docstring)."""
     layer, misses = sp.layer, (sp.ifmap, sp.filter)

@@ -5,16 +5,16 @@ Candidates: dense; every supported N:M pattern whose N covers the mask's measure
 row-wise N:M, where each output row takes the smallest supported N covering its own group
 maxima (rows above every choice run dense, all-zero rows are skipped), and rows of equal N
 run as one sub-GEMM (the output-channel permutation is free; for grouped convs, whose masks
-stack the groups' rows, a tier's rows are spread evenly over the groups). The winner has the fewest compute
-cycles, then the fewest weight slots, then the fewest metadata bits; slots - nnz is reported as
-the zeros a looser pattern carries.
+stack the groups' rows, a tier's rows are spread evenly over the groups). The winner has the fewest
+cycles by the model's cost (the closed form with its stalls, or SCALE-Sim's scratchpads under
+`memory.reuse: scalesim`), then the fewest compute cycles, weight slots and metadata bits;
+slots - nnz is reported as the zeros a looser pattern carries.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 

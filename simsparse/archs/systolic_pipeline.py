@@ -1,5 +1,5 @@
-"""Closed-form time of a fold stream on an `nm_systolic` array (pure math; moved here unchanged
-from engines/systolic_analytic.py so that the arch model can rank patterns by it).
+"""Closed-form time of a fold stream on an `nm_systolic` array (pure math in archs, so that the
+arch model can rank patterns by it).
 
 The layer is a stream of folds (all passes back to back). Each fold needs `fill` bytes from
 DRAM before it computes and sends `writeback` bytes to DRAM after; with double-buffered SRAMs
@@ -102,7 +102,10 @@ def three_copies(stream: FoldStream) -> tuple[FoldStream, np.ndarray]:
 
 def totals(stream: FoldStream) -> tuple[float, float, float]:
     """(compute, fill, write-back) cycles of every fold of the stream, runs counted in full."""
-    ex, wt = three_copies(stream)
+    return _weighted_totals(*three_copies(stream))
+
+
+def _weighted_totals(ex: FoldStream, wt: np.ndarray) -> tuple[float, float, float]:
     return float((ex.compute * wt).sum()), float((ex.fill * wt).sum()), float((ex.writeback * wt).sum())
 
 
@@ -110,7 +113,7 @@ def closed_form(stream: FoldStream, *, double_buffered: bool) -> Timing:
     if stream.compute.size == 0:
         return Timing(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     ex, wt = three_copies(stream)                                     # exact (module docstring)
-    c_all, d_all, w_all = totals(stream)
+    c_all, d_all, w_all = _weighted_totals(ex, wt)
     d0, w_last = float(ex.fill[0]), float(ex.writeback[-1])
     if double_buffered:
         d_next = np.append(ex.fill[1:], 0.0)

@@ -36,13 +36,12 @@ import torch
 
 from simsparse.dst.base import METHODS, Method
 from simsparse.dst.nm_mask import nm_mask
-from simsparse.masks.eligibility import check_nm
 from simsparse.dst.nm_schedule import (
     DECAY_SCHEDULES, decay_alpha, decay_steps, default_decay_coef, default_refresh_steps, is_refresh_step,
     sparse_span, structure_decay_nm,
 )
 from simsparse.errors import PatternError, SpecError
-from simsparse.masks.eligibility import NM_SUPPORT, NMSupport, check_pattern_supported, nm_eligibility
+from simsparse.masks.eligibility import NM_SUPPORT, NMSupport, check_nm, check_pattern_supported, nm_eligibility
 from simsparse.specs import Field, validate
 
 _FRACTION = dict(type=float, required=False, min=0.0, max=1.0)

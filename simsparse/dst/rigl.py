@@ -28,7 +28,8 @@ def random_mask(shape: torch.Size, *, nnz: int, generator: torch.Generator) -> t
 
 
 def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask (same shape) of the k largest entries of `score` (ties: lowest index first)."""
+    """Bool mask (same shape) of the k largest entries of `score` (ties: as torch.topk breaks them,
+    deterministic for a given input but not by index, as in the reference implementations)."""
     flat = torch.zeros(score.numel(), dtype=torch.bool)
     if k > 0:
         flat[torch.topk(score.reshape(-1), k, sorted=False).indices] = True

@@ -65,6 +65,8 @@ def make_job(*, method: str, model: str | nn.Module, data: str, sparsity: float,
         if method != "srigl":
             raise SimSparseError("--no-ablation applies to --method srigl only")
         rec = replace(rec, extra={**rec.extra, "ablation": False})
+    if nm is not None and "nm" in rec.extra:   # --nm wins over the recipe's default target: record the one used
+        rec = replace(rec, extra={**rec.extra, "nm": f"{int(nm[0])}:{int(nm[1])}"})
     bs = int(batch_size or rec.batch_size)
     if epochs is not None:
         n_train = len(load_data(data, seed=seed).train_y)

@@ -85,11 +85,12 @@ def _phase(m: _Machine, phase: PlacedPhase, params: KernelParams, threads: int, 
     env, spec = m.env, m.spec
     parallel = phase.parallel and threaded and threads > 1
     units = max(1, int(phase.units))
-    blocks = _blocks(units, threads) if parallel else [units]
-    slow = 1.0 / parallel_eff_of(spec, params) if parallel else 1.0
+    blocks = [b for b in (_blocks(units, threads) if parallel else [units]) if b > 0]
+    # the threads' efficiency, but never slower than one core alone (the closed form's max(1, ...))
+    slow = min(1.0 / parallel_eff_of(spec, params), len(blocks)) if parallel else 1.0
     # private levels: each core has its own bandwidth, so a block moves its share at per-core speed;
     # the analytic engine's aggregate bandwidth = per-core x threads is the same thing.
-    procs = [env.process(_worker(m, phase, params, b / units, slow, 1.0)) for b in blocks if b > 0]
+    procs = [env.process(_worker(m, phase, params, b / units, slow, 1.0)) for b in blocks]
     yield simpy.AllOf(env, procs)
 
 

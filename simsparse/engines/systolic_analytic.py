@@ -15,9 +15,9 @@ Layers repeated `count` times (batched matmuls) are timed once and multiplied.
 
 from __future__ import annotations
 
-from simsparse.archs.nm_systolic import KIND, NmSystolic, SystolicPlan
-from simsparse.archs.systolic_memory import ScalesimTiming, pass_timing, total_timing
-from simsparse.archs.systolic_pipeline import FoldStream, Timing, closed_form, fold_stream
+from simsparse.archs.nm_systolic import KIND, NmSystolic, SystolicPlan, payload_stream, scalesim_timing
+from simsparse.archs.systolic_memory import ScalesimTiming
+from simsparse.archs.systolic_pipeline import FoldStream, Timing, closed_form
 from simsparse.engines import register
 from simsparse.engines.common import estimate_from_plan
 from simsparse.records import Estimate, ExecutionPlan
@@ -27,8 +27,7 @@ PJ = 1e-12
 
 def plan_stream(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> FoldStream:
     """The fold stream of one repeat of a GEMM plan on this array's DRAM interface."""
-    return fold_stream([(p.traffic, p.repeat) for p in plan.payload.pieces],
-                       dram_bytes_per_clk=model.spec.memory.dram_bytes_per_clk)
+    return payload_stream(plan.payload, model.spec)
 
 
 def energy_j(plan: ExecutionPlan[SystolicPlan], model: NmSystolic, *, cycles: float) -> float:
@@ -75,7 +74,7 @@ def from_scalesim(t: ScalesimTiming) -> Timing:
 def analytic_timing(plan: ExecutionPlan[SystolicPlan], model: NmSystolic) -> Timing:
     """Closed-form timing of one repeat of a GEMM plan (stall cycles included)."""
     if plan.payload.scalesim:
-        return from_scalesim(total_timing([pass_timing(sp) for sp in plan.payload.scalesim]))
+        return from_scalesim(scalesim_timing(plan.payload))
     return closed_form(plan_stream(plan, model), double_buffered=model.spec.memory.double_buffered)
 
 

@@ -54,14 +54,3 @@ def run_grouped(prepared: GroupedPrepared, x: torch.Tensor) -> torch.Tensor:
         return torch.bmm(x, prepared.stacked.transpose(1, 2))
     impl = KERNELS.get(prepared.kernel)
     return torch.stack([impl.run(part, x[g]) for g, part in enumerate(prepared.parts)])
-
-
-def grouped_storage_bytes(prepared: GroupedPrepared) -> dict[str, int]:
-    if prepared.stacked is not None:
-        return {"values": int(prepared.stacked.numel()) * 4, "indices": 0}
-    impl = KERNELS.get(prepared.kernel)
-    out: dict[str, int] = {}
-    for part in prepared.parts:
-        for key, b in impl.storage_bytes(part).items():
-            out[key] = out.get(key, 0) + int(b)
-    return out

@@ -18,8 +18,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
 
+import numba
 import numpy as np
+import scipy
+import torch
 
+from simsparse import hostinfo
 from simsparse.errors import MeasurementError
 from simsparse.kernels.contention import load_average  # noqa: F401  (re-exported)
 
@@ -174,9 +178,6 @@ def _warm_up(fn: Callable[[], object], *, warmup: int, min_sample_s: float, flus
 @contextmanager
 def thread_count(threads: int | None) -> Iterator[int]:
     """Set torch and numba thread counts for the block, restore them afterwards."""
-    import numba
-    import torch
-
     old_torch, old_numba = torch.get_num_threads(), numba.get_num_threads()
     if threads is None:
         yield old_torch
@@ -220,8 +221,6 @@ _SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl"
 @lru_cache(maxsize=1)
 def machine_info() -> Machine:
     """This machine, from /proc/cpuinfo and sysfs (via simsparse.hostinfo); cached per process."""
-    from simsparse import hostinfo
-
     path = Path(hostinfo.PROC_CPUINFO)
     info = hostinfo.parse_cpuinfo(path.read_text() if path.exists() else "")
     caches = {f"L{c.level}{'d' if c.type == 'Data' else ''}": c.size_bytes for c in hostinfo.read_caches()}
@@ -234,9 +233,5 @@ def machine_info() -> Machine:
 
 @lru_cache(maxsize=1)
 def library_versions() -> dict[str, str]:
-    import numba
-    import scipy
-    import torch
-
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "numba": numba.__version__, "scipy": scipy.__version__}

@@ -19,9 +19,11 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from simsparse.errors import MeasurementError, PatternError, SimSparseError
 from simsparse.kernels import KERNELS
+from simsparse.kernels.cuda import cuda_kernels_for, measure_cuda_cases, require_cuda
 from simsparse.kernels.contention import (DEFAULT_MAX_NOISE, DEFAULT_MAX_WAIT_S, SYSTEM, Probe, contention_between,
                                           problem, wait_note)
 from simsparse.kernels.harness import (CACHE_MODES, Clock, Machine, Measurement, flush_bytes_for,
@@ -70,8 +72,6 @@ def run(*, device: str, gemm: tuple[int, int, int] | None, pattern: str | None, 
         raise MeasurementError(f"unknown cache mode {cache!r}; use one of: {', '.join(CACHE_MODES)}")
     cases = _cases(gemm=gemm, pattern=pattern, suite=suite, kernel=kernel)
     if device == "cuda":
-        from simsparse.kernels.cuda import cuda_kernels_for, measure_cuda_cases, require_cuda
-
         require_cuda()                 # before drawing masks: say so at once where CUDA is absent
         if kernel is None:             # every CUDA kernel the pattern suits (nm only on 2:4 masks)
             cases = tuple(replace(c, kernels=cuda_kernels_for(make_matrix(c.n, c.k, c.pattern))) for c in cases)
@@ -222,8 +222,6 @@ class _NoBar:
 def _progress_bar(total: int, *, enabled: bool):
     if not enabled:
         return _NoBar()
-    from tqdm import tqdm
-
     return tqdm(total=total, file=sys.stderr, unit="kernel", leave=False)
 
 
