@@ -191,3 +191,22 @@ def test_the_kernel_stack_does_not_charge_gemm_library_host_time_to_elementwise_
     for a, b in zip(lib.estimates, graph.estimates):
         if a.layer.startswith("relu"):
             assert a.latency_s <= b.latency_s + gap + 1e-9, (a.layer, a.latency_s, b.latency_s)
+
+
+@pytest.mark.xfail(strict=True, reason="an N:M pattern whose K is not a multiple of M is refused with 'dense, N:M, "
+                                       "fanin and channels patterns need no mask', which it is one of; the message "
+                                       "should say K must be a multiple of M (graph/synthetic.synthetic_gemm_work, "
+                                       "masks/closed_form)")
+def test_refusing_a_huge_nm_gemm_names_the_real_reason():
+    with pytest.raises(SimSparseError) as err:
+        api.evaluate(arch="h100_2to4", gemm="1,100000,100002", pattern="2:4")
+    assert "N:M" not in str(err.value).split(";")[-1]
+
+
+@pytest.mark.xfail(strict=True, reason="train --method nm-mask-decay --nm 2:4 --sparsity 0.9 silently trains 2:4 "
+                                       "(fc2 density 0.5): the conflicting --sparsity is ignored, not refused "
+                                       "(api.jobs.train / dst.train.run)")
+def test_an_nm_target_that_contradicts_the_sparsity_is_refused(tmp_path):
+    with pytest.raises(SimSparseError):
+        api.train(method="nm-mask-decay", nm="2:4", model="mlp", data="synthetic", sparsity=0.9, steps=1,
+                  out=tmp_path / "x.pt", progress=False)
