@@ -172,14 +172,16 @@ def report_table(r: Report, *, max_rows: int = 60) -> str:
 def report_csv(reports: Iterable[Report]) -> str:
     buf = io.StringIO()
     cols = ["arch", "engine", "dtype", "name", "m", "n", "k", "format", "density", *NUMERIC_KEYS,
-            "dense_latency_s", "speedup", "bound", "bytes_total", "notes", "software", "error_low", "error_high"]
+            "dense_latency_s", "speedup", "bound", "bytes_total", "notes", "software", "error_low", "error_high",
+            "source"]                      # added last: the columns before it keep their places
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
     w.writeheader()
     for r in reports:
         pairs = list(zip(r.estimates, r.dense_estimates)) + [(r.total, r.dense_total)]
         for e, d in pairs:
             row = {k: v for k, v in estimate_row(e).items() if k in cols}
-            row.update(arch=r.arch, engine=r.engine, dtype=r.dtype, software=r.software, dense_latency_s=d.latency_s,
+            row.update(source=source_of(r), arch=r.arch, engine=r.engine, dtype=r.dtype, software=r.software,
+                       dense_latency_s=d.latency_s,
                        speedup=(d.latency_s / e.latency_s) if e.latency_s > 0 else "",
                        bytes_total=sum(e.bytes_by_level.values()), notes="; ".join(e.notes),
                        error_low=e.error_band.latency_low if e.error_band else "",
@@ -198,12 +200,21 @@ def render_reports(reports: Sequence[Report], fmt: str) -> str:
     return compare_table(reports)
 
 
+def source_of(r: Report) -> str:
+    """What a report estimated: the checkpoint's path, the workload's name, or `gemm:M,N,K`."""
+    if r.provenance.get("checkpoint"):
+        return str(r.provenance["checkpoint"])
+    if r.provenance.get("workload"):
+        return str(r.provenance["workload"])
+    gemm = r.provenance.get("gemm")
+    return "gemm:" + ",".join(map(str, gemm)) if gemm else "-"
+
+
 def compare_table(reports: Sequence[Report]) -> str:
     rows = []
     for r in reports:
-        src = r.provenance.get("checkpoint") or r.provenance.get("workload") or "-"
         t = r.total
-        rows.append([Path(str(src)).name, r.arch, r.dtype, f"{t.density:.3f}", _si(t.flops_dense),
+        rows.append([Path(source_of(r)).name, r.arch, r.dtype, f"{t.density:.3f}", _si(t.flops_dense),
                      _si(t.flops_executed), _time(t.latency_s), _time(r.dense_total.latency_s),
                      f"{r.speedup_vs_dense:.2f}x"])
     return table(rows, ["checkpoint", "arch", "dtype", "density", "flops dense", "flops exec", "latency", "dense",

@@ -18,7 +18,7 @@ import io
 import json
 import math
 from collections import Counter
-from dataclasses import fields
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -250,6 +250,11 @@ def to_json(data: ReportData) -> str:
     return json_text(data) + "\n"
 
 
+def _structured(value: Any) -> bool:
+    """A CSV cell that holds more than one value (a mapping, a sequence, a record): written as JSON."""
+    return isinstance(value, (dict, list, tuple, Mapping)) or (is_dataclass(value) and not isinstance(value, type))
+
+
 def records_csv(records: Sequence[Any], extra: Mapping[str, Any] | None = None) -> str:
     """One CSV line per record (its fields, plus `extra` {column: function of the record})."""
     buf = io.StringIO()
@@ -259,8 +264,7 @@ def records_csv(records: Sequence[Any], extra: Mapping[str, Any] | None = None) 
         w.writerow(cols)
         for r in records:
             vals = [getattr(r, f.name) for f in fields(r)] + [fn(r) for fn in (extra or {}).values()]
-            w.writerow(["" if v is None else json.dumps(plain(v)) if isinstance(v, (dict, list, tuple)) else v
-                        for v in vals])
+            w.writerow(["" if v is None else json.dumps(plain(v)) if _structured(v) else v for v in vals])
     return buf.getvalue()
 
 

@@ -5,7 +5,8 @@ Every number is finite and non-negative, effective FLOPs never exceed dense FLOP
 runs at exactly the dense baseline, the `kernel` stack is never slower than `pytorch-eager` on the
 same layer and format, the cycle engine stays within the kind's declared tolerance of the analytic
 one on compute-bound GEMMs, and the CLI's JSON and CSV parse. Cases that fail on main today are
-marked `xfail(strict=True)` with the bug they show.
+marked `xfail(strict=True)` with the bug they show (none at the moment: each bug found was fixed with the
+mark removed).
 """
 
 from __future__ import annotations
@@ -137,8 +138,6 @@ def test_an_impossible_request_is_one_line_on_stderr_and_exit_2(capsys, argv):
     assert code == 2 and len(err.strip().splitlines()) == 1 and not out
 
 
-@pytest.mark.xfail(strict=True, reason="--batch is silently ignored with --gemm: m stays M (api.core.evaluate "
-                                       "never reads batch on the --gemm path); it should scale M or be refused")
 def test_batch_with_a_lone_gemm_is_not_silently_ignored():
     try:
         rep = api.evaluate(arch="a100_2to4", gemm=SMALL_GEMM, pattern="2:4", batch=8)
@@ -147,8 +146,6 @@ def test_batch_with_a_lone_gemm_is_not_silently_ignored():
     assert rep.estimates[0].m == 8 * 64
 
 
-@pytest.mark.xfail(strict=True, reason="compare --format csv has no checkpoint/source column: the rows of "
-                                       "two checkpoints on one arch cannot be told apart (report.report_csv)")
 def test_compare_csv_tells_the_networks_apart():
     reports = [api.evaluate(arch="a100_2to4", workload=w, pattern="2:4") for w in ("mlp", "cnn")]
     rows = list(csv.DictReader(io.StringIO(report.render_reports(reports, "csv"))))
@@ -157,9 +154,6 @@ def test_compare_csv_tells_the_networks_apart():
                 for r in totals}) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="report's summary.csv writes error_band as a Python repr "
-                                       "'ErrorBand(latency_low=...)' (report_data.records_csv serialises only "
-                                       "dicts/lists/tuples as JSON, not frozen records)")
 def test_report_csv_cells_holding_an_error_band_are_machine_readable():
     from dataclasses import make_dataclass
 
@@ -169,20 +163,12 @@ def test_report_csv_cells_holding_an_error_band_are_machine_readable():
     assert json.loads(cell)["latency_low"] == -0.1
 
 
-@pytest.mark.xfail(strict=True, reason="GPU memory-bound ops: the bound compares host time with device time that "
-                                       "includes the stack's launch gaps, so a 1x256 ReLU at 8.4 us under "
-                                       "pytorch-eager (~all launch/dispatch) is labelled 'memory' and report's "
-                                       "overhead_share is 0 (engines/gpu_analytic.stream_estimate)")
 def test_a_tiny_elementwise_op_under_eager_pytorch_is_labelled_overhead_bound():
     rep = api.evaluate(arch="a100_2to4", workload="mlp", pattern="dense", software="pytorch-eager")
     relu = next(e for e in rep.estimates if e.layer.startswith("relu"))
     assert relu.bound == "overhead"
 
 
-@pytest.mark.xfail(strict=True, reason="the 'kernel' stack (device time, no host time) charges non-GEMM memory ops "
-                                       "cuBLASLt's host overhead (software.profiles.kernel.dense.host_overhead_s, "
-                                       "8.33 us on h100_2to4): a layernorm costs 8.33 us vs 1.6 us under "
-                                       "pytorch-graph (archs/gpu_call.host_s via engines/gpu_analytic.stream_estimate)")
 def test_the_kernel_stack_does_not_charge_gemm_library_host_time_to_elementwise_ops():
     lib = api.evaluate(arch="h100_2to4", workload="mlp", pattern="dense", software="kernel")
     graph = api.evaluate(arch="h100_2to4", workload="mlp", pattern="dense", software="pytorch-graph")
@@ -193,20 +179,28 @@ def test_the_kernel_stack_does_not_charge_gemm_library_host_time_to_elementwise_
             assert a.latency_s <= b.latency_s + gap + 1e-9, (a.layer, a.latency_s, b.latency_s)
 
 
-@pytest.mark.xfail(strict=True, reason="an N:M pattern whose K is not a multiple of M is refused with 'dense, N:M, "
-                                       "fanin and channels patterns need no mask', which it is one of; the message "
-                                       "should say K must be a multiple of M (graph/synthetic.synthetic_gemm_work, "
-                                       "masks/closed_form)")
 def test_refusing_a_huge_nm_gemm_names_the_real_reason():
     with pytest.raises(SimSparseError) as err:
         api.evaluate(arch="h100_2to4", gemm="1,100000,100002", pattern="2:4")
     assert "N:M" not in str(err.value).split(";")[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="train --method nm-mask-decay --nm 2:4 --sparsity 0.9 silently trains 2:4 "
-                                       "(fc2 density 0.5): the conflicting --sparsity is ignored, not refused "
-                                       "(api.jobs.train / dst.train.run)")
 def test_an_nm_target_that_contradicts_the_sparsity_is_refused(tmp_path):
     with pytest.raises(SimSparseError):
         api.train(method="nm-mask-decay", nm="2:4", model="mlp", data="synthetic", sparsity=0.9, steps=1,
                   out=tmp_path / "x.pt", progress=False)
+
+
+@pytest.mark.parametrize("arch, kernel", [("a100_2to4", "2:4"), ("cpu_host", "nm")])
+def test_a_forced_kernel_runs_the_masked_layers_and_leaves_a_layer_without_a_mask_dense(tmp_path, arch, kernel):
+    from simsparse.graph.catalog import load_workload
+    from simsparse.masks import native
+    from simsparse.masks.synthetic import two_four_checkerboard
+
+    path = tmp_path / "partial.pt"        # the classifier kept dense, as the N:M recipes keep it
+    masks = {"fc1.weight": two_four_checkerboard(256, 64), "fc2.weight": two_four_checkerboard(256, 256)}
+    native.save(path, masks=masks, geometry=load_workload("mlp"), meta={"method": "nm"})
+    rep = api.evaluate(arch=arch, mask=str(path), kernel=kernel, allow_partial=True)
+    layers = {e.layer: e for e in rep.estimates}
+    assert layers["fc2.weight"].format == kernel
+    assert layers["fc3.weight"].format == "dense" and any("no mask" in n for n in layers["fc3.weight"].notes)

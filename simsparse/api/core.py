@@ -115,10 +115,21 @@ def mask_works(*, mask_path: str | Path, workload: str | Workload | None, batch:
 
 def estimate_works(*, model: ArchModel, works: Sequence[LayerWork], engine: str, dense: bool = False,
                    kernel: str | None = None, progress: bool = False) -> list[Estimate]:
-    """Every layer planned on `model` (the dense baseline with `dense`) and timed by `engine`."""
+    """Every layer planned on `model` (the dense baseline with `dense`) and timed by `engine`. A forced
+    `kernel` applies to the layers that have a mask; a layer without one (a classifier a recipe kept
+    dense) runs dense, and its notes say so."""
+    masked = any(w.pattern is not None for w in works if w.gemm is not None)
+    if kernel not in (None, "dense") and not dense and not masked:
+        raise SimSparseError(f"--kernel {kernel} runs masked layers, and every layer here is dense; give a sparse "
+                             "--pattern or --mask, or leave --kernel out")
     out = []
     for work in tqdm(works, desc="dense" if dense else "layers", disable=not progress, leave=False):
-        out.append(engines.estimate(model.plan(work, dense=dense, kernel=kernel), model, engine))
+        forced = kernel if work.pattern is not None or work.gemm is None else None
+        plan = model.plan(work, dense=dense, kernel=forced)
+        if forced != kernel and not dense:
+            plan = replace(plan, notes=plan.notes + (f"--kernel {kernel} applies to masked layers: this one has no "
+                                                     "mask and runs dense",))
+        out.append(engines.estimate(plan, model, engine))
     return out
 
 
@@ -214,6 +225,9 @@ def evaluate(*, arch: str, mask: str | Path | None = None, workload: str | Workl
                                  residual_policy=residual_policy, strict=strict)
         provenance.update(prov)
     elif gemm is not None:
+        if batch != 1:
+            raise SimSparseError(f"--batch {batch} does not apply to --gemm M,N,K: M is the GEMM's rows (the batch "
+                                 "times the tokens or pixels per sample); give it in M and leave --batch out")
         m, n, k = parse_gemm(gemm)
         check_pattern_fits(parse_pattern(pattern), reduction=k, what="--pattern")
         works = [synthetic_gemm_work(m=m, n=n, k=k, pattern=pattern, dtype=dtype, seed=seed)]

@@ -38,6 +38,9 @@ def _check_inputs(*, method: str, sparsity: float, nm: tuple[int, int] | None, s
             raise SimSparseError(f"--nm {nm} is invalid; give N:M with 1 <= N <= M, e.g. --nm 2:4")
     if method in NM_METHODS and nm is None:
         raise SimSparseError(f"method {method} needs an N:M target; pass --nm N:M (e.g. --nm 1:8)")
+    if method in NM_METHODS and float(sparsity) and abs(float(sparsity) - (1 - nm[0] / nm[1])) > 1e-6:
+        raise SimSparseError(f"--sparsity {sparsity} contradicts --nm {nm[0]}:{nm[1]} (sparsity {1 - nm[0] / nm[1]:g}): "
+                             f"method {method} takes its sparsity from --nm; give --sparsity {1 - nm[0] / nm[1]:g}")
     if (steps is None) == (epochs is None):
         raise SimSparseError("give exactly one of --steps or --epochs")
     if (steps is not None and steps < 1) or (epochs is not None and epochs < 1):

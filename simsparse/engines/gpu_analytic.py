@@ -23,11 +23,13 @@ from simsparse.records import Estimate, ExecutionPlan
 def stream_estimate(plan: ExecutionPlan[GpuPlan], model: GpuSparseTensorCore, *, engine: str) -> Estimate:
     """A memory-bound kernel: bytes over HBM bandwidth + latency + a launch gap, against the host time."""
     spec = model.spec
-    device = stream_kernel_s(spec, plan.payload.stream_bytes) + spec.launch_gap_s
+    stream = stream_kernel_s(spec, plan.payload.stream_bytes)
     host = spec.profile.op_host_overhead_s              # the stack's dispatch of an op (no library call)
-    latency = max(device, host)
+    latency = max(stream + spec.launch_gap_s, host)
+    # memory-bound only where moving the bytes outlasts both the launch gap and the dispatch
+    bound = "memory" if stream >= max(host, spec.launch_gap_s) else "overhead"
     return estimate_from_plan(plan, engine=engine, latency_s=latency, cycles=latency * spec.clock_hz,
-                              bound="overhead" if host > device else "memory", software=spec.software,
+                              bound=bound, software=spec.software,
                               error_band=memory_band(spec.name, spec.software))
 
 

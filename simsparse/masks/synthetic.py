@@ -90,9 +90,13 @@ def _kept_rows(rows: int, density: float, rng: np.random.Generator) -> np.ndarra
 def check_drawable(rows: int, cols: int, spec: PatternSpec) -> None:
     """Refuse to draw a mask larger than MAX_SYNTHETIC_WEIGHTS (one line, before any allocation)."""
     if rows * cols > MAX_SYNTHETIC_WEIGHTS:
+        if spec.kind == "nm" and cols % spec.m:
+            why = (f"an N:M mask is known without drawing only when the reduction ({cols}) is a multiple of M "
+                   f"({spec.m}); pad it to {-(-cols // spec.m) * spec.m} or use a smaller layer")
+        else:
+            why = "dense, N:M, fanin and channels patterns need no mask, or use a smaller layer"
         raise PatternError(f"pattern {spec.text} on a {rows} x {cols} weight: its mask must be drawn, and "
-                           f"{rows * cols} weights is more than the {MAX_SYNTHETIC_WEIGHTS} drawn in memory; "
-                           "dense, N:M, fanin and channels patterns need no mask, or use a smaller layer")
+                           f"{rows * cols} weights is more than the {MAX_SYNTHETIC_WEIGHTS} drawn in memory; {why}")
 
 
 def make_matrix(rows: int, cols: int, pattern: str | PatternSpec, *, seed: int = 0) -> np.ndarray:
